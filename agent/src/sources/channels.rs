@@ -1,0 +1,1 @@
+//! Channel counts (rx, tx, combined) over ethtool netlink.

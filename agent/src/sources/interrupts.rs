@@ -1,0 +1,1 @@
+//! /proc/interrupts: per-IRQ per-CPU counts, chip, hwirq and action names.

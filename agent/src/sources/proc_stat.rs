@@ -1,0 +1,1 @@
+//! /proc/stat: per-CPU softirq time.

@@ -1,0 +1,1 @@
+//! Per-queue packets and bytes from the netdev generic-netlink family (qstats, Linux 6.9+).

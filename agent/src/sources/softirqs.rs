@@ -1,0 +1,1 @@
+//! /proc/softirqs: per-CPU softirq counts (NET_RX, NET_TX, ...).

@@ -1,0 +1,1 @@
+//! net.core and net.ipv4 sysctls that shape RX processing.

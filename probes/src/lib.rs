@@ -1,0 +1,1 @@
+//! skewscope eBPF probes (filled in by the probes work).

@@ -1,0 +1,1 @@
+//! Shadow replay of candidate reuseport selectors (issue 5).
