@@ -13,6 +13,7 @@ pub mod ethtool_stats;
 pub mod qstats;
 pub mod links;
 pub mod sysfs_net;
+pub mod cpus;
 pub mod irq_affinity;
 pub mod sysctls;
 

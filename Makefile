@@ -1,0 +1,40 @@
+# skewscope: `make run` and `make test` set up everything they need (via `make deps`).
+CARGO ?= cargo
+BIN := target/release/skewscope
+ARGS ?=
+
+.PHONY: deps build run test test-unit golden bench lab fmt lint doctor clean
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(CARGO) build --release --bin skewscope
+
+run: build
+	$(BIN) run $(ARGS)
+
+doctor: build
+	$(BIN) doctor
+
+# Every test: parsers over real fixtures, live kernel tests (root: eBPF, netlink, netns
+# labs), the golden end-to-end test. Privileged tests run for real where they can.
+test: deps
+	$(CARGO) test --workspace --no-fail-fast
+
+# Re-write the golden files of the end-to-end tests from the current binary.
+golden: deps
+	UPDATE_GOLDEN=1 $(CARGO) test -p skewscope --test golden
+
+bench: deps
+	$(CARGO) bench -p skewscope --bench cycle
+
+fmt:
+	$(CARGO) fmt --all
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,292 @@
+//! One collection cycle: every source is read (each timed, each allowed to fail alone)
+//! into a [`Snapshot`]. The model and sinks run after; nothing here knows of them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::error::SourceError;
+use crate::snapshot::{DeviceFacts, QueueCounters, Snapshot, SourceOutcome, SourceStatus};
+use crate::sources::{
+    channels, cpus, ethtool_rss, ethtool_stats, interrupts, irq_affinity, irq_map, proc_stat,
+    qstats, softirqs, softnet, sysctls, sysfs_net, HostRoot,
+};
+
+#[derive(Debug, Clone)]
+pub struct CollectOptions {
+    pub root: HostRoot,
+    /// Captured `ethtool -S`/`ethtool -x` outputs named like a sosreport's
+    /// sos_commands/networking (`ethtool_-S_DEV`, `ethtool_-x_DEV`).
+    pub ethtool_dir: Option<PathBuf>,
+    /// Whether to attach the eBPF probes (live roots only).
+    pub probes: bool,
+    /// Only these devices (all multi-queue or bus-backed devices when empty).
+    pub devices: Vec<String>,
+}
+
+impl CollectOptions {
+    pub fn new(root: HostRoot) -> Self {
+        Self {
+            root,
+            ethtool_dir: None,
+            probes: true,
+            devices: Vec::new(),
+        }
+    }
+
+    /// Live-kernel sources (netlink, ioctl, eBPF) describe the running kernel, so they are
+    /// only asked when the roots are the running kernel's own.
+    pub fn live_kernel(&self) -> bool {
+        self.root.is_live()
+    }
+}
+
+/// Reads sources cycle after cycle; holds what must outlive a cycle (attached probes).
+pub struct Collector {
+    opts: CollectOptions,
+    softirq_probe: Result<skewscope_probes::SoftirqTimeProbe, String>,
+}
+
+const SKIPPED_NOT_LIVE: &str = "skipped: --procfs/--sysfs point away from the running kernel";
+
+impl Collector {
+    pub fn new(opts: CollectOptions) -> Self {
+        let softirq_probe = if !opts.live_kernel() {
+            Err(SKIPPED_NOT_LIVE.to_string())
+        } else if !opts.probes {
+            Err("skipped: probes disabled".to_string())
+        } else {
+            skewscope_probes::SoftirqTimeProbe::load().map_err(|e| e.to_string())
+        };
+        Self {
+            opts,
+            softirq_probe,
+        }
+    }
+
+    pub fn options(&self) -> &CollectOptions {
+        &self.opts
+    }
+
+    pub fn collect(&mut self) -> Snapshot {
+        let taken_at = Instant::now();
+        let root = &self.opts.root;
+        let live = self.opts.live_kernel();
+        let mut s = Sources::default();
+
+        let interrupts = s.attempt("proc_interrupts", || interrupts::read(root));
+        let softirqs = s.attempt("proc_softirqs", || softirqs::read(root));
+        let proc_stat = s.attempt("proc_stat", || proc_stat::read(root));
+        let softnet = s.attempt("softnet_stat", || softnet::read(root));
+        let online_cpus = s.attempt("cpu_online", || cpus::read_online(root));
+        let cpu_nodes = s
+            .attempt("numa_nodes", || cpus::read_numa_nodes(root))
+            .unwrap_or_default();
+        let sysctls = s.attempt("sysctls", || sysctls::read(root));
+
+        let softirq_time = match &self.softirq_probe {
+            Ok(probe) => s.attempt("ebpf_softirq_time", || {
+                probe.read().map_err(|e| SourceError::Kernel {
+                    what: "softirq_time probe".into(),
+                    msg: e.to_string(),
+                })
+            }),
+            Err(why) => {
+                s.record("ebpf_softirq_time", Err(why.clone()), 0);
+                None
+            }
+        };
+
+        let qstats = if live {
+            s.attempt("netdev_qstats", || qstats::read_queue_stats(None))
+        } else {
+            s.skip("netdev_qstats");
+            None
+        };
+        let channels: BTreeMap<String, channels::Channels> = if live {
+            s.attempt("ethtool_channels", channels::read_all_blocking)
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        } else {
+            s.skip("ethtool_channels");
+            BTreeMap::new()
+        };
+
+        let names = s
+            .attempt("sysfs_net", || sysfs_net::list_devices(root))
+            .unwrap_or_default();
+        let mut devices = Vec::new();
+        for name in names {
+            if !self.opts.devices.is_empty() && !self.opts.devices.contains(&name) {
+                continue;
+            }
+            let Some(sys) = s.attempt(&format!("sysfs_net/{name}"), || {
+                sysfs_net::read_device(root, &name)
+            }) else {
+                continue;
+            };
+            if self.opts.devices.is_empty() && !sys.has_device && sys.rx_queues.len() < 2 {
+                continue; // loopback, tunnels, single-queue virtual devices
+            }
+            devices.push(self.device_facts(&mut s, sys, interrupts.as_ref(), qstats.as_deref(), &channels));
+        }
+
+        Snapshot {
+            taken_at,
+            interrupts,
+            softirqs,
+            proc_stat,
+            softnet,
+            softirq_time,
+            online_cpus,
+            cpu_nodes,
+            sysctls,
+            devices,
+            sources: s.statuses,
+        }
+    }
+
+    fn device_facts(
+        &self,
+        s: &mut Sources,
+        sys: sysfs_net::NetDevice,
+        interrupts: Option<&interrupts::Interrupts>,
+        qstats: Option<&[qstats::QueueStats]>,
+        channels: &BTreeMap<String, channels::Channels>,
+    ) -> DeviceFacts {
+        let root = &self.opts.root;
+        let live = self.opts.live_kernel();
+        let name = sys.name.clone();
+
+        let queue_irqs = match interrupts {
+            Some(ints) => {
+                let hints = irq_map::read_hints(root, &name);
+                irq_map::map_queue_irqs(ints, std::slice::from_ref(&hints))
+            }
+            None => Vec::new(),
+        };
+        let mut irq_affinity = BTreeMap::new();
+        for irq in queue_irqs.iter().map(|q| q.irq) {
+            if let Ok(aff) = irq_affinity::read(root, irq) {
+                irq_affinity.insert(irq, aff);
+            }
+        }
+
+        let mut queue_counters = Vec::new();
+        let mut rss = None;
+        if live {
+            rss = s.attempt(&format!("ethtool_rss/{name}"), || ethtool_rss::read(&name));
+            if let (Some(all), Some(ifindex)) = (qstats, sys.ifindex) {
+                queue_counters = all
+                    .iter()
+                    .filter(|q| q.ifindex == ifindex && q.queue_type == qstats::QueueType::Rx)
+                    .map(|q| QueueCounters {
+                        queue: q.queue,
+                        rx_packets: q.packets,
+                        rx_bytes: q.bytes,
+                        source: "netdev_qstats",
+                    })
+                    .collect();
+            }
+            if queue_counters.iter().all(|q| q.rx_packets.is_none()) {
+                if let Some(stats) = s.attempt(&format!("ethtool_stats/{name}"), || {
+                    ethtool_stats::read_ioctl(&name)
+                }) {
+                    queue_counters = from_driver_stats(&stats.stats, "ethtool_stats");
+                }
+            }
+        } else if let Some(dir) = &self.opts.ethtool_dir {
+            let x = dir.join(format!("ethtool_-x_{name}"));
+            if x.exists() {
+                rss = s.attempt(&format!("ethtool_rss/{name}"), || {
+                    crate::sources::read_parsed(&x, ethtool_rss::parse_ethtool_x)
+                });
+            }
+            let stats_path = dir.join(format!("ethtool_-S_{name}"));
+            if stats_path.exists() {
+                if let Some(stats) = s.attempt(&format!("ethtool_stats/{name}"), || {
+                    crate::sources::read_parsed(&stats_path, ethtool_stats::parse_ethtool_s)
+                }) {
+                    queue_counters = from_driver_stats(&stats, "ethtool_text");
+                }
+            }
+        }
+
+        DeviceFacts {
+            channels: channels.get(&name).cloned(),
+            sys,
+            queue_irqs,
+            irq_affinity,
+            rss,
+            queue_counters,
+        }
+    }
+}
+
+fn from_driver_stats(stats: &[(String, u64)], source: &'static str) -> Vec<QueueCounters> {
+    ethtool_stats::rx_queue_packets(stats)
+        .into_iter()
+        .map(|q| QueueCounters {
+            queue: q.queue,
+            rx_packets: q.rx_packets,
+            rx_bytes: q.rx_bytes,
+            source,
+        })
+        .collect()
+}
+
+/// Runs sources and records how each fared.
+#[derive(Default)]
+struct Sources {
+    statuses: Vec<SourceStatus>,
+}
+
+impl Sources {
+    fn attempt<T>(&mut self, name: &str, read: impl FnOnce() -> Result<T, SourceError>) -> Option<T> {
+        let start = Instant::now();
+        let result = read();
+        let duration_us = start.elapsed().as_micros() as u64;
+        match result {
+            Ok(v) => {
+                self.record(name, Ok(()), duration_us);
+                Some(v)
+            }
+            Err(e) => {
+                log::debug!("source {name}: {e}");
+                let outcome = match &e {
+                    SourceError::Unsupported { .. } | SourceError::NotFound { .. } => {
+                        SourceOutcome::Unsupported
+                    }
+                    _ => SourceOutcome::Failed,
+                };
+                self.statuses.push(SourceStatus {
+                    name: name.to_string(),
+                    status: outcome,
+                    error: Some(e.to_string()),
+                    duration_us,
+                });
+                None
+            }
+        }
+    }
+
+    fn skip(&mut self, name: &str) {
+        self.record(name, Err(SKIPPED_NOT_LIVE.to_string()), 0);
+    }
+
+    /// Ok, or an error text starting with "skipped" (skipped) or anything else (failed).
+    fn record(&mut self, name: &str, result: Result<(), String>, duration_us: u64) {
+        let (status, error) = match result {
+            Ok(()) => (SourceOutcome::Ok, None),
+            Err(e) if e.starts_with("skipped") => (SourceOutcome::Skipped, Some(e)),
+            Err(e) => (SourceOutcome::Failed, Some(e)),
+        };
+        self.statuses.push(SourceStatus {
+            name: name.to_string(),
+            status,
+            error,
+            duration_us,
+        });
+    }
+}

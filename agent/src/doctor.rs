@@ -1,0 +1,2 @@
+//! `skewscope doctor` (in progress).
+pub fn main(_root: &crate::sources::HostRoot, _json: bool) -> anyhow::Result<()> { Ok(()) }

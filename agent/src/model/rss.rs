@@ -1,0 +1,274 @@
+//! Snapshot (of a window, or since boot) → the RSS-polarization part of the report.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::indices::{self, SpiInputs, SpiWeights};
+use crate::report::{
+    ChannelsReport, CpuReport, DeviceIndices, DeviceReport, HostIndices, HostReport, Report,
+    RssReport, RxQueueReport, SoftnetReport, SNAPSHOT_SCHEMA,
+};
+use crate::snapshot::{DeviceFacts, Snapshot};
+use crate::sources::irq_map::QueueIrqKind;
+
+/// Model settings that change numbers, not collection.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ModelConfig {
+    pub spi_weights: SpiWeights,
+    /// USER_HZ for /proc/stat ticks (sysconf(_SC_CLK_TCK); 100 on every mainstream arch).
+    pub user_hz: u64,
+}
+
+impl ModelConfig {
+    pub fn new() -> Self {
+        Self {
+            spi_weights: SpiWeights::default(),
+            user_hz: 100,
+        }
+    }
+}
+
+pub fn build_report(snap: &Snapshot, window_secs: Option<f64>, cfg: &ModelConfig) -> Report {
+    let cpus = cpu_reports(snap, cfg);
+    let devices = snap.devices.iter().map(|d| device_report(d, snap)).collect();
+    let host = host_report(snap, &cpus, cfg);
+    Report {
+        schema: SNAPSHOT_SCHEMA,
+        window_secs,
+        cpus,
+        devices,
+        host,
+        sources: snap.sources.clone(),
+    }
+}
+
+fn cpu_reports(snap: &Snapshot, cfg: &ModelConfig) -> Vec<CpuReport> {
+    // The CPU set: /proc/softirqs lists every possible CPU; fall back to other sources.
+    let mut cpus: BTreeSet<u32> = BTreeSet::new();
+    if let Some(s) = &snap.softirqs {
+        cpus.extend(&s.cpus);
+    }
+    if let Some(sn) = &snap.softnet {
+        cpus.extend(sn.iter().map(|c| c.cpu));
+    }
+    if cpus.is_empty() {
+        if let Some(online) = &snap.online_cpus {
+            cpus.extend(online);
+        }
+    }
+
+    let per_cpu = |row: Option<&[u64]>, cpu: u32| -> Option<u64> {
+        let s = snap.softirqs.as_ref()?;
+        let i = s.cpus.iter().position(|&c| c == cpu)?;
+        row?.get(i).copied()
+    };
+    let net_rx = snap.softirqs.as_ref().and_then(|s| s.net_rx());
+    let net_tx = snap.softirqs.as_ref().and_then(|s| s.net_tx());
+    let net_rx_total: u64 = net_rx.map(|r| r.iter().sum()).unwrap_or(0);
+    let ms_per_tick = 1000 / cfg.user_hz.max(1);
+
+    cpus.into_iter()
+        .map(|cpu| {
+            let rx = per_cpu(net_rx, cpu);
+            CpuReport {
+                cpu,
+                net_rx_softirqs: rx,
+                net_tx_softirqs: per_cpu(net_tx, cpu),
+                softirq_time_ms: snap
+                    .proc_stat
+                    .as_ref()
+                    .and_then(|p| p.cpus.iter().find(|c| c.cpu == cpu))
+                    .map(|c| c.softirq * ms_per_tick),
+                net_rx_time_us: snap
+                    .softirq_time
+                    .as_ref()
+                    .and_then(|t| t.iter().find(|c| c.cpu == cpu))
+                    .map(|c| c.net_rx_ns / 1000),
+                softnet: snap
+                    .softnet
+                    .as_ref()
+                    .and_then(|s| s.iter().find(|c| c.cpu == cpu))
+                    .map(|c| SoftnetReport {
+                        processed: c.processed.into(),
+                        dropped: c.dropped.into(),
+                        time_squeeze: c.time_squeeze.into(),
+                        received_rps: c.received_rps.map(u64::from),
+                        flow_limit_count: c.flow_limit_count.map(u64::from),
+                        backlog_len: c.backlog_len.map(u64::from),
+                    }),
+                net_rx_share: rx
+                    .filter(|_| net_rx_total > 0)
+                    .map(|n| n as f64 / net_rx_total as f64),
+            }
+        })
+        .collect()
+}
+
+fn host_report(snap: &Snapshot, cpus: &[CpuReport], cfg: &ModelConfig) -> HostReport {
+    let net_rx: Vec<u64> = cpus.iter().filter_map(|c| c.net_rx_softirqs).collect();
+    let softnet = cpus.iter().filter_map(|c| c.softnet.as_ref());
+    let (mut squeeze, mut dropped, mut processed) = (0, 0, 0);
+    for s in softnet {
+        squeeze += s.time_squeeze;
+        dropped += s.dropped;
+        processed += s.processed;
+    }
+    let spi = indices::spi(
+        SpiInputs {
+            net_rx_per_cpu: &net_rx,
+            time_squeeze: squeeze,
+            dropped,
+            processed,
+        },
+        cfg.spi_weights,
+    );
+    let loads: Vec<f64> = net_rx.iter().map(|&n| n as f64).collect();
+    HostReport {
+        indices: HostIndices {
+            spi,
+            net_rx_cpu_qpi: indices::qpi(&loads),
+        },
+        sysctls: snap.sysctls.clone(),
+    }
+}
+
+fn device_report(dev: &DeviceFacts, snap: &Snapshot) -> DeviceReport {
+    let ints = snap.interrupts.as_ref();
+
+    // The queue set: sysfs rx queues, queues with an RX-capable IRQ, queues with counters.
+    let mut queues: BTreeSet<u32> = dev.sys.rx_queues.iter().map(|q| q.queue).collect();
+    queues.extend(
+        dev.queue_irqs
+            .iter()
+            .filter(|q| q.kind != QueueIrqKind::Tx)
+            .map(|q| q.queue),
+    );
+    queues.extend(dev.queue_counters.iter().map(|q| q.queue));
+
+    let ring_count = dev
+        .channels
+        .as_ref()
+        .and_then(|c| c.combined.or(c.rx))
+        .or_else(|| dev.rss.as_ref().and_then(|r| r.rx_rings))
+        .map(|n| n as usize)
+        .unwrap_or(queues.len());
+    let table_shares = dev
+        .rss
+        .as_ref()
+        .filter(|r| !r.indirection.is_empty())
+        .map(|r| indices::table_shares(&r.indirection, ring_count));
+
+    let rx_queues: Vec<RxQueueReport> = queues
+        .iter()
+        .map(|&queue| {
+            let irqs: Vec<u32> = dev
+                .queue_irqs
+                .iter()
+                .filter(|q| q.queue == queue && q.kind != QueueIrqKind::Tx)
+                .map(|q| q.irq)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let mut per_cpu: BTreeMap<u32, u64> = BTreeMap::new();
+            if let Some(ints) = ints {
+                for line in ints
+                    .lines
+                    .iter()
+                    .filter(|l| matches!(l.irq, crate::sources::interrupts::IrqId::Number(n) if irqs.contains(&n)))
+                {
+                    for (cpu, count) in ints.cpus.iter().zip(&line.counts) {
+                        *per_cpu.entry(*cpu).or_default() += count;
+                    }
+                }
+            }
+            let irq_count = per_cpu.values().sum();
+            let affinity: BTreeSet<u32> = irqs
+                .iter()
+                .filter_map(|i| dev.irq_affinity.get(i))
+                .flat_map(|a| a.allowed.iter().copied())
+                .collect();
+            let effective: Option<BTreeSet<u32>> = irqs
+                .iter()
+                .map(|i| dev.irq_affinity.get(i).and_then(|a| a.effective.clone()))
+                .collect::<Option<Vec<_>>>()
+                .filter(|v| !v.is_empty())
+                .map(|v| v.into_iter().flatten().collect());
+            let counters = dev.queue_counters.iter().find(|c| c.queue == queue);
+            RxQueueReport {
+                queue,
+                irqs,
+                irq_count,
+                irq_cpus: per_cpu.into_iter().filter(|(_, n)| *n > 0).collect(),
+                affinity: affinity.into_iter().collect(),
+                effective_affinity: effective.map(|e| e.into_iter().collect()),
+                rps_cpus: dev
+                    .sys
+                    .rx_queues
+                    .iter()
+                    .find(|q| q.queue == queue)
+                    .map(|q| q.rps_cpus.clone())
+                    .unwrap_or_default(),
+                rx_packets: counters.and_then(|c| c.rx_packets),
+                rx_bytes: counters.and_then(|c| c.rx_bytes),
+                source: counters.map(|c| c.source),
+                table_share: table_shares
+                    .as_ref()
+                    .and_then(|s| s.get(queue as usize).copied()),
+            }
+        })
+        .collect();
+
+    let packets: Vec<f64> = rx_queues
+        .iter()
+        .filter_map(|q| q.rx_packets)
+        .map(|p| p as f64)
+        .collect();
+    let irq_counts: Vec<u64> = rx_queues
+        .iter()
+        .filter(|q| !q.irqs.is_empty())
+        .map(|q| q.irq_count)
+        .collect();
+    let (isi, isi_normalized) = match indices::isi(&irq_counts) {
+        Some((h, n)) => (Some(h), n),
+        None => (None, None),
+    };
+
+    DeviceReport {
+        name: dev.sys.name.clone(),
+        driver: dev.sys.driver.clone(),
+        numa_node: dev.sys.numa_node,
+        channels: dev.channels.as_ref().map(|c| ChannelsReport {
+            rx: c.rx,
+            tx: c.tx,
+            combined: c.combined,
+        }),
+        irq_cpus_off_node: off_node_cpus(dev, &rx_queues, snap),
+        rss: dev.rss.as_ref().map(|r| RssReport {
+            indirection: r.indirection.clone(),
+            hfunc: r.hfunc.clone(),
+            key_hex: r.key_hex(),
+            source: format!("{:?}", r.source).to_lowercase(),
+        }),
+        indices: DeviceIndices {
+            qpi: indices::qpi(&packets),
+            isi,
+            isi_normalized,
+            table_qpi: table_shares.as_deref().and_then(indices::qpi),
+        },
+        rx_queues,
+    }
+}
+
+/// CPUs targeted by the device's queue IRQs (effective affinity where known) that belong
+/// to another NUMA node than the device: their packets cross the interconnect.
+fn off_node_cpus(dev: &DeviceFacts, queues: &[RxQueueReport], snap: &Snapshot) -> Vec<u32> {
+    let Some(node) = dev.sys.numa_node.filter(|n| *n >= 0) else {
+        return Vec::new();
+    };
+    let cpus: BTreeSet<u32> = queues
+        .iter()
+        .flat_map(|q| q.effective_affinity.as_ref().unwrap_or(&q.affinity).iter().copied())
+        .collect();
+    cpus.into_iter()
+        .filter(|cpu| snap.cpu_nodes.get(cpu).is_some_and(|n| *n as i32 != node))
+        .collect()
+}

@@ -1,0 +1,133 @@
+//! Two snapshots → one snapshot of the window between them: counters become deltas,
+//! state (tables, affinity, queue depths) is the later snapshot's.
+
+use crate::snapshot::Snapshot;
+
+/// A monotonic counter's growth. A counter that went backwards was reset (driver reload,
+/// device re-created), so its current value is the best count since the reset.
+pub fn counter_delta(prev: u64, cur: u64) -> u64 {
+    cur.checked_sub(prev).unwrap_or(cur)
+}
+
+/// softnet_stat counters are `unsigned int` printed as %08x (net/core/net-procfs.c) and
+/// wrap at 2^32; modular subtraction gives the growth across one wrap.
+pub fn counter_delta_u32(prev: u32, cur: u32) -> u32 {
+    cur.wrapping_sub(prev)
+}
+
+/// Per-CPU counter columns, matched by CPU number (columns move when CPUs go on/offline).
+fn delta_columns(prev_cpus: &[u32], prev: &[u64], cur_cpus: &[u32], cur: &mut [u64]) {
+    for (i, value) in cur.iter_mut().enumerate() {
+        let Some(cpu) = cur_cpus.get(i) else { continue };
+        // Same column order is the common case; fall back to a search.
+        let j = if prev_cpus.get(i) == Some(cpu) {
+            Some(i)
+        } else {
+            prev_cpus.iter().position(|c| c == cpu)
+        };
+        if let Some(p) = j.and_then(|j| prev.get(j)) {
+            *value = counter_delta(*p, *value);
+        }
+    }
+}
+
+pub fn window(prev: &Snapshot, cur: &Snapshot) -> Snapshot {
+    let mut w = cur.clone();
+
+    if let (Some(p), Some(c)) = (&prev.interrupts, &mut w.interrupts) {
+        for (i, line) in c.lines.iter_mut().enumerate() {
+            let before = match p.lines.get(i) {
+                Some(l) if l.irq == line.irq => Some(l),
+                _ => p.lines.iter().find(|l| l.irq == line.irq),
+            };
+            if let Some(before) = before {
+                delta_columns(&p.cpus, &before.counts, &c.cpus, &mut line.counts);
+            }
+        }
+    }
+
+    if let (Some(p), Some(c)) = (&prev.softirqs, &mut w.softirqs) {
+        for row in c.rows.iter_mut() {
+            if let Some(before) = p.rows.iter().find(|r| r.name == row.name) {
+                delta_columns(&p.cpus, &before.counts, &c.cpus, &mut row.counts);
+            }
+        }
+    }
+
+    if let (Some(p), Some(c)) = (&prev.proc_stat, &mut w.proc_stat) {
+        for cpu in c.cpus.iter_mut() {
+            if let Some(before) = p.cpus.iter().find(|b| b.cpu == cpu.cpu) {
+                cpu.softirq = counter_delta(before.softirq, cpu.softirq);
+            }
+        }
+    }
+
+    if let (Some(p), Some(c)) = (&prev.softnet, &mut w.softnet) {
+        for cpu in c.iter_mut() {
+            if let Some(b) = p.iter().find(|b| b.cpu == cpu.cpu) {
+                cpu.processed = counter_delta_u32(b.processed, cpu.processed);
+                cpu.dropped = counter_delta_u32(b.dropped, cpu.dropped);
+                cpu.time_squeeze = counter_delta_u32(b.time_squeeze, cpu.time_squeeze);
+                cpu.received_rps = delta_opt_u32(b.received_rps, cpu.received_rps);
+                cpu.flow_limit_count = delta_opt_u32(b.flow_limit_count, cpu.flow_limit_count);
+            }
+        }
+    }
+
+    if let (Some(p), Some(c)) = (&prev.softirq_time, &mut w.softirq_time) {
+        for cpu in c.iter_mut() {
+            if let Some(b) = p.iter().find(|b| b.cpu == cpu.cpu) {
+                cpu.net_rx_count = counter_delta(b.net_rx_count, cpu.net_rx_count);
+                cpu.net_rx_ns = counter_delta(b.net_rx_ns, cpu.net_rx_ns);
+                cpu.net_tx_count = counter_delta(b.net_tx_count, cpu.net_tx_count);
+                cpu.net_tx_ns = counter_delta(b.net_tx_ns, cpu.net_tx_ns);
+            }
+        }
+    }
+
+    for dev in w.devices.iter_mut() {
+        let Some(before) = prev.devices.iter().find(|d| d.sys.name == dev.sys.name) else {
+            continue;
+        };
+        for q in dev.queue_counters.iter_mut() {
+            if let Some(b) = before
+                .queue_counters
+                .iter()
+                .find(|b| b.queue == q.queue && b.source == q.source)
+            {
+                q.rx_packets = delta_opt(b.rx_packets, q.rx_packets);
+                q.rx_bytes = delta_opt(b.rx_bytes, q.rx_bytes);
+            }
+        }
+    }
+    w
+}
+
+fn delta_opt(prev: Option<u64>, cur: Option<u64>) -> Option<u64> {
+    match (prev, cur) {
+        (Some(p), Some(c)) => Some(counter_delta(p, c)),
+        (_, c) => c,
+    }
+}
+
+fn delta_opt_u32(prev: Option<u32>, cur: Option<u32>) -> Option<u32> {
+    match (prev, cur) {
+        (Some(p), Some(c)) => Some(counter_delta_u32(p, c)),
+        (_, c) => c,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deltas() {
+        assert_eq!(counter_delta(10, 15), 5);
+        assert_eq!(counter_delta(10, 3), 3, "reset");
+        assert_eq!(counter_delta_u32(0xffff_fff0, 0x10), 0x20, "wrap");
+        let mut cur = vec![10, 20, 30];
+        delta_columns(&[0, 1, 3], &[1, 2, 3], &[0, 2, 3], &mut cur);
+        assert_eq!(cur, vec![9, 20, 27], "CPU 2 is new: kept whole; CPU 3 moved column");
+    }
+}

@@ -1,0 +1,114 @@
+//! What sinks read: the finished indices and the facts behind them for one window.
+//! Serialized as the `skewscope.snapshot/v1` JSON schema (keys documented in docs/json.md).
+
+use serde::Serialize;
+
+use crate::snapshot::SourceStatus;
+use crate::sources::sysctls::Sysctls;
+
+pub const SNAPSHOT_SCHEMA: &str = "skewscope.snapshot/v1";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    /// None: counters since boot. Some(s): deltas over a window of s seconds.
+    pub window_secs: Option<f64>,
+    pub cpus: Vec<CpuReport>,
+    pub devices: Vec<DeviceReport>,
+    pub host: HostReport,
+    pub sources: Vec<SourceStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CpuReport {
+    pub cpu: u32,
+    pub net_rx_softirqs: Option<u64>,
+    pub net_tx_softirqs: Option<u64>,
+    /// Time in all softirqs, /proc/stat (USER_HZ ticks converted to ms).
+    pub softirq_time_ms: Option<u64>,
+    /// NET_RX softirq time measured by the eBPF probe.
+    pub net_rx_time_us: Option<u64>,
+    pub softnet: Option<SoftnetReport>,
+    /// Share of the host's NET_RX softirq runs on this CPU.
+    pub net_rx_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SoftnetReport {
+    pub processed: u64,
+    pub dropped: u64,
+    pub time_squeeze: u64,
+    pub received_rps: Option<u64>,
+    pub flow_limit_count: Option<u64>,
+    pub backlog_len: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceReport {
+    pub name: String,
+    pub driver: Option<String>,
+    pub numa_node: Option<i32>,
+    pub channels: Option<ChannelsReport>,
+    pub rx_queues: Vec<RxQueueReport>,
+    pub rss: Option<RssReport>,
+    pub indices: DeviceIndices,
+    /// CPUs that serve this device's queue IRQs but sit outside its NUMA node.
+    pub irq_cpus_off_node: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelsReport {
+    pub rx: Option<u32>,
+    pub tx: Option<u32>,
+    pub combined: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RxQueueReport {
+    pub queue: u32,
+    pub irqs: Vec<u32>,
+    /// The IRQ lines' total over all CPUs (summed over the queue's IRQs).
+    pub irq_count: u64,
+    /// IRQ count per CPU that served any, as [cpu, count] pairs.
+    pub irq_cpus: Vec<(u32, u64)>,
+    /// smp_affinity_list of the queue's IRQs (union).
+    pub affinity: Vec<u32>,
+    /// effective_affinity_list of the queue's IRQs (union), where the kernel has it.
+    pub effective_affinity: Option<Vec<u32>>,
+    pub rps_cpus: Vec<u32>,
+    pub rx_packets: Option<u64>,
+    pub rx_bytes: Option<u64>,
+    /// Which source fed rx_packets/rx_bytes.
+    pub source: Option<&'static str>,
+    /// Share of the RSS indirection table pointing at this queue.
+    pub table_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RssReport {
+    pub indirection: Vec<u32>,
+    pub hfunc: Option<String>,
+    pub key_hex: Option<String>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DeviceIndices {
+    pub qpi: Option<f64>,
+    pub isi: Option<f64>,
+    pub isi_normalized: Option<f64>,
+    pub table_qpi: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostReport {
+    pub indices: HostIndices,
+    pub sysctls: Option<Sysctls>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HostIndices {
+    pub spi: Option<f64>,
+    /// max/mean − 1 of NET_RX softirq runs over CPUs.
+    pub net_rx_cpu_qpi: Option<f64>,
+}

@@ -1,0 +1,8 @@
+//! Sinks only read finished reports.
+
+pub mod console;
+
+/// One report as one line of JSON (`--output json`, `snapshot --json`).
+pub fn to_json_line(report: &crate::report::Report) -> String {
+    serde_json::to_string(report).expect("reports contain only serializable data")
+}

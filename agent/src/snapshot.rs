@@ -1,0 +1,79 @@
+//! Typed raw facts of one collection cycle. Counters are as the kernel reports them
+//! (since boot); the model turns two snapshots into a window. No I/O, no export types.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::sources::{
+    channels::Channels, ethtool_rss::RssConfig, interrupts::Interrupts, irq_affinity::IrqAffinity,
+    irq_map::QueueIrq, proc_stat::ProcStat, softirqs::SoftIrqs, softnet::SoftnetCpu,
+    sysctls::Sysctls, sysfs_net::NetDevice,
+};
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// When collection of this snapshot started (monotonic).
+    pub taken_at: Instant,
+    pub interrupts: Option<Interrupts>,
+    pub softirqs: Option<SoftIrqs>,
+    pub proc_stat: Option<ProcStat>,
+    pub softnet: Option<Vec<SoftnetCpu>>,
+    /// NET_RX/NET_TX softirq time per CPU from the eBPF probe, when attached.
+    pub softirq_time: Option<Vec<skewscope_probes::CpuSoftirqTime>>,
+    pub online_cpus: Option<Vec<u32>>,
+    /// CPU → NUMA node; empty when unknown.
+    pub cpu_nodes: BTreeMap<u32, u32>,
+    pub sysctls: Option<Sysctls>,
+    pub devices: Vec<DeviceFacts>,
+    pub sources: Vec<SourceStatus>,
+}
+
+/// Everything known about one network device in this cycle.
+#[derive(Debug, Clone)]
+pub struct DeviceFacts {
+    pub sys: NetDevice,
+    pub queue_irqs: Vec<QueueIrq>,
+    pub irq_affinity: BTreeMap<u32, IrqAffinity>,
+    pub rss: Option<RssConfig>,
+    pub channels: Option<Channels>,
+    /// Per-RX-queue counters from the best source that had them.
+    pub queue_counters: Vec<QueueCounters>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueCounters {
+    pub queue: u32,
+    pub rx_packets: Option<u64>,
+    pub rx_bytes: Option<u64>,
+    /// Which source fed these numbers: "netdev_qstats", "ethtool_stats", "ethtool_text".
+    pub source: &'static str,
+}
+
+/// How one source fared in a cycle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub status: SourceOutcome,
+    /// The error (failed) or the reason (skipped, unsupported).
+    pub error: Option<String>,
+    pub duration_us: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceOutcome {
+    Ok,
+    /// The kernel, driver or root does not offer it: not a fault.
+    Unsupported,
+    /// Not attempted (e.g. live-kernel sources under an alternate root).
+    Skipped,
+    Failed,
+}
+
+impl SourceStatus {
+    pub fn ok(&self) -> bool {
+        self.status == SourceOutcome::Ok
+    }
+}

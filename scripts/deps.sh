@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install what building and testing skewscope needs, and only what is missing.
+# A no-op on a machine that has it all. Debian/Ubuntu (apt-get); run as root.
+set -euo pipefail
+
+need=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_cmd clang || need+=(clang)
+[ -f /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
+have_cmd bpftool || need+=(bpftool)
+have_cmd ethtool || need+=(ethtool)
+have_cmd ip || need+=(iproute2)
+have_cmd promtool || need+=(prometheus)
+
+if [ ${#need[@]} -gt 0 ]; then
+    echo "deps: installing ${need[*]}"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "deps: need root to apt-get install ${need[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! have_cmd cargo; then
+    echo "deps: cargo not found; install the Rust toolchain (rustup) first" >&2
+    exit 1
+fi
