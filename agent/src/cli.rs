@@ -24,13 +24,31 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
     /// procfs mount point (a DaemonSet mounts the host's at /host/proc).
-    #[arg(long, global = true, value_name = "DIR", default_value = "/proc", env = "SKEWSCOPE_PROCFS")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/proc",
+        env = "SKEWSCOPE_PROCFS"
+    )]
     pub procfs: PathBuf,
     /// sysfs mount point (a DaemonSet mounts the host's at /host/sys).
-    #[arg(long, global = true, value_name = "DIR", default_value = "/sys", env = "SKEWSCOPE_SYSFS")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/sys",
+        env = "SKEWSCOPE_SYSFS"
+    )]
     pub sysfs: PathBuf,
     /// Log filter (error, warn, info, debug, trace; or env_logger syntax).
-    #[arg(long, global = true, value_name = "FILTER", default_value = "info", env = "SKEWSCOPE_LOG")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILTER",
+        default_value = "info",
+        env = "SKEWSCOPE_LOG"
+    )]
     pub log_level: String,
 }
 
@@ -113,7 +131,9 @@ pub struct DoctorArgs {
 }
 
 fn parse_interval(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(0.05..=86_400.0).contains(&v) {
         return Err(format!("{v} is outside 0.05..=86400 seconds"));
     }

@@ -20,6 +20,8 @@ pub struct CollectOptions {
     pub ethtool_dir: Option<PathBuf>,
     /// Whether to attach the eBPF probes (live roots only).
     pub probes: bool,
+    /// Whether to ask the kernel over netlink and SIOCETHTOOL (live roots only).
+    pub netlink: bool,
     /// Only these devices (all multi-queue or bus-backed devices when empty).
     pub devices: Vec<String>,
 }
@@ -30,6 +32,7 @@ impl CollectOptions {
             root,
             ethtool_dir: None,
             probes: true,
+            netlink: true,
             devices: Vec::new(),
         }
     }
@@ -54,7 +57,7 @@ impl Collector {
         let softirq_probe = if !opts.live_kernel() {
             Err(SKIPPED_NOT_LIVE.to_string())
         } else if !opts.probes {
-            Err("skipped: probes disabled".to_string())
+            Err("skipped: probes disabled (--no-probes, or a since-boot snapshot)".to_string())
         } else {
             skewscope_probes::SoftirqTimeProbe::load().map_err(|e| e.to_string())
         };
@@ -71,7 +74,7 @@ impl Collector {
     pub fn collect(&mut self) -> Snapshot {
         let taken_at = Instant::now();
         let root = &self.opts.root;
-        let live = self.opts.live_kernel();
+        let live = self.opts.live_kernel() && self.opts.netlink;
         let mut s = Sources::default();
 
         let interrupts = s.attempt("proc_interrupts", || interrupts::read(root));
@@ -129,7 +132,13 @@ impl Collector {
             if self.opts.devices.is_empty() && !sys.has_device && sys.rx_queues.len() < 2 {
                 continue; // loopback, tunnels, single-queue virtual devices
             }
-            devices.push(self.device_facts(&mut s, sys, interrupts.as_ref(), qstats.as_deref(), &channels));
+            devices.push(self.device_facts(
+                &mut s,
+                sys,
+                interrupts.as_ref(),
+                qstats.as_deref(),
+                &channels,
+            ));
         }
 
         Snapshot {
@@ -156,7 +165,7 @@ impl Collector {
         channels: &BTreeMap<String, channels::Channels>,
     ) -> DeviceFacts {
         let root = &self.opts.root;
-        let live = self.opts.live_kernel();
+        let live = self.opts.live_kernel() && self.opts.netlink;
         let name = sys.name.clone();
 
         let queue_irqs = match interrupts {
@@ -243,7 +252,11 @@ struct Sources {
 }
 
 impl Sources {
-    fn attempt<T>(&mut self, name: &str, read: impl FnOnce() -> Result<T, SourceError>) -> Option<T> {
+    fn attempt<T>(
+        &mut self,
+        name: &str,
+        read: impl FnOnce() -> Result<T, SourceError>,
+    ) -> Option<T> {
         let start = Instant::now();
         let result = read();
         let duration_us = start.elapsed().as_micros() as u64;

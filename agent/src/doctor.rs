@@ -1,2 +1,354 @@
-//! `skewscope doctor` (in progress).
-pub fn main(_root: &crate::sources::HostRoot, _json: bool) -> anyhow::Result<()> { Ok(()) }
+//! `skewscope doctor`: what this kernel, these privileges and this root let skewscope
+//! observe, and for each probe and source whether it will run or why it is skipped.
+//! Exits 0 whatever is missing: a missing capability is a finding, not a failure.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use serde::Serialize;
+use skewscope_probes::caps;
+
+use crate::sources::{ethtool_rss, qstats, sysfs_net, HostRoot};
+
+pub const DOCTOR_SCHEMA: &str = "skewscope.doctor/v1";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorReport {
+    pub schema: &'static str,
+    pub kernel: KernelReport,
+    /// Kernel features, each available or not, with the kernel's own answer.
+    pub checks: Vec<Check>,
+    /// What the agent will run with these facts.
+    pub plan: Vec<Plan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelReport {
+    pub release: String,
+    pub btf: bool,
+    pub bpffs: Option<String>,
+    pub tracefs: Option<String>,
+    pub kprobe_pmu: bool,
+    pub bpf_stats_enabled: Option<bool>,
+    pub effective_capabilities: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub available: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// "probe" or "source".
+    pub kind: &'static str,
+    pub name: String,
+    pub will_run: bool,
+    pub why: String,
+}
+
+impl From<caps::Capability> for Check {
+    fn from(c: caps::Capability) -> Self {
+        Check {
+            name: c.name,
+            available: c.available,
+            detail: c.detail,
+        }
+    }
+}
+
+/// The tracepoints each probe needs; a probe runs only if all of them attach.
+const PROBE_NEEDS: &[(&str, &[&str])] =
+    &[("softirq_time", &["irq:softirq_entry", "irq:softirq_exit"])];
+
+/// Files each procfs/sysfs source reads (relative to the root).
+const FILE_SOURCES: &[(&str, &str, bool)] = &[
+    ("proc_interrupts", "interrupts", true),
+    ("proc_softirqs", "softirqs", true),
+    ("proc_stat", "stat", true),
+    ("softnet_stat", "net/softnet_stat", true),
+    ("irq_affinity", "irq", true),
+    ("sysctls", "sys/net/core/netdev_budget", true),
+    ("sysfs_net", "class/net", false),
+    ("cpu_online", "devices/system/cpu/online", false),
+    ("numa_nodes", "devices/system/node", false),
+];
+
+pub fn gather(root: &HostRoot) -> DoctorReport {
+    let facts = caps::kernel_facts();
+    let live = root.is_live();
+
+    let mut checks: Vec<Check> = caps::check_raw_tracepoints(caps::PROBE_TRACEPOINTS)
+        .into_iter()
+        .map(Check::from)
+        .collect();
+    let fentry = Check::from(caps::check_fentry("reuseport_select_sock"));
+    let kprobe = Check::from(caps::check_kprobe());
+    checks.push(fentry.clone());
+    checks.push(kprobe.clone());
+    checks.push(caps::check_sk_reuseport_load().into());
+    checks.push(family_check(
+        "genl/ethtool",
+        ethtool_rss::family_available(),
+    ));
+    checks.push(family_check("genl/netdev", qstats::family_available()));
+    checks.push(match qstats::supports_qstats() {
+        Ok(true) => check(
+            "genl/netdev qstats-get",
+            true,
+            "the netdev family has qstats-get (Linux 6.9+)",
+        ),
+        Ok(false) => check(
+            "genl/netdev qstats-get",
+            false,
+            "the netdev family lacks qstats-get (before Linux 6.9)",
+        ),
+        Err(e) => check("genl/netdev qstats-get", false, &e.to_string()),
+    });
+    if live {
+        for dev in devices(root) {
+            checks.push(match ethtool_rss::read(&dev) {
+                Ok(rss) => check(
+                    &format!("ethtool RSS_GET {dev}"),
+                    true,
+                    &format!(
+                        "{} indirection entries, key {} bytes, hfunc {} (via {:?})",
+                        rss.indirection.len(),
+                        rss.key.as_ref().map_or(0, |k| k.len()),
+                        rss.hfunc.as_deref().unwrap_or("?"),
+                        rss.source
+                    ),
+                ),
+                Err(e) => check(&format!("ethtool RSS_GET {dev}"), false, &e.to_string()),
+            });
+            let ifindex = sysfs_net::read_device(root, &dev)
+                .ok()
+                .and_then(|d| d.ifindex);
+            checks.push(match qstats::read_queue_stats(ifindex) {
+                Ok(q) if q.iter().any(|s| s.packets.is_some()) => check(
+                    &format!("netdev qstats {dev}"),
+                    true,
+                    &format!("{} queue entries with packet counters", q.len()),
+                ),
+                Ok(_) => check(
+                    &format!("netdev qstats {dev}"),
+                    false,
+                    "the driver reports no per-queue qstats",
+                ),
+                Err(e) => check(&format!("netdev qstats {dev}"), false, &e.to_string()),
+            });
+        }
+    }
+
+    let mut plan = Vec::new();
+    for (probe, needs) in PROBE_NEEDS {
+        let missing: Vec<&Check> = checks
+            .iter()
+            .filter(|c| needs.iter().any(|n| c.name.ends_with(n)) && !c.available)
+            .collect();
+        let (will_run, why) = if !live {
+            (
+                false,
+                "alternate --procfs/--sysfs root: probes watch the running kernel".to_string(),
+            )
+        } else if !skewscope_probes::probes_built() {
+            (
+                false,
+                "built without clang: no BPF objects embedded".to_string(),
+            )
+        } else if let Some(c) = missing.first() {
+            (false, format!("{}: {}", c.name, c.detail))
+        } else {
+            (true, format!("raw tracepoints {} attach", needs.join(", ")))
+        };
+        plan.push(Plan {
+            kind: "probe",
+            name: probe.to_string(),
+            will_run,
+            why,
+        });
+    }
+    // Exact reuseport selection needs fentry or a kprobe on reuseport_select_sock.
+    let (will_run, why) = if fentry.available {
+        (true, "fentry/fexit on reuseport_select_sock".to_string())
+    } else if kprobe.available {
+        (
+            true,
+            "kprobe/kretprobe on reuseport_select_sock (fentry refused)".to_string(),
+        )
+    } else {
+        (
+            false,
+            format!("fentry: {}; kprobe: {}", fentry.detail, kprobe.detail),
+        )
+    };
+    plan.push(Plan {
+        kind: "probe",
+        name: "reuseport_select (exact hash and choice)".into(),
+        will_run,
+        why,
+    });
+
+    for (name, rel, in_proc) in FILE_SOURCES {
+        let path = if *in_proc {
+            root.proc_path(rel)
+        } else {
+            root.sys_path(rel)
+        };
+        let ok = path.exists();
+        plan.push(Plan {
+            kind: "source",
+            name: name.to_string(),
+            will_run: ok,
+            why: if ok {
+                format!("{} present", path.display())
+            } else {
+                format!("{} absent", path.display())
+            },
+        });
+    }
+    for name in [
+        "netdev_qstats",
+        "ethtool_rss",
+        "ethtool_stats",
+        "ethtool_channels",
+    ] {
+        plan.push(Plan {
+            kind: "source",
+            name: name.into(),
+            will_run: live,
+            why: if live {
+                "asked per device each cycle; unsupported devices are reported as such".into()
+            } else {
+                "skipped: --procfs/--sysfs point away from the running kernel".into()
+            },
+        });
+    }
+
+    DoctorReport {
+        schema: DOCTOR_SCHEMA,
+        kernel: KernelReport {
+            release: facts.release,
+            btf: facts.btf,
+            bpffs: facts.bpffs.map(|p| p.display().to_string()),
+            tracefs: facts.tracefs.map(|p| p.display().to_string()),
+            kprobe_pmu: facts.kprobe_pmu,
+            bpf_stats_enabled: facts.bpf_stats_enabled,
+            effective_capabilities: facts.effective_caps,
+        },
+        checks,
+        plan,
+    }
+}
+
+fn check(name: &str, available: bool, detail: &str) -> Check {
+    Check {
+        name: name.to_string(),
+        available,
+        detail: detail.to_string(),
+    }
+}
+
+fn family_check(name: &str, r: Result<bool, crate::error::SourceError>) -> Check {
+    match r {
+        Ok(true) => check(name, true, "generic netlink family registered"),
+        Ok(false) => check(name, false, "generic netlink family not registered"),
+        Err(e) => check(name, false, &e.to_string()),
+    }
+}
+
+/// Devices doctor asks about: bus-backed or multi-queue, as the collector selects them.
+fn devices(root: &HostRoot) -> Vec<String> {
+    sysfs_net::list_devices(root)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| {
+            sysfs_net::read_device(root, n)
+                .map(|d| d.has_device || d.rx_queues.len() > 1)
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+pub fn render(r: &DoctorReport) -> String {
+    let mut out = String::new();
+    let k = &r.kernel;
+    let _ = writeln!(
+        out,
+        "kernel {}  BTF {}  kprobe PMU {}",
+        k.release,
+        yes(k.btf),
+        yes(k.kprobe_pmu)
+    );
+    let _ = writeln!(
+        out,
+        "bpffs {}  tracefs {}  bpf_stats_enabled {}",
+        k.bpffs.as_deref().unwrap_or("not mounted"),
+        k.tracefs.as_deref().unwrap_or("not mounted"),
+        k.bpf_stats_enabled.map_or("?", yes)
+    );
+    let wanted = [
+        "CAP_BPF",
+        "CAP_PERFMON",
+        "CAP_NET_ADMIN",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_RESOURCE",
+    ];
+    let caps: Vec<String> = wanted
+        .iter()
+        .map(|c| {
+            format!(
+                "{c} {}",
+                yes(k.effective_capabilities.iter().any(|e| e == c))
+            )
+        })
+        .collect();
+    let _ = writeln!(out, "{}", caps.join("  "));
+    let _ = writeln!(out, "\nchecks");
+    for c in &r.checks {
+        let _ = writeln!(out, "  [{}] {:<36} {}", mark(c.available), c.name, c.detail);
+    }
+    let _ = writeln!(out, "\nplan");
+    for p in &r.plan {
+        let verdict = if p.will_run { "will run" } else { "skipped" };
+        let _ = writeln!(
+            out,
+            "  [{}] {} {:<28} {verdict}: {}",
+            mark(p.will_run),
+            p.kind,
+            p.name,
+            p.why
+        );
+    }
+    out
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn mark(b: bool) -> char {
+    if b {
+        '+'
+    } else {
+        '-'
+    }
+}
+
+pub fn main(root: &HostRoot, json: bool) -> anyhow::Result<()> {
+    let report = gather(root);
+    let text = if json {
+        serde_json::to_string(&report)? + "\n"
+    } else {
+        render(&report)
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(())
+}

@@ -1,6 +1,16 @@
-//! skewscope (integration in progress).
+//! skewscope: an observe-only agent for SO_REUSEPORT listener skew and RSS queue
+//! polarization.
+//!
+//! Data flows one way: `sources` (I/O + pure parsers) fill a [`snapshot::Snapshot`] in
+//! one [`cycle`], the `model` (pure) turns snapshots into a [`report::Report`], and
+//! `sinks` only read reports.
+
+pub mod cli;
+pub mod cycle;
+pub mod doctor;
 pub mod error;
+pub mod model;
+pub mod report;
+pub mod sinks;
+pub mod snapshot;
 pub mod sources;
-pub mod model {
-    pub mod indices;
-}

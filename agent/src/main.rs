@@ -1,1 +1,124 @@
-fn main() {}
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use skewscope::cli::{Cli, Command, OutputFormat, RunArgs, SnapshotArgs, SourceArgs};
+use skewscope::cycle::{CollectOptions, Collector};
+use skewscope::model::{self, ModelConfig};
+use skewscope::sinks;
+use skewscope::sources::HostRoot;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::new()
+        .parse_filters(&cli.global.log_level)
+        .format_target(false)
+        .init();
+    let root = HostRoot::new(&cli.global.procfs, &cli.global.sysfs);
+    let result = match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
+        Command::Run(args) => run(root, args),
+        Command::Snapshot(args) => snapshot(root, args),
+        Command::Doctor(args) => skewscope::doctor::main(&root, args.json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skewscope: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn collect_options(root: HostRoot, args: &SourceArgs) -> CollectOptions {
+    let mut opts = CollectOptions::new(root);
+    opts.devices = args.devices.clone();
+    opts.probes = !args.no_probes;
+    opts.ethtool_dir = args.ethtool_dir.clone();
+    opts
+}
+
+fn snapshot(root: HostRoot, args: SnapshotArgs) -> anyhow::Result<()> {
+    let mut opts = collect_options(root, &args.sources);
+    // Probes count from the moment they attach: only a window gives them meaning.
+    opts.probes &= args.duration.is_some();
+    let mut collector = Collector::new(opts);
+    let cfg = ModelConfig::new();
+    let first = collector.collect();
+    let report = match args.duration {
+        None => model::build_report(&first, None, &cfg),
+        Some(secs) => {
+            std::thread::sleep(Duration::from_secs_f64(secs));
+            let second = collector.collect();
+            let elapsed = second.taken_at.duration_since(first.taken_at).as_secs_f64();
+            model::build_report(&model::window(&first, &second), Some(elapsed), &cfg)
+        }
+    };
+    let text = if args.json {
+        sinks::to_json_line(&report) + "\n"
+    } else {
+        sinks::console::render(&report)
+    };
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .context("writing the report to stdout")
+}
+
+fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(run_loop(root, args))
+}
+
+async fn run_loop(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
+    let opts = collect_options(root, &args.sources);
+    // Collection blocks (procfs, netlink, BPF map reads): keep it off the runtime thread.
+    let mut collector = tokio::task::spawn_blocking(move || Collector::new(opts)).await?;
+    let cfg = ModelConfig::new();
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(args.interval));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut previous: Option<skewscope::snapshot::Snapshot> = None;
+    let mut reports = 0u64;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+        }
+        let (c, snap) = tokio::task::spawn_blocking(move || {
+            let snap = collector.collect();
+            (collector, snap)
+        })
+        .await?;
+        collector = c;
+        if let Some(prev) = &previous {
+            let secs = snap.taken_at.duration_since(prev.taken_at).as_secs_f64();
+            let report = model::build_report(&model::window(prev, &snap), Some(secs), &cfg);
+            let text = match args.output {
+                OutputFormat::Json => sinks::to_json_line(&report) + "\n",
+                // Clear the screen and home the cursor for a live view.
+                OutputFormat::Table => format!("\x1b[2J\x1b[H{}", sinks::console::render(&report)),
+            };
+            let mut out = std::io::stdout().lock();
+            if out
+                .write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .is_err()
+            {
+                break; // stdout closed (e.g. piped into head): stop quietly
+            }
+            reports += 1;
+            if args.count.is_some_and(|n| reports >= n) {
+                break;
+            }
+        }
+        previous = Some(snap);
+    }
+    Ok(())
+}

@@ -115,13 +115,12 @@ pub fn check_raw_tracepoints(names: &[&str]) -> Vec<Capability> {
                 .collect()
         }
     };
-    let program: Result<&mut RawTracePoint, String> = caps_program(&mut ebpf, "caps_raw_tp")
-        .and_then(|program| {
-            program
-                .load()
-                .map_err(|err| format!("load: {}", program_error_message(&err).text))?;
-            Ok(program)
-        });
+    let program = caps_program(&mut ebpf, "caps_raw_tp").and_then(|program: &mut RawTracePoint| {
+        program
+            .load()
+            .map_err(|err| format!("load: {}", program_error_message(&err).text))?;
+        Ok(program)
+    });
     let program = match program {
         Ok(program) => program,
         Err(detail) => {

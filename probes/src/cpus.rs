@@ -18,7 +18,7 @@ pub(crate) fn possible_cpus() -> io::Result<Vec<u32>> {
 pub(crate) fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
     let mut cpus = Vec::new();
     for range in text.trim().split(',') {
-        let (start, end) = match range.split_once('-') {
+        let (start, end): (u32, u32) = match range.split_once('-') {
             Some((start, end)) => (start.parse().ok()?, end.parse().ok()?),
             None => {
                 let cpu = range.parse().ok()?;

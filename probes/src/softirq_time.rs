@@ -54,8 +54,8 @@ pub struct CpuSoftirqTime {
 pub struct SoftirqTimeProbe {
     stats: PerCpuArray<MapData, SoftirqTimeStats>,
     possible_cpus: Vec<u32>,
-    // Owns the programs and their links; declared last so the map handle
-    // above is released first and everything goes with this.
+    // Owns the programs and their raw_tp links: dropping it closes the link
+    // fds (detach) and the program fds; `stats` holds the last map fd.
     ebpf: Ebpf,
 }
 

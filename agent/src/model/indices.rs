@@ -34,7 +34,8 @@ pub fn isi(irq_counts: &[u64]) -> Option<(f64, Option<f64>)> {
         })
         .sum();
     let q = irq_counts.len() as f64;
-    let normalized = (irq_counts.len() > 1).then(|| ((h - 1.0 / q) / (1.0 - 1.0 / q)).clamp(0.0, 1.0));
+    let normalized =
+        (irq_counts.len() > 1).then(|| ((h - 1.0 / q) / (1.0 - 1.0 / q)).clamp(0.0, 1.0));
     Some((h, normalized))
 }
 
@@ -217,14 +218,20 @@ mod tests {
             dropped: 10,
             processed: 10,
         };
-        assert!(close(spi(one_cpu_all_squeezed, w).unwrap(), 0.5 + 0.3 + 0.1));
+        assert!(close(
+            spi(one_cpu_all_squeezed, w).unwrap(),
+            0.5 + 0.3 + 0.1
+        ));
         assert_eq!(spi(SpiInputs::default(), w), None);
     }
 
     #[test]
     fn lsi_population_std() {
         // rates 1,1,1,5: mean 2, population std sqrt(3).
-        assert!(close(lsi(&[1.0, 1.0, 1.0, 5.0]).unwrap(), 3f64.sqrt() / (2.0 + EPSILON)));
+        assert!(close(
+            lsi(&[1.0, 1.0, 1.0, 5.0]).unwrap(),
+            3f64.sqrt() / (2.0 + EPSILON)
+        ));
         assert_eq!(lsi(&[0.0, 0.0]), Some(0.0));
     }
 
@@ -233,7 +240,10 @@ mod tests {
         assert!(close(hcr(&[1, 6, 3], 1).unwrap(), 0.6));
         assert!(close(hcr(&[1, 6, 3], 5).unwrap(), 1.0));
         assert!(close(lqd(&[0, 2, 10, 1]).unwrap(), 10.0 - 1.5));
-        assert!(close(percentile(&[1.0, 2.0, 3.0, 4.0, 5.0], 95.0).unwrap(), 4.8));
+        assert!(close(
+            percentile(&[1.0, 2.0, 3.0, 4.0, 5.0], 95.0).unwrap(),
+            4.8
+        ));
     }
 
     proptest::proptest! {

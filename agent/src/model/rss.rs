@@ -29,7 +29,11 @@ impl ModelConfig {
 
 pub fn build_report(snap: &Snapshot, window_secs: Option<f64>, cfg: &ModelConfig) -> Report {
     let cpus = cpu_reports(snap, cfg);
-    let devices = snap.devices.iter().map(|d| device_report(d, snap)).collect();
+    let devices = snap
+        .devices
+        .iter()
+        .map(|d| device_report(d, snap))
+        .collect();
     let host = host_report(snap, &cpus, cfg);
     Report {
         schema: SNAPSHOT_SCHEMA,
@@ -266,7 +270,13 @@ fn off_node_cpus(dev: &DeviceFacts, queues: &[RxQueueReport], snap: &Snapshot) -
     };
     let cpus: BTreeSet<u32> = queues
         .iter()
-        .flat_map(|q| q.effective_affinity.as_ref().unwrap_or(&q.affinity).iter().copied())
+        .flat_map(|q| {
+            q.effective_affinity
+                .as_ref()
+                .unwrap_or(&q.affinity)
+                .iter()
+                .copied()
+        })
         .collect();
     cpus.into_iter()
         .filter(|cpu| snap.cpu_nodes.get(cpu).is_some_and(|n| *n as i32 != node))

@@ -128,6 +128,10 @@ mod tests {
         assert_eq!(counter_delta_u32(0xffff_fff0, 0x10), 0x20, "wrap");
         let mut cur = vec![10, 20, 30];
         delta_columns(&[0, 1, 3], &[1, 2, 3], &[0, 2, 3], &mut cur);
-        assert_eq!(cur, vec![9, 20, 27], "CPU 2 is new: kept whole; CPU 3 moved column");
+        assert_eq!(
+            cur,
+            vec![9, 20, 27],
+            "CPU 2 is new: kept whole; CPU 3 moved column"
+        );
     }
 }

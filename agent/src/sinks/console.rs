@@ -4,6 +4,9 @@ use std::fmt::Write;
 
 use crate::report::{DeviceReport, Report};
 
+/// Rows per table: the busiest ones, so a large host fits a terminal.
+const MAX_ROWS: usize = 16;
+
 fn fmt_index(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into())
 }
@@ -44,8 +47,11 @@ pub fn render(report: &Report) -> String {
         render_device(&mut out, dev, w);
     }
 
+    // The busiest CPUs first; a 1152-CPU host must still fit a screen.
+    let mut cpus: Vec<&crate::report::CpuReport> = report.cpus.iter().collect();
+    cpus.sort_by_key(|c| std::cmp::Reverse(c.net_rx_softirqs.unwrap_or(0)));
     let _ = writeln!(out, "\n  CPU  NET_RX  share  processed  dropped  squeezed");
-    for cpu in &report.cpus {
+    for cpu in cpus.iter().take(MAX_ROWS) {
         let sn = cpu.softnet.as_ref();
         let _ = writeln!(
             out,
@@ -59,6 +65,9 @@ pub fn render(report: &Report) -> String {
             fmt_count(sn.map(|s| s.dropped), w),
             fmt_count(sn.map(|s| s.time_squeeze), w),
         );
+    }
+    if cpus.len() > MAX_ROWS {
+        let _ = writeln!(out, "  … {} quieter CPUs", cpus.len() - MAX_ROWS);
     }
     let failed: Vec<String> = report
         .sources
@@ -96,8 +105,16 @@ fn render_device(out: &mut String, dev: &DeviceReport, w: Option<f64>) {
         );
     }
     let _ = writeln!(out, "  queue  packets      IRQs  table  irq cpus");
-    for q in &dev.rx_queues {
-        let cpus: Vec<String> = q.irq_cpus.iter().take(4).map(|(c, _)| c.to_string()).collect();
+    // The busiest queues first (packets, else IRQs).
+    let mut queues: Vec<&crate::report::RxQueueReport> = dev.rx_queues.iter().collect();
+    queues.sort_by_key(|q| std::cmp::Reverse((q.rx_packets.unwrap_or(0), q.irq_count)));
+    for q in queues.iter().take(MAX_ROWS) {
+        let cpus: Vec<String> = q
+            .irq_cpus
+            .iter()
+            .take(4)
+            .map(|(c, _)| c.to_string())
+            .collect();
         let more = if q.irq_cpus.len() > 4 { ",…" } else { "" };
         let _ = writeln!(
             out,
@@ -115,5 +132,8 @@ fn render_device(out: &mut String, dev: &DeviceReport, w: Option<f64>) {
             cpus.join(","),
             more
         );
+    }
+    if queues.len() > MAX_ROWS {
+        let _ = writeln!(out, "  … {} quieter queues", queues.len() - MAX_ROWS);
     }
 }

@@ -15,7 +15,10 @@ pub fn parse_cpulist(text: &str) -> Result<Vec<u32>, ParseError> {
     for part in t.split(',') {
         let bad = || ParseError::new(1, format!("bad CPU list element {part:?}"));
         let (lo, hi): (u32, u32) = match part.split_once('-') {
-            Some((lo, hi)) => (lo.parse().map_err(|_| bad())?, hi.parse().map_err(|_| bad())?),
+            Some((lo, hi)) => (
+                lo.parse().map_err(|_| bad())?,
+                hi.parse().map_err(|_| bad())?,
+            ),
             None => {
                 let cpu = part.parse().map_err(|_| bad())?;
                 (cpu, cpu)
@@ -50,7 +53,10 @@ pub fn read_numa_nodes(root: &HostRoot) -> Result<BTreeMap<u32, u32>, SourceErro
     };
     for entry in entries.filter_map(|e| e.ok()) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(node) = name.strip_prefix("node").and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(node) = name
+            .strip_prefix("node")
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let path = entry.path().join("cpulist");
@@ -67,7 +73,10 @@ mod tests {
 
     #[test]
     fn cpulists() {
-        assert_eq!(parse_cpulist("0-3,5,7-8\n").unwrap(), vec![0, 1, 2, 3, 5, 7, 8]);
+        assert_eq!(
+            parse_cpulist("0-3,5,7-8\n").unwrap(),
+            vec![0, 1, 2, 3, 5, 7, 8]
+        );
         assert_eq!(parse_cpulist("").unwrap(), Vec::<u32>::new());
         assert!(parse_cpulist("3-1").is_err());
         assert!(parse_cpulist("0-4294967295").is_err());

@@ -244,13 +244,15 @@ fn parse_row(line: &str, ncpus: usize) -> Result<IrqLine, String> {
             // Named totals such as "ERR: 0" and "MIS: 0" have a single value.
             (IrqId::Named(_), None) => {}
             // Numbered rows always carry one count per online CPU.
-            (IrqId::Number(_), None) => {
+            (IrqId::Number(_), _) => {
+                let next = stopper.map(|t| format!(", then {:?}", clip(t)));
                 return Err(format!(
-                    "IRQ {irq}: {} per-CPU counts, header has {ncpus} CPUs",
-                    counts.len()
-                ))
+                    "IRQ {irq}: {} per-CPU counts, header has {ncpus} CPUs{}",
+                    counts.len(),
+                    next.unwrap_or_default()
+                ));
             }
-            (_, Some(t)) => {
+            (IrqId::Named(_), Some(t)) => {
                 return Err(format!(
                     "{irq}: {:?} after {} of {ncpus} counts is not a number",
                     clip(t),
@@ -714,11 +716,24 @@ mod tests {
             1,
         );
         let e = parse(&t).unwrap_err();
-        assert_eq!(e.line, 23, "{e}");
-        assert!(e.msg.contains("2 per-CPU counts"), "{e}");
+        assert_eq!(e.line, 21, "{e}");
+        assert_eq!(
+            e.msg,
+            "IRQ 36: 2 per-CPU counts, header has 4 CPUs, then \"PCI-MSI\""
+        );
         // Garbage number.
         let t = good.replacen("LOC:      10196", "LOC:      1x196", 1);
-        assert_eq!(err_line(&t), 31);
+        let e = parse(&t).unwrap_err();
+        assert_eq!(
+            (e.line, e.msg.as_str()),
+            (31, "LOC: \"1x196\" after 0 of 4 counts is not a number")
+        );
+        let t = good.replacen(
+            " 36:          0        335",
+            " 36:          0        3x5",
+            1,
+        );
+        assert_eq!(err_line(&t), 21);
         // Missing colon.
         let t = good.replacen(" 4:          0       1443", " 4           0       1443", 1);
         assert_eq!(err_line(&t), 4);

@@ -181,7 +181,7 @@ fn classify_named(action: &str) -> Option<ActionQueue> {
         .map(|(s, k)| (&head[..head.len() - s.len()], *k))
         // "eth0-3": bnxt_en/sfc/tg3 style, one combined vector per channel.
         .unwrap_or((head, QueueIrqKind::TxRx));
-    if prefix.is_empty() || prefix.ends_with('-') {
+    if prefix.is_empty() || prefix.starts_with('-') || prefix.ends_with('-') {
         return None;
     }
     // The netdev part is what follows the last '-' of a driver prefix, or all of it;
@@ -330,4 +330,351 @@ fn list_irqs(dir: &Path) -> Vec<u32> {
         .collect();
     irqs.sort_unstable();
     irqs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::interrupts;
+    use proptest::prelude::*;
+    use QueueIrqKind::{Rx, Tx, TxRx};
+
+    fn ints(name: &str) -> Interrupts {
+        let path = format!(
+            "{}/testdata/proc_interrupts/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        interrupts::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn dev(name: &str) -> DeviceIrqHints {
+        DeviceIrqHints {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    fn q(device: &str, queue: u32, irq: u32, kind: QueueIrqKind) -> QueueIrq {
+        QueueIrq {
+            device: device.into(),
+            queue,
+            irq,
+            kind,
+        }
+    }
+
+    fn aq(owner: ActionOwner, queue: u32, kind: QueueIrqKind) -> Option<ActionQueue> {
+        Some(ActionQueue { owner, queue, kind })
+    }
+
+    fn name(s: &str) -> ActionOwner {
+        ActionOwner::Name(s.into())
+    }
+
+    #[test]
+    fn classify_known_patterns() {
+        assert_eq!(
+            classify_action("i40e-eth0-TxRx-3"),
+            aq(name("i40e-eth0"), 3, TxRx)
+        );
+        assert_eq!(
+            classify_action("ens3f0np0-TxRx-0"),
+            aq(name("ens3f0np0"), 0, TxRx)
+        );
+        assert_eq!(classify_action("eth0-TxRx-0"), aq(name("eth0"), 0, TxRx));
+        assert_eq!(classify_action("eth0-rx-2"), aq(name("eth0"), 2, Rx));
+        assert_eq!(classify_action("eth0-tx-2"), aq(name("eth0"), 2, Tx));
+        assert_eq!(classify_action("eth0-Tx-Rx-5"), aq(name("eth0"), 5, TxRx));
+        assert_eq!(classify_action("eth0-fp-1"), aq(name("eth0"), 1, TxRx));
+        assert_eq!(classify_action("eth0-0"), aq(name("eth0"), 0, TxRx));
+        assert_eq!(classify_action("fdir-TxRx-0"), aq(name("fdir"), 0, TxRx));
+        assert_eq!(
+            classify_action("mlx4-3@0000:13:00.0"),
+            aq(ActionOwner::Pci("0000:13:00.0".into()), 2, TxRx)
+        );
+        assert_eq!(
+            classify_action("mlx5_comp7@pci:0002:00:00.0"),
+            aq(ActionOwner::Pci("0002:00:00.0".into()), 7, TxRx)
+        );
+        assert_eq!(
+            classify_action("virtio2-input.0"),
+            aq(ActionOwner::Virtio("virtio2".into()), 0, Rx)
+        );
+        assert_eq!(
+            classify_action("virtio0-output.3"),
+            aq(ActionOwner::Virtio("virtio0".into()), 3, Tx)
+        );
+    }
+
+    #[test]
+    fn classify_rejects_non_queues() {
+        for a in [
+            "",
+            "nvme0q1",
+            "nvme0q0",
+            "i40e-0000:c3:00.0:misc",
+            "i40e-0000:41:00.0:fdir-TxRx-0",
+            "virtio2-config",
+            "virtio5-req.0",
+            "virtio3-rx",
+            "virtio0-input.x",
+            "mlx4-async@pci:0000:13:00.0",
+            "mlx4-0@0000:13:00.0",
+            "mlx4-3@nothing",
+            "mlx5_async@pci:0002:00:00.0",
+            "mlx5_comp3@pci:zz",
+            "ena-mgmnt@pci:0000:00:05.0",
+            "eth0",
+            "eno2",
+            "lpfc:3",
+            "AMD-Vi0-Evt",
+            "mpt3sas0-msix0",
+            "ahci[0000:00:1f.2]",
+            "-TxRx-1",
+            "eth0-rx-",
+            "eth0--1",
+            "rmi4-00.fn34",
+        ] {
+            assert_eq!(classify_action(a), None, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn i40e_1152_cpu_host_by_name() {
+        let got = map_queue_irqs(
+            &ints("pcp-1152cpu-x86_64-i40e.txt"),
+            &[dev("eth0"), dev("enp195s0f1"), dev("fdir")],
+        );
+        let eth0: Vec<&QueueIrq> = got.iter().filter(|q| q.device == "eth0").collect();
+        assert_eq!(eth0.len(), 94);
+        for (i, e) in eth0.iter().enumerate() {
+            assert_eq!(**e, q("eth0", i as u32, 679 + i as u32, TxRx));
+        }
+        assert_eq!(got.iter().filter(|q| q.device == "enp195s0f1").count(), 94);
+        // "i40e-0000:c3:00.0:fdir-TxRx-N" is not a queue of a netdev named "fdir".
+        assert_eq!(got.iter().filter(|q| q.device == "fdir").count(), 0);
+        assert_eq!(got.len(), 188);
+    }
+
+    #[test]
+    fn bare_fdir_name_needs_that_netdev() {
+        let text = "CPU0\n 5: 1 PCI-MSI 1-edge fdir-TxRx-0\n 6: 1 PCI-MSI 2-edge eth0-TxRx-0\n";
+        let i = interrupts::parse(text).unwrap();
+        assert_eq!(
+            map_queue_irqs(&i, &[dev("eth0")]),
+            vec![q("eth0", 0, 6, TxRx)]
+        );
+        assert_eq!(
+            map_queue_irqs(&i, &[dev("eth0"), dev("fdir")]),
+            vec![q("eth0", 0, 6, TxRx), q("fdir", 0, 5, TxRx)]
+        );
+    }
+
+    #[test]
+    fn ena_aarch64() {
+        let got = map_queue_irqs(&ints("node_exporter-aarch64-ena-8cpu.txt"), &[dev("eth0")]);
+        let want: Vec<QueueIrq> = (0..8).map(|i| q("eth0", i, 58 + i, TxRx)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn mlx4_by_pci_address() {
+        let ens = DeviceIrqHints {
+            pci_addr: Some("0000:13:00.0".into()),
+            bus_name: Some("0000:13:00.0".into()),
+            ..dev("ens2")
+        };
+        let got = map_queue_irqs(&ints("pcp-40cpu-mlx4-ioat.txt"), &[ens, dev("eno1")]);
+        let mlx: Vec<&QueueIrq> = got.iter().filter(|q| q.device == "ens2").collect();
+        assert_eq!(mlx.len(), 80);
+        assert_eq!(*mlx[0], q("ens2", 0, 81, TxRx));
+        assert_eq!(*mlx[79], q("ens2", 79, 160, TxRx));
+        let eno1: Vec<&QueueIrq> = got.iter().filter(|q| q.device == "eno1").collect();
+        assert_eq!(eno1.len(), 40);
+        assert_eq!(*eno1[0], q("eno1", 0, 169, TxRx));
+    }
+
+    #[test]
+    fn mlx5_s390x_by_pci_address() {
+        let d = DeviceIrqHints {
+            pci_addr: Some("0002:00:00.0".into()),
+            ..dev("enP2p0s0")
+        };
+        let got = map_queue_irqs(&ints("pcp-s390x-16cpu.txt"), &[d]);
+        let want: Vec<QueueIrq> = (0..9).map(|i| q("enP2p0s0", i, 4 + i, TxRx)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn virtio_by_bus_name() {
+        let d = DeviceIrqHints {
+            bus_name: Some("virtio0".into()),
+            ..dev("eth0")
+        };
+        let got = map_queue_irqs(
+            &ints("FILTERED-allandeng-16cpu-virtio-4q.txt"),
+            &[d.clone()],
+        );
+        let rx: Vec<(u32, u32)> = got
+            .iter()
+            .filter(|q| q.kind == Rx)
+            .map(|q| (q.queue, q.irq))
+            .collect();
+        assert_eq!(rx, vec![(0, 45), (1, 47), (2, 49), (3, 51)]);
+        assert_eq!(got.iter().filter(|q| q.kind == Tx).count(), 4);
+
+        let got = map_queue_irqs(&ints("procfs-x86-virtio-4cpu.txt"), &[d]);
+        assert_eq!(got, vec![q("eth0", 0, 36, Rx), q("eth0", 0, 37, Tx)]);
+        // Another virtio device's queues are not eth0's.
+        let other = DeviceIrqHints {
+            bus_name: Some("virtio1".into()),
+            ..dev("eth1")
+        };
+        assert!(map_queue_irqs(&ints("procfs-x86-virtio-4cpu.txt"), &[other]).is_empty());
+    }
+
+    #[test]
+    fn msi_irqs_decide_the_device() {
+        let i = ints("node_exporter-aarch64-ena-8cpu.txt");
+        // Renamed after the vectors were named: msi_irqs still tie them to the device.
+        let renamed = DeviceIrqHints {
+            msi_irqs: (57..=65).collect(),
+            ..dev("ens5")
+        };
+        let got = map_queue_irqs(&i, &[renamed.clone(), dev("eth0")]);
+        assert_eq!(got.len(), 8);
+        assert!(got.iter().all(|q| q.device == "ens5"));
+        assert_eq!(got[3], q("ens5", 3, 61, TxRx));
+        // A device whose msi_irqs lack the IRQ does not get it by name.
+        let elsewhere = DeviceIrqHints {
+            msi_irqs: vec![1000],
+            ..dev("eth0")
+        };
+        assert!(map_queue_irqs(&i, &[elsewhere]).is_empty());
+        // Partial listing: listed IRQs go to the lister, the rest by name to devices
+        // without a listing.
+        let partial = DeviceIrqHints {
+            msi_irqs: vec![58, 59],
+            ..dev("ens5")
+        };
+        let got = map_queue_irqs(&i, &[partial, dev("eth0")]);
+        assert_eq!(got.iter().filter(|q| q.device == "ens5").count(), 2);
+        assert_eq!(got.iter().filter(|q| q.device == "eth0").count(), 6);
+    }
+
+    #[test]
+    fn longest_netdev_name_wins() {
+        let text = "CPU0\n 5: 1 PCI-MSI 1-edge i40e-my-eth0-TxRx-0\n";
+        let i = interrupts::parse(text).unwrap();
+        assert_eq!(
+            map_queue_irqs(&i, &[dev("eth0"), dev("my-eth0"), dev("veth0")]),
+            vec![q("my-eth0", 0, 5, TxRx)]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn read_hints_from_a_sysfs_tree() {
+        use std::os::unix::fs::symlink;
+        let base = std::env::temp_dir().join(format!("skewscope-irqmap-{}", std::process::id()));
+        let sys = base.join("sys");
+        let pci = sys.join("devices/pci0000:00/0000:00:03.0");
+        std::fs::create_dir_all(pci.join("virtio2/net/eth0")).unwrap();
+        std::fs::create_dir_all(pci.join("msi_irqs")).unwrap();
+        for irq in ["39", "37", "38"] {
+            std::fs::write(pci.join("msi_irqs").join(irq), "msix\n").unwrap();
+        }
+        let nic = sys.join("devices/pci0000:00/0000:13:00.0");
+        std::fs::create_dir_all(nic.join("msi_irqs")).unwrap();
+        std::fs::write(nic.join("msi_irqs/81"), "msix\n").unwrap();
+        std::fs::create_dir_all(sys.join("class/net/ens2")).unwrap();
+        std::fs::create_dir_all(sys.join("class/net/eth0")).unwrap();
+        std::fs::create_dir_all(sys.join("class/net/lo")).unwrap();
+        symlink(
+            "../../../devices/pci0000:00/0000:00:03.0/virtio2",
+            sys.join("class/net/eth0/device"),
+        )
+        .unwrap();
+        symlink(
+            "../../../devices/pci0000:00/0000:13:00.0",
+            sys.join("class/net/ens2/device"),
+        )
+        .unwrap();
+        let root = HostRoot::new(base.join("proc"), &sys);
+
+        assert_eq!(
+            read_hints(&root, "eth0"),
+            DeviceIrqHints {
+                name: "eth0".into(),
+                msi_irqs: vec![37, 38, 39],
+                bus_name: Some("virtio2".into()),
+                pci_addr: Some("0000:00:03.0".into()),
+            }
+        );
+        assert_eq!(
+            read_hints(&root, "ens2"),
+            DeviceIrqHints {
+                name: "ens2".into(),
+                msi_irqs: vec![81],
+                bus_name: Some("0000:13:00.0".into()),
+                pci_addr: Some("0000:13:00.0".into()),
+            }
+        );
+        assert_eq!(read_hints(&root, "lo"), dev("lo"));
+        assert_eq!(read_hints(&root, "absent"), dev("absent"));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn live_host_virtio_eth0() {
+        // This build machine: eth0 -> virtio2, "virtio2-input.0" in /proc/interrupts.
+        let root = HostRoot::default();
+        let hints = read_hints(&root, "eth0");
+        let Some(bus) = hints.bus_name.clone().filter(|b| b.starts_with("virtio")) else {
+            eprintln!("skipping: no virtio eth0 here");
+            return;
+        };
+        let Ok(i) = interrupts::read(&root) else {
+            eprintln!("skipping: /proc/interrupts unreadable");
+            return;
+        };
+        let got = map_queue_irqs(&i, std::slice::from_ref(&hints));
+        let rx0 = got
+            .iter()
+            .find(|q| q.queue == 0 && q.kind == Rx)
+            .unwrap_or_else(|| panic!("no rx queue 0 for eth0 on {bus}: {got:?}"));
+        let line = i.get(rx0.irq).unwrap();
+        assert_eq!(line.actions, vec![format!("{bus}-input.0")]);
+        if !hints.msi_irqs.is_empty() {
+            assert!(hints.msi_irqs.contains(&rx0.irq));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn classify_never_panics(s in "\\PC*") {
+            let _ = classify_action(&s);
+        }
+
+        #[test]
+        fn classify_structured_never_panics(s in "[a-z0-9@:._-]{0,12}(-(TxRx|Tx-Rx|rx|tx|fp|input\\.|output\\.))?-?[0-9]{0,12}") {
+            let _ = classify_action(&s);
+        }
+
+        #[test]
+        fn map_never_panics(actions in proptest::collection::vec("[a-z0-9@:.-]{0,16}", 0..6),
+                            names in proptest::collection::vec("[a-z0-9-]{0,6}", 0..4),
+                            msi in proptest::collection::vec(0u32..8, 0..4)) {
+            let mut text = String::from("CPU0\n");
+            for (n, a) in actions.iter().enumerate() {
+                text.push_str(&format!("{n}: 1 PCI-MSI {n}-edge {a}\n"));
+            }
+            let i = interrupts::parse(&text).unwrap();
+            let devs: Vec<DeviceIrqHints> = names
+                .iter()
+                .map(|n| DeviceIrqHints { name: n.clone(), msi_irqs: msi.clone(), ..Default::default() })
+                .collect();
+            let _ = map_queue_irqs(&i, &devs);
+        }
+    }
 }

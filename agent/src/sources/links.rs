@@ -1,1 +1,368 @@
-//! Network links over rtnetlink.
+//! Network links over rtnetlink (RTM_GETLINK dump).
+//!
+//! Devices come and go (hotplug, veth of new pods), so each cycle dumps the list afresh;
+//! the dump runs in the calling thread's network namespace.
+
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use serde::Serialize;
+
+use crate::error::SourceError;
+
+/// One network device as rtnetlink describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub ifindex: u32,
+    pub name: String,
+    /// IFLA_INFO_KIND: "veth", "bridge", "vlan" ...; None for plain hardware NICs and lo.
+    pub kind: Option<String>,
+    /// IFF_UP: administratively up.
+    pub up: bool,
+    pub num_rx_queues: Option<u32>,
+    pub num_tx_queues: Option<u32>,
+    pub mtu: Option<u32>,
+    /// IFLA_MASTER: ifindex of the bridge/bond this device is enslaved to.
+    pub master: Option<u32>,
+}
+
+/// Bound on one dump, so a wedged netlink socket cannot stall the cycle.
+const DUMP_TIMEOUT: Duration = Duration::from_secs(5);
+
+const WHAT: &str = "rtnetlink RTM_GETLINK dump";
+
+/// Pure: the fields we keep from one RTM_NEWLINK message.
+pub fn link_from_message(msg: &LinkMessage) -> Link {
+    let mut link = Link {
+        ifindex: msg.header.index,
+        name: String::new(),
+        kind: None,
+        up: msg.header.flags.contains(LinkFlags::Up),
+        num_rx_queues: None,
+        num_tx_queues: None,
+        mtu: None,
+        master: None,
+    };
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::IfName(name) => link.name = name.clone(),
+            LinkAttribute::NumRxQueues(n) => link.num_rx_queues = Some(*n),
+            LinkAttribute::NumTxQueues(n) => link.num_tx_queues = Some(*n),
+            LinkAttribute::Mtu(n) => link.mtu = Some(*n),
+            LinkAttribute::Controller(n) => link.master = Some(*n),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Kind(kind) = info {
+                        link.kind = Some(kind.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    link
+}
+
+fn kernel_error(msg: impl std::fmt::Display) -> SourceError {
+    SourceError::Kernel {
+        what: WHAT.into(),
+        msg: msg.to_string(),
+    }
+}
+
+/// Dump all links of the caller's network namespace, sorted by ifindex. Needs a tokio
+/// runtime with I/O enabled (the connection task is spawned on it).
+pub async fn read_links() -> Result<Vec<Link>, SourceError> {
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(kernel_error)?;
+    let conn_task = tokio::spawn(connection);
+    let dump = async {
+        handle
+            .link()
+            .get()
+            .execute()
+            .map_ok(|msg| link_from_message(&msg))
+            .try_collect::<Vec<_>>()
+            .await
+    };
+    let result = tokio::time::timeout(DUMP_TIMEOUT, dump).await;
+    conn_task.abort();
+    let mut links = result
+        .map_err(|_| kernel_error(format!("no reply within {DUMP_TIMEOUT:?}")))?
+        .map_err(kernel_error)?;
+    links.sort_by_key(|l| l.ifindex);
+    Ok(links)
+}
+
+fn read_links_here() -> Result<Vec<Link>, SourceError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| kernel_error(format!("tokio runtime: {e}")))?;
+    rt.block_on(read_links())
+}
+
+/// [`read_links`] on a private current-thread runtime. Called from inside a tokio runtime
+/// it moves to a scoped thread (a runtime cannot block inside another); new threads
+/// inherit the caller's network namespace, so the answer is the same.
+pub fn read_links_blocking() -> Result<Vec<Link>, SourceError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return read_links_here();
+    }
+    std::thread::scope(|s| {
+        s.spawn(read_links_here)
+            .join()
+            .unwrap_or_else(|_| Err(kernel_error("link dump thread panicked")))
+    })
+}
+
+/// Test-only: private network namespaces holding a multi-queue veth pair, so live tests
+/// can check netlink and ioctl readers against devices whose traffic they control.
+#[cfg(test)]
+pub(crate) mod testns {
+    use std::fs::File;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    use std::process::Command;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    pub(crate) const QUEUES: u32 = 4;
+    /// Device names; not "a"/"b": iproute2 6.1 reads a bare "a" as "address".
+    pub(crate) const DEV_A: &str = "ssveth0";
+    pub(crate) const DEV_B: &str = "ssveth1";
+    pub(crate) const ADDR_A: &str = "10.211.0.1";
+    pub(crate) const ADDR_B: &str = "10.211.0.2";
+
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+
+    fn ip(args: &[&str]) {
+        let out = Command::new("ip").args(args).output().expect("run ip(8)");
+        assert!(
+            out.status.success(),
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Two fresh, uniquely named namespaces `ns_a` and `ns_b` joined by a veth pair
+    /// (DEV_A in ns_a, DEV_B in ns_b, QUEUES rx and tx queues each). Traffic from ns_a to
+    /// ADDR_B crosses the pair (within one namespace it would take lo). Both namespaces
+    /// are deleted on drop, also when the test panics.
+    pub(crate) struct VethPair {
+        pub ns_a: String,
+        pub ns_b: String,
+    }
+
+    impl VethPair {
+        pub(crate) fn new(tag: &str) -> Self {
+            let n = SEQ.fetch_add(1, Ordering::Relaxed);
+            let base = format!("skewscope-{tag}-{}-{n}", std::process::id());
+            // Guard first, so a failure below still cleans up what exists.
+            let pair = VethPair {
+                ns_a: format!("{base}-a"),
+                ns_b: format!("{base}-b"),
+            };
+            ip(&["netns", "add", &pair.ns_a]);
+            ip(&["netns", "add", &pair.ns_b]);
+            let q = QUEUES.to_string();
+            #[rustfmt::skip]
+            ip(&["-n", &pair.ns_a, "link", "add", "name", DEV_A,
+                "numrxqueues", &q, "numtxqueues", &q, "type", "veth",
+                "peer", "name", DEV_B, "numrxqueues", &q, "numtxqueues", &q,
+                "netns", &pair.ns_b]);
+            ip(&[
+                "-n",
+                &pair.ns_a,
+                "addr",
+                "add",
+                &format!("{ADDR_A}/24"),
+                "dev",
+                DEV_A,
+            ]);
+            ip(&[
+                "-n",
+                &pair.ns_b,
+                "addr",
+                "add",
+                &format!("{ADDR_B}/24"),
+                "dev",
+                DEV_B,
+            ]);
+            for (ns, dev) in [(&pair.ns_a, DEV_A), (&pair.ns_b, DEV_B), (&pair.ns_a, "lo")] {
+                ip(&["-n", ns, "link", "set", dev, "up"]);
+            }
+            pair
+        }
+
+        /// Run `f` on a new thread that has joined namespace `ns` (netlink sockets and
+        /// ioctls act in the namespace of the thread that opens them).
+        pub(crate) fn run_in<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+            let path = format!("/var/run/netns/{ns}");
+            let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            std::thread::scope(|s| {
+                s.spawn(move || {
+                    // SAFETY: setns on a valid netns fd; affects only this thread, which
+                    // ends when `f` returns.
+                    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+                    f()
+                })
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+        }
+
+        /// Send `count` UDP datagrams from ns_a to ADDR_B over `flows` source ports, so
+        /// the flow hash spreads them over the queues. Returns the number sent.
+        pub(crate) fn send_udp(&self, flows: u16, count: u32) -> u32 {
+            Self::run_in(&self.ns_a, || {
+                let socks: Vec<UdpSocket> = (0..flows.max(1))
+                    .map(|_| UdpSocket::bind((ADDR_A, 0)).expect("bind in test netns"))
+                    .collect();
+                // The first datagram waits for ARP; give it time before the burst.
+                socks[0].send_to(b"warmup", (ADDR_B, 9)).expect("send");
+                std::thread::sleep(Duration::from_millis(200));
+                let mut sent = 1;
+                for i in 1..count {
+                    let sock = &socks[i as usize % socks.len()];
+                    if sock.send_to(&[0u8; 64], (ADDR_B, 9)).is_ok() {
+                        sent += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                sent
+            })
+        }
+    }
+
+    impl Drop for VethPair {
+        fn drop(&mut self) {
+            // Deleting a namespace destroys its veth end and with it the peer.
+            for ns in [&self.ns_a, &self.ns_b] {
+                let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testns::{VethPair, DEV_A, DEV_B, QUEUES};
+    use super::*;
+
+    #[test]
+    fn link_from_message_keeps_fields() {
+        use netlink_packet_route::link::InfoKind;
+        let mut msg = LinkMessage::default();
+        msg.header.index = 7;
+        msg.header.flags = LinkFlags::Up | LinkFlags::Broadcast;
+        msg.attributes = vec![
+            LinkAttribute::IfName("veth7".into()),
+            LinkAttribute::Mtu(1500),
+            LinkAttribute::NumRxQueues(4),
+            LinkAttribute::NumTxQueues(2),
+            LinkAttribute::Controller(3),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
+        ];
+        assert_eq!(
+            link_from_message(&msg),
+            Link {
+                ifindex: 7,
+                name: "veth7".into(),
+                kind: Some("veth".into()),
+                up: true,
+                num_rx_queues: Some(4),
+                num_tx_queues: Some(2),
+                mtu: Some(1500),
+                master: Some(3),
+            }
+        );
+        let bare = link_from_message(&LinkMessage::default());
+        assert_eq!((bare.up, bare.kind, bare.mtu), (false, None, None));
+    }
+
+    fn sysfs_ifindex(dev: &str) -> u32 {
+        let path = format!("/sys/class/net/{dev}/ifindex");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Live: the host's own namespace has lo and eth0 with the ifindex sysfs shows.
+    #[test]
+    fn live_host_links_match_sysfs() {
+        let links = read_links_blocking().expect("RTM_GETLINK dump");
+        for dev in ["lo", "eth0"] {
+            let link = links
+                .iter()
+                .find(|l| l.name == dev)
+                .unwrap_or_else(|| panic!("{dev} missing from {links:?}"));
+            assert_eq!(link.ifindex, sysfs_ifindex(dev), "{dev}");
+            assert!(link.up, "{dev} is up");
+            assert_eq!(link.num_rx_queues, Some(1), "{dev}: one queue on this VM");
+        }
+        let lo = links.iter().find(|l| l.name == "lo").unwrap();
+        assert_eq!(
+            (lo.ifindex, lo.mtu, lo.kind.as_deref()),
+            (1, Some(65536), None)
+        );
+        let eth0 = links.iter().find(|l| l.name == "eth0").unwrap();
+        assert_eq!(eth0.mtu, Some(1400), "as `ip link` shows on this VM");
+        // Every sysfs device appears, and nothing else.
+        let mut sysfs: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        sysfs.sort();
+        let mut names: Vec<String> = links.iter().map(|l| l.name.clone()).collect();
+        names.sort();
+        assert_eq!(names, sysfs);
+    }
+
+    /// Live: a veth created with 4 queues in a private namespace reports them, from
+    /// both the async API inside a runtime and the blocking one.
+    #[test]
+    fn live_veth_in_netns() {
+        let pair = VethPair::new("links");
+        let links = VethPair::run_in(&pair.ns_a, || {
+            let blocking = read_links_blocking().expect("dump in netns");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let from_async = rt.block_on(read_links()).expect("async dump in netns");
+            // Inside a runtime the blocking variant must not panic.
+            let nested = rt
+                .block_on(async { read_links_blocking() })
+                .expect("nested");
+            assert_eq!(blocking, from_async);
+            assert_eq!(blocking, nested);
+            blocking
+        });
+        let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["lo", DEV_A],
+            "fresh namespace: lo and our veth only"
+        );
+        let veth = &links[1];
+        assert_eq!(veth.kind.as_deref(), Some("veth"));
+        assert_eq!(veth.num_rx_queues, Some(QUEUES));
+        assert_eq!(veth.num_tx_queues, Some(QUEUES));
+        assert!(veth.up);
+        assert_eq!(veth.mtu, Some(1500));
+        assert_eq!(veth.master, None);
+        assert_eq!(links[0].ifindex, 1);
+
+        // The peer lives in the other namespace.
+        let peer = VethPair::run_in(&pair.ns_b, read_links_blocking).unwrap();
+        assert!(peer
+            .iter()
+            .any(|l| l.name == DEV_B && l.kind.as_deref() == Some("veth")));
+        assert!(!peer.iter().any(|l| l.name == DEV_A));
+    }
+}

@@ -2,20 +2,20 @@
 //! [`HostRoot`] and a pure `parse` over text or bytes. Sources know nothing of the model
 //! or of sinks.
 
-pub mod interrupts;
-pub mod irq_map;
-pub mod softirqs;
-pub mod proc_stat;
-pub mod softnet;
-pub mod ethtool_rss;
 pub mod channels;
-pub mod ethtool_stats;
-pub mod qstats;
-pub mod links;
-pub mod sysfs_net;
 pub mod cpus;
+pub mod ethtool_rss;
+pub mod ethtool_stats;
+pub mod interrupts;
 pub mod irq_affinity;
+pub mod irq_map;
+pub mod links;
+pub mod proc_stat;
+pub mod qstats;
+pub mod softirqs;
+pub mod softnet;
 pub mod sysctls;
+pub mod sysfs_net;
 
 use std::path::{Path, PathBuf};
 

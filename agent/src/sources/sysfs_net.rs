@@ -79,7 +79,8 @@ pub fn read_device(root: &HostRoot, name: &str) -> Result<NetDevice, SourceError
     for (kind, queue) in queue_dirs(&base.join("queues"))? {
         let qdir = base.join("queues").join(format!("{kind}-{queue}"));
         if kind == "rx" {
-            let rps_cpus = optional_parsed(&qdir.join("rps_cpus"), parse_cpumask)?.unwrap_or_default();
+            let rps_cpus =
+                optional_parsed(&qdir.join("rps_cpus"), parse_cpumask)?.unwrap_or_default();
             let rps_flow_cnt = optional_parsed(&qdir.join("rps_flow_cnt"), parse_int::<u64>)?;
             rx_queues.push(RxQueueSys {
                 queue,
