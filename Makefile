@@ -18,7 +18,8 @@ doctor: build
 	$(BIN) doctor
 
 # Every test: parsers over real fixtures, live kernel tests (root: eBPF, netlink, netns
-# labs), the golden end-to-end test. Privileged tests run for real where they can.
+# labs), the golden end-to-end test. As root, privileged tests must run: a skip fails.
+export SKEWSCOPE_REQUIRE_PRIVILEGED ?= $(shell [ "$$(id -u)" -eq 0 ] && echo 1)
 test: deps
 	$(CARGO) test --workspace --no-fail-fast
 

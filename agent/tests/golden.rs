@@ -26,9 +26,11 @@ fn run_on_root(root: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
-/// Durations vary run to run; zero them so the rest can be compared byte for byte.
-fn normalize(json: &str) -> String {
-    let mut v: serde_json::Value = serde_json::from_str(json).expect("valid JSON");
+/// Durations vary run to run and paths with the checkout: zero and shorten them so the
+/// rest can be compared byte for byte.
+fn normalize(json: &str, root: &Path) -> String {
+    let json = json.replace(&root.display().to_string(), "$ROOT");
+    let mut v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     if let Some(sources) = v.get_mut("sources").and_then(|s| s.as_array_mut()) {
         for s in sources {
             s["duration_us"] = 0.into();
@@ -69,7 +71,7 @@ fn snapshot_json_i40e_1152cpu() {
     let root = testdata().join("roots/i40e-1152cpu");
     let out = run_on_root(&root, &["snapshot", "--json"]);
     assert_eq!(out.lines().count(), 1, "one JSON document on one line");
-    check_golden("i40e-1152cpu.snapshot.json", &normalize(&out));
+    check_golden("i40e-1152cpu.snapshot.json", &normalize(&out, &root));
 }
 
 #[test]
@@ -77,4 +79,93 @@ fn snapshot_table_i40e_1152cpu() {
     let root = testdata().join("roots/i40e-1152cpu");
     let out = run_on_root(&root, &["snapshot", "--device", "eth0"]);
     check_golden("i40e-1152cpu.snapshot.txt", &out);
+}
+
+#[test]
+fn snapshot_json_mlx4_40cpu_with_ethtool_captures() {
+    let root = testdata().join("roots/mlx4-40cpu");
+    let ethtool = root.join("ethtool");
+    let out = run_on_root(
+        &root,
+        &[
+            "snapshot",
+            "--json",
+            "--ethtool-dir",
+            ethtool.to_str().unwrap(),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // Facts read off the captures, independent of the golden file:
+    let eth1 = &v["devices"][1];
+    assert_eq!(eth1["name"], "eth1");
+    assert_eq!(eth1["rx_queues"][0]["source"], "ethtool_text");
+    assert_eq!(eth1["rss"]["indirection"].as_array().unwrap().len(), 128);
+    assert_eq!(eth1["rss"]["source"], "text");
+    let eth0 = &v["devices"][0];
+    // mlx4-3@0000:13:00.0 (EQ 3 → queue 2) took 7121963 interrupts.
+    assert_eq!(eth0["rx_queues"][2]["irq_count"], 7121963);
+    check_golden("mlx4-40cpu.snapshot.json", &normalize(&out, &root));
+}
+
+#[test]
+fn broken_source_is_reported_and_the_rest_still_produced() {
+    // A copy of the mlx4 root whose softnet_stat is truncated mid-line.
+    let src = testdata().join("roots/mlx4-40cpu");
+    let dir = std::env::temp_dir().join(format!("skewscope-broken-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("proc/net")).unwrap();
+    for f in ["interrupts", "softirqs"] {
+        std::fs::copy(src.join("proc").join(f), dir.join("proc").join(f)).unwrap();
+    }
+    let softnet = std::fs::read_to_string(src.join("proc/net/softnet_stat")).unwrap();
+    let mut lines: Vec<&str> = softnet.lines().take(3).collect();
+    lines.push("0000abcd 00000000 zz");
+    std::fs::write(dir.join("proc/net/softnet_stat"), lines.join("\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_skewscope"))
+        .args(["--procfs", dir.join("proc").to_str().unwrap()])
+        .args(["--sysfs", src.join("sys").to_str().unwrap()])
+        .args(["snapshot", "--json"])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success(), "a bad source is not a failed run");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let softnet = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "softnet_stat")
+        .unwrap();
+    assert_eq!(softnet["status"], "failed");
+    let err = softnet["error"].as_str().unwrap();
+    assert!(
+        err.contains("proc/net/softnet_stat:4"),
+        "names file and line: {err}"
+    );
+    // Everything else is still there.
+    assert_eq!(v["cpus"].as_array().unwrap().len(), 40);
+    assert!(v["cpus"][0]["softnet"].is_null());
+    assert_eq!(v["devices"][0]["rx_queues"][2]["irq_count"], 7121963);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_skewscope"))
+        .args(["snapshot", "--duration", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    for cmd in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["snapshot", "--help"],
+        &["doctor", "--help"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_skewscope"))
+            .args(cmd)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{cmd:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"));
+    }
 }
