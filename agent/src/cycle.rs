@@ -273,12 +273,12 @@ impl Sources {
                     }
                     _ => SourceOutcome::Failed,
                 };
-                self.statuses.push(SourceStatus {
-                    name: name.to_string(),
-                    status: outcome,
-                    error: Some(e.to_string()),
+                self.statuses.push(SourceStatus::new(
+                    name,
+                    outcome,
+                    Some(e.to_string()),
                     duration_us,
-                });
+                ));
                 None
             }
         }
@@ -295,11 +295,7 @@ impl Sources {
             Err(e) if e.starts_with("skipped") => (SourceOutcome::Skipped, Some(e)),
             Err(e) => (SourceOutcome::Failed, Some(e)),
         };
-        self.statuses.push(SourceStatus {
-            name: name.to_string(),
-            status,
-            error,
-            duration_us,
-        });
+        self.statuses
+            .push(SourceStatus::new(name, status, error, duration_us));
     }
 }

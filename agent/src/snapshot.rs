@@ -55,6 +55,8 @@ pub struct QueueCounters {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceStatus {
     pub name: String,
+    /// status == ok, for consumers that only need a yes or no.
+    pub ok: bool,
     pub status: SourceOutcome,
     /// The error (failed) or the reason (skipped, unsupported).
     pub error: Option<String>,
@@ -73,7 +75,13 @@ pub enum SourceOutcome {
 }
 
 impl SourceStatus {
-    pub fn ok(&self) -> bool {
-        self.status == SourceOutcome::Ok
+    pub fn new(name: &str, status: SourceOutcome, error: Option<String>, duration_us: u64) -> Self {
+        Self {
+            name: name.to_string(),
+            ok: status == SourceOutcome::Ok,
+            status,
+            error,
+            duration_us,
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Snapshot (of a window, or since boot) → the RSS-polarization part of the report.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
 use super::indices::{self, SpiInputs, SpiWeights};
 use crate::report::{
@@ -8,6 +8,7 @@ use crate::report::{
     RssReport, RxQueueReport, SoftnetReport, SNAPSHOT_SCHEMA,
 };
 use crate::snapshot::{DeviceFacts, Snapshot};
+use crate::sources::interrupts::{IrqId, IrqLine};
 use crate::sources::irq_map::QueueIrqKind;
 
 /// Model settings that change numbers, not collection.
@@ -137,6 +138,17 @@ fn host_report(snap: &Snapshot, cpus: &[CpuReport], cfg: &ModelConfig) -> HostRe
 
 fn device_report(dev: &DeviceFacts, snap: &Snapshot) -> DeviceReport {
     let ints = snap.interrupts.as_ref();
+    let lines_by_irq: HashMap<u32, &IrqLine> = ints
+        .map(|i| {
+            i.lines
+                .iter()
+                .filter_map(|l| match l.irq {
+                    IrqId::Number(n) => Some((n, l)),
+                    IrqId::Named(_) => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
 
     // The queue set: sysfs rx queues, queues with an RX-capable IRQ, queues with counters.
     let mut queues: BTreeSet<u32> = dev.sys.rx_queues.iter().map(|q| q.queue).collect();
@@ -172,19 +184,27 @@ fn device_report(dev: &DeviceFacts, snap: &Snapshot) -> DeviceReport {
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let mut per_cpu: BTreeMap<u32, u64> = BTreeMap::new();
+            // Sum the queue's IRQ lines column by column, then pair columns with CPUs.
+            let mut columns: Vec<u64> = Vec::new();
             if let Some(ints) = ints {
-                for line in ints
-                    .lines
-                    .iter()
-                    .filter(|l| matches!(l.irq, crate::sources::interrupts::IrqId::Number(n) if irqs.contains(&n)))
-                {
-                    for (cpu, count) in ints.cpus.iter().zip(&line.counts) {
-                        *per_cpu.entry(*cpu).or_default() += count;
+                for line in irqs.iter().filter_map(|irq| lines_by_irq.get(irq)) {
+                    columns.resize(columns.len().max(line.counts.len()), 0);
+                    for (sum, count) in columns.iter_mut().zip(&line.counts) {
+                        *sum += count;
                     }
                 }
+                columns.truncate(ints.cpus.len());
             }
-            let irq_count = per_cpu.values().sum();
+            let per_cpu: Vec<(u32, u64)> = ints
+                .map(|i| {
+                    i.cpus
+                        .iter()
+                        .copied()
+                        .zip(columns.iter().copied())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let irq_count = per_cpu.iter().map(|(_, n)| n).sum();
             let affinity: BTreeSet<u32> = irqs
                 .iter()
                 .filter_map(|i| dev.irq_affinity.get(i))

@@ -513,7 +513,7 @@ mod tests {
         };
         let got = map_queue_irqs(
             &ints("FILTERED-allandeng-16cpu-virtio-4q.txt"),
-            &[d.clone()],
+            std::slice::from_ref(&d),
         );
         let rx: Vec<(u32, u32)> = got
             .iter()

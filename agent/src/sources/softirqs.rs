@@ -145,7 +145,7 @@ mod tests {
         let mut n = 0;
         for entry in std::fs::read_dir(DIR).unwrap() {
             let path = entry.unwrap().path();
-            if path.extension().map_or(true, |e| e != "txt") {
+            if path.extension().is_none_or(|e| e != "txt") {
                 continue;
             }
             let got = parse(&std::fs::read_to_string(&path).unwrap())
