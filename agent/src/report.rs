@@ -15,6 +15,7 @@ pub struct Report {
     pub window_secs: Option<f64>,
     pub cpus: Vec<CpuReport>,
     pub devices: Vec<DeviceReport>,
+    pub reuseport_groups: Vec<ReuseportGroupReport>,
     pub host: HostReport,
     pub sources: Vec<SourceStatus>,
 }
@@ -98,6 +99,76 @@ pub struct DeviceIndices {
     pub isi: Option<f64>,
     pub isi_normalized: Option<f64>,
     pub table_qpi: Option<f64>,
+    /// p95 ingress age (µs) of packets that arrived on hot queues (eBPF).
+    pub haf95_us: Option<f64>,
+}
+
+/// One SO_REUSEPORT group: sockets of one protocol bound to one address and port in one
+/// network namespace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReuseportGroupReport {
+    /// Inode of the network namespace (as `stat -L /proc/PID/ns/net` shows).
+    pub netns: u64,
+    /// "udp" or "tcp".
+    pub protocol: &'static str,
+    pub address: String,
+    pub port: u16,
+    /// sk->sk_reuseport_cb->reuseport_id, when a probe has seen a member.
+    pub reuseport_id: Option<u32>,
+    pub listeners: Vec<ListenerReport>,
+    /// Heaviest flows first.
+    pub top_flows: Vec<FlowReport>,
+    pub indices: GroupIndices,
+    /// Joins and leaves since the agent started (restart windows).
+    pub membership_changes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListenerReport {
+    pub inode: u64,
+    /// Position in the group's socks[] (not stable across restarts).
+    pub index: Option<u32>,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    /// Container or pod from the owner's cgroup path, where present.
+    pub container: Option<String>,
+    /// sk_data_ready events: a connection ready to accept (TCP) or a datagram (UDP).
+    pub events: u64,
+    /// Accept-queue length (TCP LISTEN) or receive-queue bytes (UDP).
+    pub queue_depth: u64,
+    /// Accept backlog limit (TCP LISTEN).
+    pub backlog_limit: Option<u64>,
+    /// SK_MEMINFO_DROPS.
+    pub drops: Option<u64>,
+    pub ingress_age_p95_us: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowReport {
+    pub saddr: String,
+    pub sport: u16,
+    pub daddr: String,
+    pub dport: u16,
+    pub packets: u64,
+    pub bytes: u64,
+    pub rx_cpu: Option<u32>,
+    pub rx_queue: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GroupIndices {
+    pub lsi: Option<f64>,
+    pub hcr_1: Option<f64>,
+    pub hcr_5: Option<f64>,
+    pub lqd: Option<f64>,
+    pub bci: Option<f64>,
+    pub ingress_age_p50_us: Option<f64>,
+    pub ingress_age_p95_us: Option<f64>,
+    pub ingress_age_p99_us: Option<f64>,
+    /// p95 ingress age − the configured target (µs).
+    pub dlg_us: Option<f64>,
+    /// Share of packets read on another CPU than the one that received them.
+    pub locality_miss_ratio: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

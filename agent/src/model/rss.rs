@@ -41,6 +41,7 @@ pub fn build_report(snap: &Snapshot, window_secs: Option<f64>, cfg: &ModelConfig
         window_secs,
         cpus,
         devices,
+        reuseport_groups: Vec::new(),
         host,
         sources: snap.sources.clone(),
     }
@@ -277,6 +278,7 @@ fn device_report(dev: &DeviceFacts, snap: &Snapshot) -> DeviceReport {
             isi,
             isi_normalized,
             table_qpi: table_shares.as_deref().and_then(indices::qpi),
+            haf95_us: None,
         },
         rx_queues,
     }
