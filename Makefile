@@ -23,6 +23,11 @@ export SKEWSCOPE_REQUIRE_PRIVILEGED ?= $(shell [ "$$(id -u)" -eq 0 ] && echo 1)
 test: deps
 	$(CARGO) test --workspace --no-fail-fast
 
+# A skewed SO_REUSEPORT UDP group in its own namespace (LAB_SECONDS, default 60):
+# start it, then `make run` in another terminal.
+lab: deps
+	scripts/lab.sh
+
 # Re-write the golden files of the end-to-end tests from the current binary.
 golden: deps
 	UPDATE_GOLDEN=1 $(CARGO) test -p skewscope --test golden
