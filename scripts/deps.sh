@@ -27,3 +27,18 @@ if ! have_cmd cargo; then
     echo "deps: cargo not found; install the Rust toolchain (rustup) first" >&2
     exit 1
 fi
+
+# The OTLP receiver the telemetry tests start (scripts/otlp_receiver.py): the official
+# OTLP protobuf bindings and gRPC, in a venv of their own, created only when missing.
+venv="$(dirname "$0")/.venv"
+if ! "$venv/bin/python" -c 'import grpc, opentelemetry.proto.collector.metrics.v1.metrics_service_pb2_grpc' \
+        >/dev/null 2>&1; then
+    if ! have_cmd python3; then
+        echo "deps: python3 not found; the OTLP receiver tests need it" >&2
+        exit 1
+    fi
+    echo "deps: creating $venv (opentelemetry-proto, grpcio)"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+        'opentelemetry-proto==1.45.2' 'grpcio==1.85.1'
+fi

@@ -29,13 +29,13 @@ fn measure(
     // Warm the page cache and the allocator.
     for _ in 0..3 {
         let s = collector.collect();
-        std::hint::black_box(model::build_report(&s, None, &cfg));
+        std::hint::black_box(model::build_report(&s, None, &cfg, &mut Default::default()));
     }
     let mut times: Vec<Duration> = (0..iterations)
         .map(|_| {
             let start = Instant::now();
             let s = collector.collect();
-            std::hint::black_box(model::build_report(&s, None, &cfg));
+            std::hint::black_box(model::build_report(&s, None, &cfg, &mut Default::default()));
             start.elapsed()
         })
         .collect();

@@ -1,8 +1,11 @@
 //! Command-line interface. Exit codes: 0 success, 1 runtime failure, 2 usage error.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{OtlpCompression, OtlpProtocol};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,6 +63,8 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Report what this kernel and these privileges let skewscope observe.
     Doctor(DoctorArgs),
+    /// List the exported metrics (names, units, attributes).
+    Metrics(MetricsArgs),
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -79,9 +84,9 @@ pub struct SourceArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// Seconds between collections.
-    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_interval)]
-    pub interval: f64,
+    /// Seconds between collections [default: 1, or interval_secs in --config].
+    #[arg(long, value_name = "SECS", value_parser = parse_interval)]
+    pub interval: Option<f64>,
     /// What to print each cycle.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -90,17 +95,80 @@ pub struct RunArgs {
     pub count: Option<u64>,
     #[command(flatten)]
     pub sources: SourceArgs,
+    /// Boxed: the export flags would make every [`Command`] as large as `run`.
+    #[command(flatten)]
+    pub telemetry: Box<TelemetryArgs>,
 }
 
 impl Default for RunArgs {
     fn default() -> Self {
         Self {
-            interval: 1.0,
+            interval: None,
             output: OutputFormat::Table,
             count: None,
             sources: SourceArgs::default(),
+            telemetry: Box::default(),
         }
     }
+}
+
+/// Export settings. Each flag overrides the OpenTelemetry environment variable and the
+/// config file key of the same meaning (docs/configuration.md).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Export")]
+pub struct TelemetryArgs {
+    /// Config file (TOML): [otlp], [prometheus], [limits], [resource].
+    #[arg(long, value_name = "FILE", env = "SKEWSCOPE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Export metrics over OTLP to this collector URL (e.g. http://127.0.0.1:4317 for
+    /// gRPC). Also OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT. None anywhere: no export.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP transport [default: http/protobuf].
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// Header sent with every export (repeatable), e.g. x-api-key=SECRET.
+    #[arg(long = "otlp-header", value_name = "KEY=VALUE")]
+    pub otlp_headers: Vec<String>,
+    /// Deadline of one export, retries included [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub otlp_timeout_secs: Option<f64>,
+    /// Compress export requests [default: none].
+    #[arg(long, value_enum, value_name = "ALGO")]
+    pub otlp_compression: Option<OtlpCompression>,
+    /// PEM CA bundle that signs the collector's certificate (https endpoints).
+    #[arg(long, value_name = "FILE")]
+    pub otlp_ca_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS.
+    #[arg(long, value_name = "FILE")]
+    pub otlp_client_cert_file: Option<PathBuf>,
+    /// PEM key of --otlp-client-cert-file.
+    #[arg(long, value_name = "FILE")]
+    pub otlp_client_key_file: Option<PathBuf>,
+    /// Seconds between OTLP exports [default: 10]. Also OTEL_METRIC_EXPORT_INTERVAL (ms).
+    #[arg(long, value_name = "SECS")]
+    pub export_interval_secs: Option<f64>,
+    /// Serve Prometheus /metrics on this address (off by default), e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus_listen: Option<SocketAddr>,
+    /// Most CPUs exported per per-CPU metric [default: 1024].
+    #[arg(long, value_name = "N", help_heading = "Cardinality")]
+    pub max_cpus: Option<usize>,
+    /// Most network devices exported [default: 16].
+    #[arg(long, value_name = "N", help_heading = "Cardinality")]
+    pub max_devices: Option<usize>,
+    /// Most RX queues exported per device [default: 64].
+    #[arg(long, value_name = "N", help_heading = "Cardinality")]
+    pub max_queues_per_device: Option<usize>,
+    /// Most SO_REUSEPORT groups exported [default: 32].
+    #[arg(long, value_name = "N", help_heading = "Cardinality")]
+    pub max_groups: Option<usize>,
+    /// Most listeners exported per group [default: 32].
+    #[arg(long, value_name = "N", help_heading = "Cardinality")]
+    pub max_listeners_per_group: Option<usize>,
+    /// Heaviest flows exported per group [default: 10].
+    #[arg(long, value_name = "N", help_heading = "Cardinality")]
+    pub top_flows: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -121,6 +189,13 @@ pub struct SnapshotArgs {
     pub duration: Option<f64>,
     #[command(flatten)]
     pub sources: SourceArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MetricsArgs {
+    /// Print docs/metrics.md (generated from the metric catalog).
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -1,12 +1,16 @@
 //! One collection cycle: every source is read (each timed, each allowed to fail alone)
 //! into a [`Snapshot`]. The model and sinks run after; nothing here knows of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::error::SourceError;
-use crate::snapshot::{DeviceFacts, QueueCounters, Snapshot, SourceOutcome, SourceStatus};
+use crate::snapshot::{
+    DeviceFacts, ListenerFacts, QueueCounters, Snapshot, SourceOutcome, SourceStatus,
+};
+use crate::sources::owners::{self, Owner};
+use crate::sources::sock_diag;
 use crate::sources::{
     channels, cpus, ethtool_rss, ethtool_stats, interrupts, irq_affinity, irq_map, proc_stat,
     qstats, softirqs, softnet, sysctls, sysfs_net, HostRoot,
@@ -44,26 +48,54 @@ impl CollectOptions {
     }
 }
 
-/// Reads sources cycle after cycle; holds what must outlive a cycle (attached probes).
+/// Reads sources cycle after cycle; holds what must outlive a cycle (attached probes,
+/// the watched ports, the owner cache).
 pub struct Collector {
     opts: CollectOptions,
     softirq_probe: Result<skewscope_probes::SoftirqTimeProbe, String>,
+    listener_probe: Result<skewscope_probes::ListenerEventsProbe, String>,
+    rx_probe: Result<skewscope_probes::RxProbe, String>,
+    /// (IP protocol, port) of every reuseport group, as last pushed to the probes.
+    watched: BTreeSet<(u8, u16)>,
+    /// Owners by socket inode, rescanned only when the set of group members changes.
+    owners: HashMap<u64, Owner>,
+    owned_inodes: BTreeSet<u64>,
 }
 
 const SKIPPED_NOT_LIVE: &str = "skipped: --procfs/--sysfs point away from the running kernel";
 
 impl Collector {
     pub fn new(opts: CollectOptions) -> Self {
-        let softirq_probe = if !opts.live_kernel() {
-            Err(SKIPPED_NOT_LIVE.to_string())
+        let skip = if !opts.live_kernel() {
+            Some(SKIPPED_NOT_LIVE)
         } else if !opts.probes {
-            Err("skipped: probes disabled (--no-probes, or a since-boot snapshot)".to_string())
+            Some("skipped: probes disabled (--no-probes, or a since-boot snapshot)")
         } else {
-            skewscope_probes::SoftirqTimeProbe::load().map_err(|e| e.to_string())
+            None
         };
+        // Each probe loads alone: one the kernel refuses leaves the others running.
+        fn load<T, E: std::fmt::Display>(
+            skip: Option<&str>,
+            load: impl FnOnce() -> Result<T, E>,
+        ) -> Result<T, String> {
+            match skip {
+                Some(why) => Err(why.to_string()),
+                None => load().map_err(|e| {
+                    log::warn!("{e}");
+                    e.to_string()
+                }),
+            }
+        }
         Self {
+            softirq_probe: load(skip, skewscope_probes::SoftirqTimeProbe::load),
+            listener_probe: load(skip, skewscope_probes::ListenerEventsProbe::load),
+            rx_probe: load(skip, || {
+                skewscope_probes::RxProbe::load(skewscope_probes::RxConfig::default())
+            }),
             opts,
-            softirq_probe,
+            watched: BTreeSet::new(),
+            owners: HashMap::new(),
+            owned_inodes: BTreeSet::new(),
         }
     }
 
@@ -87,18 +119,7 @@ impl Collector {
             .unwrap_or_default();
         let sysctls = s.attempt("sysctls", || sysctls::read(root));
 
-        let softirq_time = match &self.softirq_probe {
-            Ok(probe) => s.attempt("ebpf_softirq_time", || {
-                probe.read().map_err(|e| SourceError::Kernel {
-                    what: "softirq_time probe".into(),
-                    msg: e.to_string(),
-                })
-            }),
-            Err(why) => {
-                s.record("ebpf_softirq_time", Err(why.clone()), 0);
-                None
-            }
-        };
+        let softirq_time = probe_read(&mut s, "ebpf_softirq_time", &self.softirq_probe, |p| p.read());
 
         let qstats = if live {
             s.attempt("netdev_qstats", || qstats::read_queue_stats(None))
@@ -116,6 +137,8 @@ impl Collector {
             BTreeMap::new()
         };
 
+        let host_netns = crate::sources::netns::current_netns_inode().ok().filter(|_| live);
+        let rx_queue_counts = probe_read(&mut s, "ebpf_rx_queues", &self.rx_probe, |p| p.read_queues());
         let names = s
             .attempt("sysfs_net", || sysfs_net::list_devices(root))
             .unwrap_or_default();
@@ -141,7 +164,14 @@ impl Collector {
             ));
         }
 
+        let listeners = self.listener_facts(&mut s);
+        let rx_queue_ages = probe_read(&mut s, "ebpf_rx_queue_ages", &self.rx_probe, |p| p.read_queue_ages());
+
         Snapshot {
+            host_netns,
+            listeners,
+            rx_queue_counts,
+            rx_queue_ages,
             taken_at,
             interrupts,
             softirqs,
@@ -154,6 +184,73 @@ impl Collector {
             devices,
             sources: s.statuses,
         }
+    }
+
+    /// Listening sockets in every namespace, their owners, and the listener probes' maps.
+    fn listener_facts(&mut self, s: &mut Sources) -> Option<ListenerFacts> {
+        let root = &self.opts.root;
+        let sockets = if self.opts.live_kernel() && self.opts.netlink {
+            let start = Instant::now();
+            let (sockets, failures) = sock_diag::dump_all_namespaces(root);
+            let us = start.elapsed().as_micros() as u64;
+            // One namespace failing is reported; the others' sockets still count.
+            let errors: Vec<String> = failures
+                .iter()
+                .map(|(ns, e)| format!("{}: {e}", ns.path.display()))
+                .collect();
+            s.record(
+                "sock_diag",
+                if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) },
+                us,
+            );
+            sockets
+        } else {
+            s.attempt("proc_net_sockets", || sock_diag::read_proc_net(root))?
+        };
+
+        let groups = sock_diag::candidate_groups(&sockets);
+        let watched: BTreeSet<(u8, u16)> = groups
+            .iter()
+            .map(|g| {
+                let proto = match g.protocol {
+                    sock_diag::Protocol::Tcp => libc::IPPROTO_TCP as u8,
+                    sock_diag::Protocol::Udp => libc::IPPROTO_UDP as u8,
+                };
+                (proto, g.local.port())
+            })
+            .collect();
+        if watched != self.watched {
+            let pairs: Vec<(u8, u16)> = watched.iter().copied().collect();
+            let ports: Vec<u16> = pairs.iter().map(|(_, p)| *p).collect::<BTreeSet<_>>().into_iter().collect();
+            if let Ok(p) = &mut self.listener_probe {
+                if let Err(e) = p.set_watched_ports(&ports) {
+                    log::warn!("{e}");
+                }
+            }
+            if let Ok(p) = &mut self.rx_probe {
+                if let Err(e) = p.set_watched(&pairs) {
+                    log::warn!("{e}");
+                }
+            }
+            self.watched = watched;
+        }
+
+        let members: BTreeSet<u64> = groups.iter().flat_map(|g| g.members.iter().map(|m| m.inode)).collect();
+        if members != self.owned_inodes {
+            let start = Instant::now();
+            let wanted: HashSet<u64> = members.iter().copied().collect();
+            self.owners = owners::scan_owners(root, &wanted);
+            s.record("owners", Ok(()), start.elapsed().as_micros() as u64);
+            self.owned_inodes = members;
+        }
+
+        Some(ListenerFacts {
+            sockets,
+            owners: self.owners.clone(),
+            events: probe_read(s, "ebpf_listener_events", &self.listener_probe, |p| p.read()),
+            flows: probe_read(s, "ebpf_rx_flows", &self.rx_probe, |p| p.read_flows()),
+            socket_ages: probe_read(s, "ebpf_rx_socket_ages", &self.rx_probe, |p| p.read_socket_ages()),
+        })
     }
 
     fn device_facts(
@@ -231,6 +328,51 @@ impl Collector {
             queue_counters,
         }
     }
+}
+
+/// Read a probe's map, recording the outcome under `name`; a probe that did not load is
+/// reported with the reason it did not.
+fn probe_read<P, T>(
+    s: &mut Sources,
+    name: &str,
+    probe: &Result<P, String>,
+    read: impl FnOnce(&P) -> Result<T, skewscope_probes::ProbeError>,
+) -> Option<T> {
+    match probe {
+        Ok(p) => s.attempt(name, || {
+            read(p).map_err(|e| SourceError::Kernel {
+                what: name.to_string(),
+                msg: e.to_string(),
+            })
+        }),
+        Err(why) => {
+            s.record(name, Err(why.clone()), 0);
+            None
+        }
+    }
+}
+
+/// Per-queue packets seen at netif_receive_skb, for drivers without qstats or per-queue
+/// ethtool statistics (veth, virtual and older drivers).
+fn ebpf_queue_counters(
+    counts: &[skewscope_probes::QueueCount],
+    netns: u64,
+    ifindex: u32,
+) -> Vec<QueueCounters> {
+    let mut out: Vec<QueueCounters> = counts
+        .iter()
+        .filter(|c| c.netns == netns && c.ifindex == ifindex)
+        .filter_map(|c| {
+            Some(QueueCounters {
+                queue: c.queue?,
+                rx_packets: Some(c.packets),
+                rx_bytes: Some(c.bytes),
+                source: "ebpf",
+            })
+        })
+        .collect();
+    out.sort_by_key(|q| q.queue);
+    out
 }
 
 fn from_driver_stats(stats: &[(String, u64)], source: &'static str) -> Vec<QueueCounters> {

@@ -6,6 +6,7 @@
 //! `sinks` only read reports.
 
 pub mod cli;
+pub mod config;
 pub mod cycle;
 pub mod doctor;
 pub mod error;
@@ -14,3 +15,4 @@ pub mod report;
 pub mod sinks;
 pub mod snapshot;
 pub mod sources;
+pub mod telemetry;

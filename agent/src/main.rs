@@ -6,10 +6,12 @@ use anyhow::Context;
 use clap::Parser;
 
 use skewscope::cli::{Cli, Command, OutputFormat, RunArgs, SnapshotArgs, SourceArgs};
+use skewscope::config::{self, FileConfig};
 use skewscope::cycle::{CollectOptions, Collector};
 use skewscope::model::{self, ModelConfig};
 use skewscope::sinks;
 use skewscope::sources::HostRoot;
+use skewscope::telemetry::Telemetry;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,6 +24,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(root, args),
         Command::Snapshot(args) => snapshot(root, args),
         Command::Doctor(args) => skewscope::doctor::main(&root, args.json),
+        Command::Metrics(args) => metrics(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,14 +49,15 @@ fn snapshot(root: HostRoot, args: SnapshotArgs) -> anyhow::Result<()> {
     opts.probes &= args.duration.is_some();
     let mut collector = Collector::new(opts);
     let cfg = ModelConfig::new();
+    let mut state = model::ModelState::default();
     let first = collector.collect();
     let report = match args.duration {
-        None => model::build_report(&first, None, &cfg),
+        None => model::build_report(&first, None, &cfg, &mut state),
         Some(secs) => {
             std::thread::sleep(Duration::from_secs_f64(secs));
             let second = collector.collect();
             let elapsed = second.taken_at.duration_since(first.taken_at).as_secs_f64();
-            model::build_report(&model::window(&first, &second), Some(elapsed), &cfg)
+            model::build_report(&model::window(&first, &second), Some(elapsed), &cfg, &mut state)
         }
     };
     let text = if args.json {
@@ -66,20 +70,70 @@ fn snapshot(root: HostRoot, args: SnapshotArgs) -> anyhow::Result<()> {
         .context("writing the report to stdout")
 }
 
+/// `skewscope metrics`: the catalog, as docs/metrics.md (`--markdown`) or a plain list.
+fn metrics(args: skewscope::cli::MetricsArgs) -> anyhow::Result<()> {
+    let text = if args.markdown {
+        sinks::catalog::markdown()
+    } else {
+        sinks::catalog::CATALOG
+            .iter()
+            .map(|d| {
+                format!(
+                    "{:<48} {:<10} {:<14} {}\n",
+                    d.name,
+                    d.instrument.label(),
+                    d.unit,
+                    sinks::prometheus::exposed_names(d).join(" ")
+                )
+            })
+            .collect()
+    };
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .context("writing to stdout")
+}
+
 fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(run_loop(root, args))
+    let file = match &args.telemetry.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let settings = config::resolve(&args.telemetry, args.interval, &file, &|k| {
+        std::env::var(k).ok()
+    })?;
+    for w in &settings.warnings {
+        log::warn!("{w}");
+    }
+    // Built outside the run loop's runtime: it owns its own for export I/O.
+    let telemetry = if settings.telemetry.enabled() {
+        Some(Telemetry::start(&settings.telemetry)?)
+    } else {
+        None
+    };
+    let result = rt.block_on(run_loop(root, args, settings.interval_secs, telemetry.as_ref()));
+    drop(rt);
+    if let Some(t) = telemetry {
+        t.shutdown(); // exports the last report
+    }
+    result
 }
 
-async fn run_loop(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
+async fn run_loop(
+    root: HostRoot,
+    args: RunArgs,
+    interval_secs: f64,
+    telemetry: Option<&Telemetry>,
+) -> anyhow::Result<()> {
     let opts = collect_options(root, &args.sources);
     // Collection blocks (procfs, netlink, BPF map reads): keep it off the runtime thread.
     let mut collector = tokio::task::spawn_blocking(move || Collector::new(opts)).await?;
     let cfg = ModelConfig::new();
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(args.interval));
+    let mut state = model::ModelState::default();
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(interval_secs));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
@@ -91,6 +145,7 @@ async fn run_loop(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         }
+        let cycle_start = std::time::Instant::now();
         let (c, snap) = tokio::task::spawn_blocking(move || {
             let snap = collector.collect();
             (collector, snap)
@@ -99,7 +154,11 @@ async fn run_loop(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
         collector = c;
         if let Some(prev) = &previous {
             let secs = snap.taken_at.duration_since(prev.taken_at).as_secs_f64();
-            let report = model::build_report(&model::window(prev, &snap), Some(secs), &cfg);
+            let report =
+                model::build_report(&model::window(prev, &snap), Some(secs), &cfg, &mut state);
+            if let Some(t) = telemetry {
+                t.publish(&report, cycle_start.elapsed());
+            }
             let text = match args.output {
                 OutputFormat::Json => sinks::to_json_line(&report) + "\n",
                 // Clear the screen and home the cursor for a live view.

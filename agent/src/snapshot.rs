@@ -1,14 +1,16 @@
 //! Typed raw facts of one collection cycle. Counters are as the kernel reports them
 //! (since boot); the model turns two snapshots into a window. No I/O, no export types.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use serde::Serialize;
+use skewscope_probes::{FlowSample, ListenerEvents, QueueAge, QueueCount, SocketAge};
 
 use crate::sources::{
     channels::Channels, ethtool_rss::RssConfig, interrupts::Interrupts, irq_affinity::IrqAffinity,
-    irq_map::QueueIrq, proc_stat::ProcStat, softirqs::SoftIrqs, softnet::SoftnetCpu,
+    irq_map::QueueIrq, owners::Owner, proc_stat::ProcStat, sock_diag::ListenSocket,
+    softirqs::SoftIrqs, softnet::SoftnetCpu,
     sysctls::Sysctls, sysfs_net::NetDevice,
 };
 
@@ -27,7 +29,29 @@ pub struct Snapshot {
     pub cpu_nodes: BTreeMap<u32, u32>,
     pub sysctls: Option<Sysctls>,
     pub devices: Vec<DeviceFacts>,
+    /// Inode of the agent's own network namespace (the one sysfs devices belong to).
+    pub host_netns: Option<u64>,
+    /// Listening sockets and what the listener probes saw of them.
+    pub listeners: Option<ListenerFacts>,
+    /// Packets per (netns, ifindex, RX queue) at netif_receive_skb (eBPF).
+    pub rx_queue_counts: Option<Vec<QueueCount>>,
+    /// Ingress-age histograms per RX queue (eBPF).
+    pub rx_queue_ages: Option<Vec<QueueAge>>,
     pub sources: Vec<SourceStatus>,
+}
+
+/// Listening sockets (sock_diag, every namespace) and the probes' view of them.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerFacts {
+    pub sockets: Vec<ListenSocket>,
+    /// Owner process by socket inode (scanned when group membership changes).
+    pub owners: HashMap<u64, Owner>,
+    /// sk_data_ready events per socket; None when the probe is not running.
+    pub events: Option<Vec<ListenerEvents>>,
+    /// Sampled flows to watched ports; None when the probe is not running.
+    pub flows: Option<Vec<FlowSample>>,
+    /// Ingress-age histograms and locality per receiving socket.
+    pub socket_ages: Option<Vec<SocketAge>>,
 }
 
 /// Everything known about one network device in this cycle.
@@ -47,7 +71,8 @@ pub struct QueueCounters {
     pub queue: u32,
     pub rx_packets: Option<u64>,
     pub rx_bytes: Option<u64>,
-    /// Which source fed these numbers: "netdev_qstats", "ethtool_stats", "ethtool_text".
+    /// Which source fed these numbers: "netdev_qstats", "ethtool_stats", "ethtool_text",
+    /// "ebpf" (netif_receive_skb).
     pub source: &'static str,
 }
 

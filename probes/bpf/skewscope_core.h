@@ -40,17 +40,142 @@ typedef __s64 s64;
 #define NET_RX_SOFTIRQ 3
 #define NR_SOFTIRQS 10
 
-#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
-
-/*
- * Kernel records read with CO-RE go here. The current probes only read
- * scalar tracepoint arguments (softirq vec_nr), so no record is needed yet;
- * opaque forward declarations let programs name pointer arguments without
- * pulling in any layout.
- */
 struct sock;
 struct sk_buff;
 
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+/*
+ * Kernel records read with CO-RE. Only the fields a probe reads are listed;
+ * offsets come from the running kernel's BTF. Fields that live inside
+ * anonymous unions/structs in the kernel (skc_num, sk_buff's dev/sk/
+ * protocol/headers) are matched by name through those members.
+ */
+
+/* include/linux/ns_common.h */
+struct ns_common {
+	unsigned int inum;
+};
+
+/* include/net/net_namespace.h */
+struct net {
+	struct ns_common ns;
+};
+
+/* include/net/net_namespace.h: possible_net_t (a typedef of an anonymous
+ * struct; named here so the header stays self-contained). */
+typedef struct {
+	struct net *net;
+} possible_net_t;
+
+/* include/linux/fs.h */
+struct inode {
+	unsigned long i_ino;
+};
+
+/* include/linux/net.h; only its address is used (container_of). */
+struct socket {
+	unsigned long state;
+};
+
+/* include/net/sock.h: struct socket_alloc, so that SOCK_INODE(sock) can be
+ * computed the way sock_i_ino() does (what inet_diag reports as idiag_inode
+ * and fstat(2) as st_ino). */
+struct socket_alloc {
+	struct socket socket;
+	struct inode vfs_inode;
+};
+
+/* include/net/sock_reuseport.h */
+struct sock_reuseport {
+	__u16 num_socks;
+	unsigned int reuseport_id;
+	struct sock *socks[];
+};
+
+/* include/linux/skbuff.h */
+struct sk_buff_head {
+	struct sk_buff *next;
+	__u32 qlen;
+};
+
+/* include/net/sock.h */
+struct sock_common {
+	unsigned short skc_family;
+	volatile unsigned char skc_state;
+	__u16 skc_num;
+	possible_net_t skc_net;
+};
+
+/* include/net/sock.h. sk_protocol is a plain u16 since Linux 5.6 (commit
+ * bf9765145b85 "sock: Make sk_protocol a 16-bit value"); before that it was
+ * a bitfield, which these probes do not support (they need 6.x tracepoints
+ * anyway). */
+struct sock {
+	struct sock_common __sk_common;
+	struct sk_buff_head sk_receive_queue;
+	__u16 sk_protocol;
+	struct socket *sk_socket;
+	struct sock_reuseport *sk_reuseport_cb;
+};
+
+/* include/linux/udp.h: the queue udp_recvmsg() dequeues from first
+ * (Linux 4.13, commit 2276f58ac589 "udp: use a separate rx queue for
+ * packet reception"). */
+struct udp_sock {
+	struct sk_buff_head reader_queue;
+};
+
+/* include/linux/netdevice.h */
+struct net_device {
+	int ifindex;
+	possible_net_t nd_net;
+};
+
+/* include/linux/netdevice.h */
+struct napi_struct {
+	struct net_device *dev;
+	unsigned int napi_id;
+};
+
+/* include/linux/skbuff.h. `end` is an offset from `head` on 64-bit kernels
+ * (NET_SKBUFF_DATA_USES_OFFSET); the probes only support 64-bit. */
+struct sk_buff {
+	struct net_device *dev;
+	struct sock *sk;
+	unsigned int len;
+	unsigned int data_len; /* bytes outside the linear area */
+	__u16 queue_mapping;
+	__be16 protocol;
+	__u16 transport_header;
+	__u16 network_header;
+	unsigned int tail; /* offset from head on 64-bit, like end */
+	unsigned int end;
+	unsigned char *head;
+	unsigned char *data;
+};
+
+/* include/linux/skbuff.h */
+struct skb_shared_info {
+	unsigned short gso_segs;
+};
+
 #pragma clang attribute pop
+
+/*
+ * Enums whose existence tells which tracepoint arguments a kernel passes
+ * (checked with bpf_core_type_exists(); the enumerator here is a placeholder,
+ * real values are resolved from the kernel's BTF in userspace):
+ * - enum skb_drop_reason: skb:kfree_skb has carried `reason` since Linux 5.17
+ *   (commit c504e5c2f964 "net: skb: introduce kfree_skb_reason()").
+ * - enum sk_rst_reason: tcp:tcp_send_reset has carried `reason` since Linux
+ *   6.10 (Jason Xing's "rstreason" series).
+ */
+enum skb_drop_reason {
+	__SKEWSCOPE_SKB_DROP_REASON_PLACEHOLDER
+};
+enum sk_rst_reason {
+	__SKEWSCOPE_SK_RST_REASON_PLACEHOLDER
+};
 
 #endif /* __SKEWSCOPE_CORE_H */

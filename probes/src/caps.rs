@@ -30,6 +30,7 @@ pub const PROBE_TRACEPOINTS: &[&str] = &[
     "napi:napi_poll",
     "skb:kfree_skb",
     "skb:skb_copy_datagram_iovec",
+    "sock:sock_recv_length",
     "tcp:tcp_send_reset",
 ];
 

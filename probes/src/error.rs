@@ -59,6 +59,18 @@ pub enum ProbeError {
         map: &'static str,
         detail: String,
     },
+
+    /// Updating a map from userspace (e.g. the watched-ports filter) failed.
+    #[error("probe {probe}: writing map {map} failed: {detail}")]
+    MapWrite {
+        probe: &'static str,
+        map: &'static str,
+        detail: String,
+    },
+
+    /// A load-time setting was out of range (e.g. a zero map size).
+    #[error("probe {probe}: invalid configuration: {detail}")]
+    Config { probe: &'static str, detail: String },
 }
 
 impl ProbeError {

@@ -4,28 +4,57 @@
 //!
 //! - [`SoftirqTimeProbe`]: per-CPU NET_RX / NET_TX softirq count and time
 //!   (irq:softirq_entry / irq:softirq_exit).
+//! - [`ListenerEventsProbe`]: per-socket sk_data_ready counts of TCP
+//!   listeners and UDP sockets with their SO_REUSEPORT group id, index and
+//!   size (sock:sk_data_ready).
+//! - [`RxProbe`]: per-RX-queue packet counts, a flow table for watched
+//!   ports and ingress-age histograms per socket and RX queue
+//!   (net:netif_receive_skb, skb:skb_copy_datagram_iovec,
+//!   sock:sock_recv_length, sock:sk_data_ready).
+//! - [`NapiProbe`]: per-CPU NAPI polls, work and budget exhaustion per NAPI
+//!   instance (napi:napi_poll).
+//! - [`DropsProbe`]: drops with their reason and TCP resets sent, for
+//!   watched ports (skb:kfree_skb, tcp:tcp_send_reset).
 //! - [`caps`]: kernel facts and which attach methods work on this host.
 //!
 //! All tracepoint programs attach as raw tracepoints (no tracefs needed; see
-//! `loader.rs`). Every probe aggregates in per-CPU maps and is read by
-//! polling; nothing is streamed per event. Each probe owns its kernel objects
-//! and releases them on drop; nothing is pinned.
+//! `loader.rs`). Every probe aggregates in the kernel and is read by
+//! polling; nothing is streamed per event. Counters are per-CPU maps, except
+//! the rx flow table and age histograms (large values: shared maps with
+//! atomic adds, see bpf/rx.bpf.c). Each probe is its own BPF object, loads
+//! and fails independently, owns its kernel objects and releases them on
+//! drop; nothing is pinned. [`ProgramStats`] (`program_stats()` on every
+//! probe) reports the kernel's run count/time per program when the
+//! administrator enabled kernel.bpf_stats_enabled; skewscope never does.
 //!
 //! The objects are compiled by build.rs. When clang was missing at build
 //! time, [`probes_built`] is false and every load fails with
 //! [`ProbeError::NotBuilt`].
 
+mod btf_enum;
 pub mod caps;
 mod cpus;
+mod drops;
 mod error;
+mod listener_events;
 mod loader;
+mod napi;
+mod rx;
 mod softirq_time;
 
 pub use caps::{
     check_fentry, check_kprobe, check_raw_tracepoints, check_sk_reuseport_load, kernel_facts,
     Capability, KernelFacts, PROBE_TRACEPOINTS,
 };
+pub use drops::{DropCount, DropsProbe, ResetCount, MAX_WATCHED_DROPS};
 pub use error::ProbeError;
+pub use listener_events::{ListenerEvents, ListenerEventsProbe, MAX_WATCHED_PORTS};
+pub use loader::ProgramStats;
+pub use napi::{NapiProbe, NapiStats};
+pub use rx::{
+    log2_bucket_bounds_ns, FlowSample, QueueAge, QueueCount, RxConfig, RxProbe, SocketAge,
+    AGE_BUCKETS, MAX_WATCHED_RX,
+};
 pub use softirq_time::{CpuSoftirqTime, SoftirqTimeProbe};
 
 /// Whether the BPF objects were compiled into this build (false when clang

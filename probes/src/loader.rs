@@ -9,8 +9,9 @@
 //! tests/softirq_time_live.rs and tests/caps_live.rs. The attachment is a
 //! bpf_link held by a file descriptor, so dropping it detaches.
 
+use aya::maps::{Map, MapError};
 use aya::programs::RawTracePoint;
-use aya::Ebpf;
+use aya::{Ebpf, EbpfLoader};
 
 use crate::error::{error_chain_message, program_error_message, ProbeError};
 
@@ -100,4 +101,125 @@ pub(crate) fn kernel_ids(
     map_ids.sort_unstable();
     map_ids.dedup();
     Ok((program_ids, map_ids))
+}
+
+/// Opens an embedded object with load-time settings: `globals` overrides
+/// `const volatile` variables (.rodata), `max_entries` resizes maps before
+/// they are created.
+pub(crate) fn open_object_with(
+    probe: &'static str,
+    object: &[u8],
+    globals: &[(&str, u32)],
+    max_entries: &[(&str, u32)],
+) -> Result<Ebpf, ProbeError> {
+    if !crate::probes_built() || object.is_empty() {
+        return Err(ProbeError::NotBuilt { probe });
+    }
+    let mut loader = EbpfLoader::new();
+    for (name, value) in globals {
+        loader.override_global(name, value, true);
+    }
+    for (name, size) in max_entries {
+        loader.map_max_entries(name, *size);
+    }
+    loader.load(object).map_err(|err| ProbeError::Open {
+        probe,
+        detail: error_chain_message(&err).text,
+    })
+}
+
+/// Takes map `name` out of `ebpf` as the typed map `T`.
+pub(crate) fn take_map<T>(
+    ebpf: &mut Ebpf,
+    probe: &'static str,
+    name: &'static str,
+) -> Result<T, ProbeError>
+where
+    T: TryFrom<Map, Error = MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(ProbeError::Missing {
+        probe,
+        kind: "map",
+        name,
+    })?;
+    T::try_from(map).map_err(|err| ProbeError::MapRead {
+        probe,
+        map: name,
+        detail: error_chain_message(&err).text,
+    })
+}
+
+/// A map read failure of `probe`.
+pub(crate) fn map_read_error(
+    probe: &'static str,
+    map: &'static str,
+    err: &(dyn std::error::Error + 'static),
+) -> ProbeError {
+    ProbeError::MapRead {
+        probe,
+        map,
+        detail: error_chain_message(err).text,
+    }
+}
+
+/// A map write failure of `probe`.
+pub(crate) fn map_write_error(
+    probe: &'static str,
+    map: &'static str,
+    err: &(dyn std::error::Error + 'static),
+) -> ProbeError {
+    ProbeError::MapWrite {
+        probe,
+        map,
+        detail: error_chain_message(err).text,
+    }
+}
+
+/// Run-time accounting of one loaded program (bpf_prog_info run_cnt and
+/// run_time_ns, Linux 5.1). The kernel only accumulates them while the
+/// administrator has `kernel.bpf_stats_enabled=1` (or a BPF_ENABLE_STATS fd
+/// is held); otherwise both stay 0. skewscope never turns that on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// Program name in the object ("sk_data_ready", ...).
+    pub name: String,
+    /// Runs counted while stats were enabled.
+    pub run_count: u64,
+    /// Total run time of those runs, in nanoseconds.
+    pub run_time_ns: u64,
+}
+
+impl ProgramStats {
+    /// Mean cost per run in nanoseconds; None before any counted run.
+    pub fn ns_per_run(&self) -> Option<u64> {
+        (self.run_count > 0).then(|| self.run_time_ns / self.run_count)
+    }
+}
+
+/// Run count and time of every loaded program of `ebpf`, by program name.
+pub(crate) fn program_stats(
+    ebpf: &Ebpf,
+    probe: &'static str,
+) -> Result<Vec<ProgramStats>, ProbeError> {
+    let mut stats = Vec::new();
+    for (name, program) in ebpf.programs() {
+        let info = match program.info() {
+            Ok(info) => info,
+            Err(aya::programs::ProgramError::NotLoaded) => continue,
+            Err(err) => {
+                return Err(ProbeError::Info {
+                    probe,
+                    object: format!("program {name}"),
+                    detail: program_error_message(&err).text,
+                })
+            }
+        };
+        stats.push(ProgramStats {
+            name: name.to_owned(),
+            run_count: info.run_count(),
+            run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
+        });
+    }
+    stats.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(stats)
 }

@@ -120,6 +120,12 @@ impl SoftirqTimeProbe {
             .collect())
     }
 
+    /// Run count and time per program (non-zero only while the
+    /// administrator enabled kernel.bpf_stats_enabled).
+    pub fn program_stats(&self) -> Result<Vec<crate::ProgramStats>, ProbeError> {
+        loader::program_stats(&self.ebpf, PROBE)
+    }
+
     /// Kernel ids of the probe's programs, for health reporting and for
     /// checking that nothing outlives the probe.
     pub fn program_ids(&self) -> Result<Vec<u32>, ProbeError> {

@@ -1,8 +1,77 @@
 //! The model: pure functions from snapshots to the report. No I/O here.
 
+pub mod estimator;
+pub mod hotspot;
 pub mod indices;
+pub mod listener;
+pub mod regime;
 pub mod rss;
 pub mod window;
 
-pub use rss::{build_report, ModelConfig};
 pub use window::window;
+
+use crate::report::{Report, SNAPSHOT_SCHEMA};
+use crate::snapshot::Snapshot;
+use indices::SpiWeights;
+use listener::{ListenerConfig, ListenerHistory};
+
+/// Model settings that change numbers, not collection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelConfig {
+    pub spi_weights: SpiWeights,
+    /// USER_HZ for /proc/stat ticks (sysconf(_SC_CLK_TCK); 100 on every mainstream arch).
+    pub user_hz: u64,
+    pub listener: ListenerConfig,
+    /// A queue is hot (for HAF95) when it carries this many times the mean queue's packets.
+    pub hot_queue_factor: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            spi_weights: SpiWeights::default(),
+            user_hz: 100,
+            listener: ListenerConfig::default(),
+            hot_queue_factor: 1.5,
+        }
+    }
+}
+
+impl ModelConfig {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// What the model carries from one window to the next (BCI windows, membership).
+#[derive(Debug, Default, Clone)]
+pub struct ModelState {
+    pub listeners: ListenerHistory,
+}
+
+/// One report from one snapshot: since boot (`window_secs` None) or of a window.
+pub fn build_report(
+    snap: &Snapshot,
+    window_secs: Option<f64>,
+    cfg: &ModelConfig,
+    state: &mut ModelState,
+) -> Report {
+    let cpus = rss::cpu_reports(snap, cfg);
+    let devices = snap
+        .devices
+        .iter()
+        .map(|d| rss::device_report(d, snap, cfg))
+        .collect();
+    let host = rss::host_report(snap, &cpus, cfg);
+    let reuseport_groups =
+        listener::group_reports(snap, window_secs, &cfg.listener, &mut state.listeners);
+    Report {
+        schema: SNAPSHOT_SCHEMA,
+        window_secs,
+        cpus,
+        devices,
+        reuseport_groups,
+        host,
+        sources: snap.sources.clone(),
+    }
+}

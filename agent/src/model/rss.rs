@@ -2,52 +2,17 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::indices::{self, SpiInputs, SpiWeights};
+use super::indices::{self, SpiInputs};
+use super::ModelConfig;
 use crate::report::{
-    ChannelsReport, CpuReport, DeviceIndices, DeviceReport, HostIndices, HostReport, Report,
-    RssReport, RxQueueReport, SoftnetReport, SNAPSHOT_SCHEMA,
+    ChannelsReport, CpuReport, DeviceIndices, DeviceReport, HostIndices, HostReport,
+    RssReport, RxQueueReport, SoftnetReport,
 };
 use crate::snapshot::{DeviceFacts, Snapshot};
 use crate::sources::interrupts::{IrqId, IrqLine};
 use crate::sources::irq_map::QueueIrqKind;
 
-/// Model settings that change numbers, not collection.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ModelConfig {
-    pub spi_weights: SpiWeights,
-    /// USER_HZ for /proc/stat ticks (sysconf(_SC_CLK_TCK); 100 on every mainstream arch).
-    pub user_hz: u64,
-}
-
-impl ModelConfig {
-    pub fn new() -> Self {
-        Self {
-            spi_weights: SpiWeights::default(),
-            user_hz: 100,
-        }
-    }
-}
-
-pub fn build_report(snap: &Snapshot, window_secs: Option<f64>, cfg: &ModelConfig) -> Report {
-    let cpus = cpu_reports(snap, cfg);
-    let devices = snap
-        .devices
-        .iter()
-        .map(|d| device_report(d, snap))
-        .collect();
-    let host = host_report(snap, &cpus, cfg);
-    Report {
-        schema: SNAPSHOT_SCHEMA,
-        window_secs,
-        cpus,
-        devices,
-        reuseport_groups: Vec::new(),
-        host,
-        sources: snap.sources.clone(),
-    }
-}
-
-fn cpu_reports(snap: &Snapshot, cfg: &ModelConfig) -> Vec<CpuReport> {
+pub(super) fn cpu_reports(snap: &Snapshot, cfg: &ModelConfig) -> Vec<CpuReport> {
     // The CPU set: /proc/softirqs lists every possible CPU; fall back to other sources.
     let mut cpus: BTreeSet<u32> = BTreeSet::new();
     if let Some(s) = &snap.softirqs {
@@ -109,7 +74,7 @@ fn cpu_reports(snap: &Snapshot, cfg: &ModelConfig) -> Vec<CpuReport> {
         .collect()
 }
 
-fn host_report(snap: &Snapshot, cpus: &[CpuReport], cfg: &ModelConfig) -> HostReport {
+pub(super) fn host_report(snap: &Snapshot, cpus: &[CpuReport], cfg: &ModelConfig) -> HostReport {
     let net_rx: Vec<u64> = cpus.iter().filter_map(|c| c.net_rx_softirqs).collect();
     let softnet = cpus.iter().filter_map(|c| c.softnet.as_ref());
     let (mut squeeze, mut dropped, mut processed) = (0, 0, 0);
@@ -137,7 +102,7 @@ fn host_report(snap: &Snapshot, cpus: &[CpuReport], cfg: &ModelConfig) -> HostRe
     }
 }
 
-fn device_report(dev: &DeviceFacts, snap: &Snapshot) -> DeviceReport {
+pub(super) fn device_report(dev: &DeviceFacts, snap: &Snapshot, cfg: &ModelConfig) -> DeviceReport {
     let ints = snap.interrupts.as_ref();
     let lines_by_irq: HashMap<u32, &IrqLine> = ints
         .map(|i| {
@@ -278,7 +243,7 @@ fn device_report(dev: &DeviceFacts, snap: &Snapshot) -> DeviceReport {
             isi,
             isi_normalized,
             table_qpi: table_shares.as_deref().and_then(indices::qpi),
-            haf95_us: None,
+            haf95_us: haf95_us(dev, &rx_queues, snap, cfg),
         },
         rx_queues,
     }
@@ -303,4 +268,30 @@ fn off_node_cpus(dev: &DeviceFacts, queues: &[RxQueueReport], snap: &Snapshot) -
     cpus.into_iter()
         .filter(|cpu| snap.cpu_nodes.get(cpu).is_some_and(|n| *n as i32 != node))
         .collect()
+}
+
+/// HAF95: p95 ingress age (µs) over the packets of hot queues, a hot queue being one whose
+/// packet count is at least `hot_queue_factor` × the mean over the device's queues.
+fn haf95_us(dev: &DeviceFacts, queues: &[RxQueueReport], snap: &Snapshot, cfg: &ModelConfig) -> Option<f64> {
+    let ages = snap.rx_queue_ages.as_ref()?;
+    let (netns, ifindex) = (snap.host_netns?, dev.sys.ifindex?);
+    let packets: Vec<(u32, u64)> = queues.iter().filter_map(|q| Some((q.queue, q.rx_packets?))).collect();
+    let total: u64 = packets.iter().map(|(_, p)| p).sum();
+    if packets.is_empty() || total == 0 {
+        return None;
+    }
+    let mean = total as f64 / packets.len() as f64;
+    let hot: Vec<u32> = packets
+        .iter()
+        .filter(|(_, p)| *p as f64 >= cfg.hot_queue_factor * mean)
+        .map(|(q, _)| *q)
+        .collect();
+    let mut merged = Vec::new();
+    for a in ages
+        .iter()
+        .filter(|a| a.netns == netns && a.ifindex == ifindex && a.queue.is_some_and(|q| hot.contains(&q)))
+    {
+        super::listener::merge_buckets(&mut merged, &a.buckets);
+    }
+    super::listener::log2_percentile_us(&merged, 95.0)
 }

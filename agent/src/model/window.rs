@@ -1,6 +1,10 @@
 //! Two snapshots → one snapshot of the window between them: counters become deltas,
 //! state (tables, affinity, queue depths) is the later snapshot's.
 
+use std::collections::HashMap;
+
+use skewscope_probes::{FlowSample, QueueAge, SocketAge};
+
 use crate::snapshot::Snapshot;
 
 /// A monotonic counter's growth. A counter that went backwards was reset (driver reload,
@@ -85,6 +89,58 @@ pub fn window(prev: &Snapshot, cur: &Snapshot) -> Snapshot {
         }
     }
 
+    if let (Some(p), Some(c)) = (&prev.listeners, &mut w.listeners) {
+        if let (Some(pe), Some(ce)) = (&p.events, &mut c.events) {
+            let before: HashMap<(u64, u64), u64> = pe.iter().map(|e| ((e.netns, e.inode), e.events)).collect();
+            for e in ce.iter_mut() {
+                if let Some(b) = before.get(&(e.netns, e.inode)) {
+                    e.events = counter_delta(*b, e.events);
+                }
+            }
+        }
+        if let (Some(pf), Some(cf)) = (&p.flows, &mut c.flows) {
+            let key = |f: &FlowSample| (f.netns, f.protocol, f.saddr, f.sport, f.daddr, f.dport);
+            let before: HashMap<_, (u64, u64)> = pf.iter().map(|f| (key(f), (f.packets, f.bytes))).collect();
+            for f in cf.iter_mut() {
+                if let Some((packets, bytes)) = before.get(&key(f)) {
+                    f.packets = counter_delta(*packets, f.packets);
+                    f.bytes = counter_delta(*bytes, f.bytes);
+                }
+            }
+        }
+        if let (Some(pa), Some(ca)) = (&p.socket_ages, &mut c.socket_ages) {
+            let before: HashMap<u64, &SocketAge> = pa.iter().map(|a| (a.inode, a)).collect();
+            for a in ca.iter_mut() {
+                if let Some(b) = before.get(&a.inode) {
+                    delta_histogram(&b.buckets, &mut a.buckets);
+                    a.same_cpu = counter_delta(b.same_cpu, a.same_cpu);
+                    a.other_cpu = counter_delta(b.other_cpu, a.other_cpu);
+                }
+            }
+        }
+    }
+
+    if let (Some(p), Some(c)) = (&prev.rx_queue_counts, &mut w.rx_queue_counts) {
+        let before: HashMap<_, (u64, u64)> =
+            p.iter().map(|q| ((q.netns, q.ifindex, q.queue), (q.packets, q.bytes))).collect();
+        for q in c.iter_mut() {
+            if let Some((packets, bytes)) = before.get(&(q.netns, q.ifindex, q.queue)) {
+                q.packets = counter_delta(*packets, q.packets);
+                q.bytes = counter_delta(*bytes, q.bytes);
+            }
+        }
+    }
+    if let (Some(p), Some(c)) = (&prev.rx_queue_ages, &mut w.rx_queue_ages) {
+        let before: HashMap<_, &QueueAge> = p.iter().map(|q| ((q.netns, q.ifindex, q.queue), q)).collect();
+        for q in c.iter_mut() {
+            if let Some(b) = before.get(&(q.netns, q.ifindex, q.queue)) {
+                delta_histogram(&b.buckets, &mut q.buckets);
+                q.same_cpu = counter_delta(b.same_cpu, q.same_cpu);
+                q.other_cpu = counter_delta(b.other_cpu, q.other_cpu);
+            }
+        }
+    }
+
     for dev in w.devices.iter_mut() {
         let Some(before) = prev.devices.iter().find(|d| d.sys.name == dev.sys.name) else {
             continue;
@@ -101,6 +157,17 @@ pub fn window(prev: &Snapshot, cur: &Snapshot) -> Snapshot {
         }
     }
     w
+}
+
+/// Bucket-wise growth of a histogram. A histogram is reset as a whole (its map entry was
+/// evicted and re-created) when any bucket went backwards: then it counts since the reset.
+fn delta_histogram(prev: &[u64], cur: &mut [u64]) {
+    if cur.iter().zip(prev).any(|(c, p)| c < p) {
+        return;
+    }
+    for (c, p) in cur.iter_mut().zip(prev) {
+        *c -= p;
+    }
 }
 
 fn delta_opt(prev: Option<u64>, cur: Option<u64>) -> Option<u64> {

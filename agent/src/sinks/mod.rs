@@ -1,6 +1,9 @@
 //! Sinks only read finished reports.
 
+pub mod catalog;
 pub mod console;
+pub mod otlp;
+pub mod prometheus;
 
 /// One report as one line of JSON (`--output json`, `snapshot --json`).
 pub fn to_json_line(report: &crate::report::Report) -> String {

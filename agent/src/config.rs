@@ -1,0 +1,821 @@
+//! Run settings from three places, resolved once at start:
+//! flags > OpenTelemetry environment variables > config file (TOML) > defaults.
+//!
+//! The environment follows the OpenTelemetry conventions
+//! (<https://opentelemetry.io/docs/specs/otel/protocol/exporter/>): a metrics-specific
+//! `OTEL_EXPORTER_OTLP_METRICS_*` variable wins over its generic `OTEL_EXPORTER_OTLP_*`
+//! twin, timeouts and intervals are milliseconds, headers are `k=v,k2=v2` with
+//! percent-encoded values, and an unparsable value is warned about and ignored. Resolution
+//! is pure: the environment comes in as a lookup function so tests need not touch the
+//! process's. docs/configuration.md documents every key, flag and variable.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::TelemetryArgs;
+use crate::sinks::catalog::Limits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {msg}")]
+    Parse { path: PathBuf, msg: String },
+    #[error("{what}: {msg}")]
+    Invalid { what: String, msg: String },
+}
+
+fn invalid(what: &str, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        what: what.to_string(),
+        msg: msg.into(),
+    }
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC (port 4317 by convention).
+    #[serde(rename = "grpc")]
+    #[value(name = "grpc")]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (port 4318 by convention).
+    #[serde(rename = "http/protobuf")]
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+}
+
+impl OtlpProtocol {
+    fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "grpc" => Some(Self::Grpc),
+            "http/protobuf" => Some(Self::HttpProtobuf),
+            _ => None,
+        }
+    }
+}
+
+/// Compression of export requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpCompression {
+    None,
+    Gzip,
+}
+
+impl OtlpCompression {
+    fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "none" => Some(Self::None),
+            "gzip" => Some(Self::Gzip),
+            _ => None,
+        }
+    }
+}
+
+/// The config file (`--config FILE`, TOML). Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Seconds between collections (`--interval`; default 1).
+    pub interval_secs: Option<f64>,
+    /// OTLP export. Without an endpoint (here, in a flag or in the environment) nothing
+    /// is exported.
+    #[serde(default)]
+    pub otlp: OtlpFile,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub prometheus: PrometheusFile,
+    /// Cardinality bounds: how many elements of each report array become series.
+    #[serde(default)]
+    pub limits: LimitsFile,
+    /// Extra OpenTelemetry resource attributes.
+    #[serde(default)]
+    pub resource: ResourceFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpFile {
+    /// Collector URL: `http://collector:4317` (gRPC) or `http://collector:4318` (HTTP,
+    /// where `/v1/metrics` is appended unless the URL already ends with it).
+    pub endpoint: Option<String>,
+    /// `grpc` or `http/protobuf` (default, as the OTLP specification recommends).
+    pub protocol: Option<OtlpProtocol>,
+    /// Headers sent with every export, e.g. `{ "x-api-key" = "…" }`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Deadline of one export, retries included (default 10).
+    pub timeout_secs: Option<f64>,
+    /// `gzip` or `none` (default).
+    pub compression: Option<OtlpCompression>,
+    /// Seconds between exports (default 10).
+    pub export_interval_secs: Option<f64>,
+    /// PEM file of the CA(s) that sign the collector's certificate (https endpoints).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (needs `client_key_file`).
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
+    /// Plaintext for an endpoint given without a scheme (`host:port`); default false (TLS).
+    pub insecure: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusFile {
+    /// Address to serve `/metrics` on, e.g. `127.0.0.1:9464`. Absent: no endpoint.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// CPUs exported per per-CPU metric (default 1024).
+    pub max_cpus: Option<usize>,
+    /// Network devices exported (default 16).
+    pub max_devices: Option<usize>,
+    /// RX queues exported per device (default 64).
+    pub max_queues_per_device: Option<usize>,
+    /// SO_REUSEPORT groups exported (default 32).
+    pub max_groups: Option<usize>,
+    /// Listeners exported per group (default 32).
+    pub max_listeners_per_group: Option<usize>,
+    /// Heaviest flows exported per group (default 10).
+    pub top_flows: Option<usize>,
+    /// Source statuses exported (default 128).
+    pub max_sources: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceFile {
+    /// Attributes added to the resource, e.g. `{ "deployment.environment.name" = "prod" }`.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl FileConfig {
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+}
+
+/// Resolved OTLP exporter settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpConfig {
+    pub protocol: OtlpProtocol,
+    /// The URL requests go to (HTTP: with its `/v1/metrics` path).
+    pub endpoint: String,
+    /// Lower-case names.
+    pub headers: BTreeMap<String, String>,
+    pub timeout: Duration,
+    pub compression: OtlpCompression,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+}
+
+/// Everything the telemetry module needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    pub otlp: Option<OtlpConfig>,
+    pub export_interval: Duration,
+    pub prometheus_listen: Option<SocketAddr>,
+    pub limits: Limits,
+    /// Resource attributes from the file, `K8S_*`, `OTEL_RESOURCE_ATTRIBUTES` and
+    /// `OTEL_SERVICE_NAME`, highest precedence last applied (see [`resource_attributes`]).
+    pub resource: BTreeMap<String, String>,
+}
+
+impl TelemetryConfig {
+    /// Whether anything is exported at all.
+    pub fn enabled(&self) -> bool {
+        self.otlp.is_some() || self.prometheus_listen.is_some()
+    }
+}
+
+/// The resolved run settings and what was ignored on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub interval_secs: f64,
+    pub telemetry: TelemetryConfig,
+    /// Unparsable environment values that were ignored (to be logged).
+    pub warnings: Vec<String>,
+}
+
+pub const DEFAULT_INTERVAL_SECS: f64 = 1.0;
+pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Kubernetes downward-API variables the Helm chart sets, and the resource attribute
+/// each becomes.
+pub const K8S_ENV: [(&str, &str); 3] = [
+    ("K8S_NODE_NAME", "k8s.node.name"),
+    ("K8S_POD_NAME", "k8s.pod.name"),
+    ("K8S_NAMESPACE", "k8s.namespace.name"),
+];
+
+struct EnvReader<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+    warnings: Vec<String>,
+}
+
+impl EnvReader<'_> {
+    /// The metrics-specific variable, else the generic one (non-empty values only).
+    fn otlp(&self, suffix: &str) -> Option<(String, String)> {
+        [
+            format!("OTEL_EXPORTER_OTLP_METRICS_{suffix}"),
+            format!("OTEL_EXPORTER_OTLP_{suffix}"),
+        ]
+        .into_iter()
+        .find_map(|name| {
+            (self.get)(&name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (name, v))
+        })
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        (self.get)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parsed<T>(
+        &mut self,
+        found: Option<(String, String)>,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Option<T> {
+        let (name, value) = found?;
+        let parsed = parse(&value);
+        if parsed.is_none() {
+            self.warnings
+                .push(format!("ignoring {name}={value:?}: not a valid value"));
+        }
+        parsed
+    }
+
+    fn millis(&mut self, found: Option<(String, String)>) -> Option<Duration> {
+        self.parsed(found, |v| v.trim().parse::<u64>().ok().filter(|ms| *ms > 0))
+            .map(Duration::from_millis)
+    }
+}
+
+fn secs(what: &str, v: f64) -> Result<Duration, ConfigError> {
+    if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+        return Err(invalid(what, format!("{v} is outside (0, 86400] seconds")));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// `k1=v1,k2=v2` with percent-encoded values (W3C baggage format, as OTEL_*_HEADERS and
+/// OTEL_RESOURCE_ATTRIBUTES use).
+pub fn parse_key_values(s: &str) -> Option<Vec<(String, String)>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            let k = k.trim();
+            if k.is_empty() {
+                return None;
+            }
+            Some((k.to_string(), percent_decode(v.trim())?))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The endpoint URL for `protocol`. `signal_specific`: an OTEL_EXPORTER_OTLP_METRICS_
+/// ENDPOINT, used as is; otherwise a base URL that gets `/v1/metrics` for HTTP.
+fn endpoint_url(
+    raw: &str,
+    protocol: OtlpProtocol,
+    signal_specific: bool,
+    insecure: bool,
+) -> Result<String, ConfigError> {
+    let raw = raw.trim();
+    let with_scheme = if raw.contains("://") {
+        raw.to_string()
+    } else if insecure {
+        format!("http://{raw}")
+    } else {
+        format!("https://{raw}")
+    };
+    let (scheme, rest) = with_scheme.split_once("://").unwrap_or(("", ""));
+    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.starts_with('/') {
+        return Err(invalid(
+            "OTLP endpoint",
+            format!("{raw:?} is not an http:// or https:// URL with a host"),
+        ));
+    }
+    if protocol == OtlpProtocol::Grpc || signal_specific {
+        return Ok(with_scheme);
+    }
+    if with_scheme.trim_end_matches('/').ends_with("/v1/metrics") {
+        return Ok(with_scheme);
+    }
+    Ok(format!("{}/v1/metrics", with_scheme.trim_end_matches('/')))
+}
+
+/// Resolve flags, environment and file into settings.
+pub fn resolve(
+    flags: &TelemetryArgs,
+    interval_flag: Option<f64>,
+    file: &FileConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, ConfigError> {
+    let mut e = EnvReader {
+        get: env,
+        warnings: Vec::new(),
+    };
+
+    let interval_secs = interval_flag
+        .or(file.interval_secs)
+        .unwrap_or(DEFAULT_INTERVAL_SECS);
+    if !(0.05..=86_400.0).contains(&interval_secs) {
+        return Err(invalid(
+            "interval_secs",
+            format!("{interval_secs} is outside 0.05..=86400 seconds"),
+        ));
+    }
+
+    let otlp = resolve_otlp(flags, &file.otlp, &mut e)?;
+
+    let export_env = e
+        .var("OTEL_METRIC_EXPORT_INTERVAL")
+        .map(|v| ("OTEL_METRIC_EXPORT_INTERVAL".to_string(), v));
+    let export_interval = match flags.export_interval_secs {
+        Some(s) => secs("--export-interval-secs", s)?,
+        None => match e.millis(export_env) {
+            Some(d) => d,
+            None => match file.otlp.export_interval_secs {
+                Some(s) => secs("otlp.export_interval_secs", s)?,
+                None => DEFAULT_EXPORT_INTERVAL,
+            },
+        },
+    };
+
+    let f = &file.limits;
+    let d = Limits::default();
+    let limits = Limits {
+        max_cpus: flags.max_cpus.or(f.max_cpus).unwrap_or(d.max_cpus),
+        max_devices: flags.max_devices.or(f.max_devices).unwrap_or(d.max_devices),
+        max_queues_per_device: flags
+            .max_queues_per_device
+            .or(f.max_queues_per_device)
+            .unwrap_or(d.max_queues_per_device),
+        max_groups: flags.max_groups.or(f.max_groups).unwrap_or(d.max_groups),
+        max_listeners_per_group: flags
+            .max_listeners_per_group
+            .or(f.max_listeners_per_group)
+            .unwrap_or(d.max_listeners_per_group),
+        top_flows: flags.top_flows.or(f.top_flows).unwrap_or(d.top_flows),
+        max_sources: f.max_sources.unwrap_or(d.max_sources),
+    };
+    limits.validate().map_err(|m| invalid("limits", m))?;
+
+    let resource = resource_attributes(&file.resource.attributes, &mut e);
+
+    Ok(Settings {
+        interval_secs,
+        telemetry: TelemetryConfig {
+            otlp,
+            export_interval,
+            prometheus_listen: flags.prometheus_listen.or(file.prometheus.listen),
+            limits,
+            resource,
+        },
+        warnings: e.warnings,
+    })
+}
+
+fn resolve_otlp(
+    flags: &TelemetryArgs,
+    file: &OtlpFile,
+    e: &mut EnvReader,
+) -> Result<Option<OtlpConfig>, ConfigError> {
+    if e.var("OTEL_SDK_DISABLED")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
+        return Ok(None);
+    }
+    let env_specific = e.var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
+    let env_generic = e.var("OTEL_EXPORTER_OTLP_ENDPOINT");
+    let (raw, signal_specific) = match (
+        &flags.otlp_endpoint,
+        env_specific,
+        env_generic,
+        &file.endpoint,
+    ) {
+        (Some(f), ..) => (f.clone(), false),
+        (None, Some(v), ..) => (v, true),
+        (None, None, Some(v), _) => (v, false),
+        (None, None, None, Some(f)) => (f.clone(), false),
+        (None, None, None, None) => return Ok(None),
+    };
+
+    let protocol_env = e.otlp("PROTOCOL");
+    let protocol = match flags.otlp_protocol {
+        Some(p) => p,
+        None => e
+            .parsed(protocol_env, OtlpProtocol::parse)
+            .or(file.protocol)
+            .unwrap_or(OtlpProtocol::HttpProtobuf),
+    };
+
+    let insecure_env = e.otlp("INSECURE");
+    let insecure = e
+        .parsed(insecure_env, |v| {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            }
+        })
+        .or(file.insecure)
+        .unwrap_or(false);
+    let endpoint = endpoint_url(&raw, protocol, signal_specific, insecure)?;
+
+    let mut headers: BTreeMap<String, String> = file
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    let headers_env = e.otlp("HEADERS");
+    if let Some(kvs) = e.parsed(headers_env, parse_key_values) {
+        headers.extend(kvs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)));
+    }
+    for h in &flags.otlp_headers {
+        let (k, v) = h
+            .split_once('=')
+            .filter(|(k, _)| !k.trim().is_empty())
+            .ok_or_else(|| invalid("--otlp-header", format!("{h:?} is not KEY=VALUE")))?;
+        headers.insert(k.trim().to_ascii_lowercase(), v.to_string());
+    }
+
+    let timeout_env = e.otlp("TIMEOUT");
+    let timeout = match flags.otlp_timeout_secs {
+        Some(s) => secs("--otlp-timeout-secs", s)?,
+        None => match e.millis(timeout_env) {
+            Some(d) => d,
+            None => match file.timeout_secs {
+                Some(s) => secs("otlp.timeout_secs", s)?,
+                None => DEFAULT_TIMEOUT,
+            },
+        },
+    };
+
+    let compression_env = e.otlp("COMPRESSION");
+    let compression = match flags.otlp_compression {
+        Some(c) => c,
+        None => e
+            .parsed(compression_env, OtlpCompression::parse)
+            .or(file.compression)
+            .unwrap_or(OtlpCompression::None),
+    };
+
+    let path_of = |flag: &Option<PathBuf>, env_suffix: &str, file: &Option<PathBuf>| {
+        flag.clone()
+            .or_else(|| e.otlp(env_suffix).map(|(_, v)| PathBuf::from(v)))
+            .or_else(|| file.clone())
+    };
+    let ca_file = path_of(&flags.otlp_ca_file, "CERTIFICATE", &file.ca_file);
+    let client_cert_file = path_of(
+        &flags.otlp_client_cert_file,
+        "CLIENT_CERTIFICATE",
+        &file.client_cert_file,
+    );
+    let client_key_file = path_of(
+        &flags.otlp_client_key_file,
+        "CLIENT_KEY",
+        &file.client_key_file,
+    );
+    if client_cert_file.is_some() != client_key_file.is_some() {
+        return Err(invalid(
+            "OTLP client certificate",
+            "a client certificate and its key go together",
+        ));
+    }
+    let tls_given = ca_file.is_some() || client_cert_file.is_some();
+    if tls_given && endpoint.starts_with("http://") {
+        return Err(invalid(
+            "OTLP TLS",
+            format!("TLS files are set but the endpoint {endpoint} is plaintext (use https://)"),
+        ));
+    }
+
+    Ok(Some(OtlpConfig {
+        protocol,
+        endpoint,
+        headers,
+        timeout,
+        compression,
+        ca_file,
+        client_cert_file,
+        client_key_file,
+    }))
+}
+
+/// Resource attributes that come from configuration, in increasing precedence: `K8S_*`
+/// variables (the Helm chart sets them from the downward API), the config file's
+/// `[resource.attributes]`, `OTEL_RESOURCE_ATTRIBUTES`, then `OTEL_SERVICE_NAME` for
+/// `service.name`. The telemetry module puts detected host facts and defaults under them.
+fn resource_attributes(
+    file: &BTreeMap<String, String>,
+    e: &mut EnvReader,
+) -> BTreeMap<String, String> {
+    let mut attrs = BTreeMap::new();
+    for (var, key) in K8S_ENV {
+        if let Some(v) = e.var(var) {
+            attrs.insert(key.to_string(), v.trim().to_string());
+        }
+    }
+    attrs.extend(file.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let env_attrs = e
+        .var("OTEL_RESOURCE_ATTRIBUTES")
+        .map(|v| ("OTEL_RESOURCE_ATTRIBUTES".to_string(), v));
+    if let Some(kvs) = e.parsed(env_attrs, parse_key_values) {
+        attrs.extend(kvs);
+    }
+    if let Some(name) = e.var("OTEL_SERVICE_NAME") {
+        attrs.insert("service.name".into(), name.trim().to_string());
+    }
+    attrs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn file(text: &str) -> FileConfig {
+        FileConfig::parse(text, Path::new("test.toml")).unwrap()
+    }
+
+    fn resolve_with(flags: &TelemetryArgs, f: &FileConfig, e: &[(&str, &str)]) -> Settings {
+        resolve(flags, None, f, &env(e)).unwrap()
+    }
+
+    #[test]
+    fn nothing_configured_exports_nothing() {
+        let s = resolve_with(&TelemetryArgs::default(), &FileConfig::default(), &[]);
+        assert!(!s.telemetry.enabled());
+        assert_eq!(s.interval_secs, 1.0);
+        assert_eq!(s.telemetry.export_interval, DEFAULT_EXPORT_INTERVAL);
+        assert_eq!(s.telemetry.limits, Limits::default());
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../../docs/configuration.md")
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|s| s.split("```").next())
+            .expect("a toml block in docs/configuration.md");
+        let f = file(text);
+        assert_eq!(f.otlp.protocol, Some(OtlpProtocol::Grpc));
+        assert!(f.prometheus.listen.is_some());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = FileConfig::parse("[otlp]\nendpont = \"x\"\n", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("endpont"), "{e}");
+        assert!(FileConfig::parse("intervl_secs = 1\n", Path::new("t.toml")).is_err());
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_file() {
+        let f = file(
+            "interval_secs = 2.0\n[otlp]\nendpoint = \"http://file:4318\"\ntimeout_secs = 3\n\
+             headers = { \"X-A\" = \"file\", \"x-b\" = \"file\", \"x-c\" = \"file\" }\n\
+             export_interval_secs = 30\n[limits]\ntop_flows = 3\nmax_groups = 4\n",
+        );
+        // File only.
+        let s = resolve_with(&TelemetryArgs::default(), &f, &[]);
+        let o = s.telemetry.otlp.unwrap();
+        assert_eq!(o.endpoint, "http://file:4318/v1/metrics");
+        assert_eq!(o.timeout, Duration::from_secs(3));
+        assert_eq!(s.interval_secs, 2.0);
+        assert_eq!(s.telemetry.export_interval, Duration::from_secs(30));
+        assert_eq!(s.telemetry.limits.top_flows, 3);
+
+        // The environment beats the file.
+        let e = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318/"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1500"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-b=env,x-c=env%20c"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "5000"),
+        ];
+        let s = resolve_with(&TelemetryArgs::default(), &f, &e);
+        let o = s.telemetry.otlp.unwrap();
+        assert_eq!(o.endpoint, "http://env:4318/v1/metrics");
+        assert_eq!(o.timeout, Duration::from_millis(1500));
+        assert_eq!(o.headers["x-a"], "file");
+        assert_eq!(o.headers["x-c"], "env c");
+        assert_eq!(s.telemetry.export_interval, Duration::from_secs(5));
+
+        // Flags beat both.
+        let flags = TelemetryArgs {
+            otlp_endpoint: Some("http://flag:4317".into()),
+            otlp_protocol: Some(OtlpProtocol::Grpc),
+            otlp_headers: vec!["X-C=flag".into()],
+            otlp_timeout_secs: Some(0.5),
+            export_interval_secs: Some(1.0),
+            top_flows: Some(7),
+            ..TelemetryArgs::default()
+        };
+        let s = resolve(&flags, Some(0.25), &f, &env(&e)).unwrap();
+        let o = s.telemetry.otlp.unwrap();
+        assert_eq!(o.endpoint, "http://flag:4317");
+        assert_eq!(o.protocol, OtlpProtocol::Grpc);
+        assert_eq!(o.timeout, Duration::from_millis(500));
+        assert_eq!(
+            o.headers,
+            BTreeMap::from([
+                ("x-a".into(), "file".into()),
+                ("x-b".into(), "env".into()),
+                ("x-c".into(), "flag".into())
+            ])
+        );
+        assert_eq!(s.interval_secs, 0.25);
+        assert_eq!(s.telemetry.export_interval, Duration::from_secs(1));
+        assert_eq!(s.telemetry.limits.top_flows, 7);
+        assert_eq!(s.telemetry.limits.max_groups, 4);
+    }
+
+    #[test]
+    fn metrics_specific_variables_win_and_are_used_as_is() {
+        let e = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "http://specific:4318/custom",
+            ),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+        ];
+        let o = resolve_with(&TelemetryArgs::default(), &FileConfig::default(), &e)
+            .telemetry
+            .otlp
+            .unwrap();
+        assert_eq!(o.endpoint, "http://specific:4318/custom");
+        assert_eq!(o.protocol, OtlpProtocol::HttpProtobuf);
+    }
+
+    #[test]
+    fn grpc_endpoints_keep_their_path_and_schemeless_ones_get_tls() {
+        let e = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ];
+        let o = resolve_with(&TelemetryArgs::default(), &FileConfig::default(), &e)
+            .telemetry
+            .otlp
+            .unwrap();
+        assert_eq!(o.endpoint, "https://collector:4317");
+        let mut e = e.to_vec();
+        e.push(("OTEL_EXPORTER_OTLP_INSECURE", "true"));
+        let o = resolve_with(&TelemetryArgs::default(), &FileConfig::default(), &e)
+            .telemetry
+            .otlp
+            .unwrap();
+        assert_eq!(o.endpoint, "http://collector:4317");
+    }
+
+    #[test]
+    fn bad_environment_values_are_ignored_with_a_warning() {
+        let e = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ];
+        let s = resolve_with(&TelemetryArgs::default(), &FileConfig::default(), &e);
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+        let o = s.telemetry.otlp.unwrap();
+        assert_eq!(o.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(o.protocol, OtlpProtocol::HttpProtobuf);
+    }
+
+    #[test]
+    fn sdk_disabled_turns_otlp_off() {
+        let e = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ];
+        assert!(
+            resolve_with(&TelemetryArgs::default(), &FileConfig::default(), &e)
+                .telemetry
+                .otlp
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn tls_needs_https_and_pairs() {
+        let flags = TelemetryArgs {
+            otlp_endpoint: Some("http://c:4317".into()),
+            otlp_ca_file: Some("/ca.pem".into()),
+            ..TelemetryArgs::default()
+        };
+        assert!(resolve(&flags, None, &FileConfig::default(), &env(&[])).is_err());
+        let flags = TelemetryArgs {
+            otlp_endpoint: Some("https://c:4317".into()),
+            otlp_client_cert_file: Some("/c.pem".into()),
+            ..TelemetryArgs::default()
+        };
+        assert!(resolve(&flags, None, &FileConfig::default(), &env(&[])).is_err());
+        let e = [
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/env/ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/env/c.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/env/k.pem"),
+        ];
+        let flags = TelemetryArgs {
+            otlp_endpoint: Some("https://c:4317".into()),
+            ..TelemetryArgs::default()
+        };
+        let o = resolve(&flags, None, &FileConfig::default(), &env(&e))
+            .unwrap()
+            .telemetry
+            .otlp
+            .unwrap();
+        assert_eq!(o.ca_file.as_deref(), Some(Path::new("/env/ca.pem")));
+        assert_eq!(o.client_key_file.as_deref(), Some(Path::new("/env/k.pem")));
+    }
+
+    #[test]
+    fn resource_attributes_layer_in_order() {
+        let f = file(
+            "[resource]\nattributes = { \"k8s.node.name\" = \"from-file\", \"team\" = \"net\" }\n",
+        );
+        let e = [
+            ("K8S_NODE_NAME", "node-1"),
+            ("K8S_POD_NAME", "skewscope-abc"),
+            ("K8S_NAMESPACE", "observability"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "team=edge,deployment.environment.name=prod%2Feu",
+            ),
+            ("OTEL_SERVICE_NAME", "skewscope-canary"),
+        ];
+        let r = resolve_with(&TelemetryArgs::default(), &f, &e)
+            .telemetry
+            .resource;
+        assert_eq!(r["k8s.node.name"], "from-file");
+        assert_eq!(r["k8s.pod.name"], "skewscope-abc");
+        assert_eq!(r["k8s.namespace.name"], "observability");
+        assert_eq!(r["team"], "edge");
+        assert_eq!(r["deployment.environment.name"], "prod/eu");
+        assert_eq!(r["service.name"], "skewscope-canary");
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let flags = TelemetryArgs {
+            max_devices: Some(100),
+            ..TelemetryArgs::default()
+        };
+        assert!(resolve(&flags, None, &FileConfig::default(), &env(&[])).is_err());
+    }
+}

@@ -1,0 +1,261 @@
+//! Snapshot (window) → reuseport groups with their listener indices (LSI, HCR, LQD, BCI,
+//! ingress age, DLG, locality). Pure: the history of past windows is passed in.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+
+use super::indices;
+use crate::report::{FlowReport, GroupIndices, ListenerReport, ReuseportGroupReport};
+use crate::snapshot::{ListenerFacts, Snapshot};
+use crate::sources::sock_diag::{self, Protocol};
+
+/// Settings of the listener model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ListenerConfig {
+    /// The ingress-age p95 a service promises (µs); DLG is measured against it.
+    pub ingress_age_target_us: f64,
+    /// Flows listed per group.
+    pub top_flows: usize,
+    /// Windows kept for BCI (1 s windows over a rolling minute).
+    pub bci_windows: usize,
+    /// Windows needed before BCI is reported.
+    pub bci_min_windows: usize,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            ingress_age_target_us: 1000.0,
+            top_flows: 10,
+            bci_windows: 60,
+            bci_min_windows: 5,
+        }
+    }
+}
+
+/// Identity of a group across cycles.
+pub type GroupKey = (u64, Protocol, IpAddr, u16);
+
+/// What the model remembers between windows: BCI samples and membership.
+#[derive(Debug, Default, Clone)]
+pub struct ListenerHistory {
+    groups: HashMap<GroupKey, GroupHistory>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct GroupHistory {
+    /// Each listener's event rates (events/s) in past windows, by socket inode.
+    window_rates: HashMap<u64, VecDeque<f64>>,
+    members: BTreeSet<u64>,
+    membership_changes: u64,
+}
+
+/// Build the group reports of one window. `window_secs` None: counters since the probes
+/// attached (no rates, no BCI).
+pub fn group_reports(
+    snap: &Snapshot,
+    window_secs: Option<f64>,
+    cfg: &ListenerConfig,
+    history: &mut ListenerHistory,
+) -> Vec<ReuseportGroupReport> {
+    let Some(facts) = &snap.listeners else {
+        return Vec::new();
+    };
+    let events: HashMap<(u64, u64), &skewscope_probes::ListenerEvents> = facts
+        .events
+        .iter()
+        .flatten()
+        .map(|e| ((e.netns, e.inode), e))
+        .collect();
+    let ages: HashMap<u64, &skewscope_probes::SocketAge> = facts
+        .socket_ages
+        .iter()
+        .flatten()
+        .map(|a| (a.inode, a))
+        .collect();
+
+    let mut reports = Vec::new();
+    for group in sock_diag::candidate_groups(&facts.sockets) {
+        let key: GroupKey = (group.netns, group.protocol, group.local.ip(), group.local.port());
+        let hist = history.groups.entry(key).or_default();
+
+        let listeners: Vec<ListenerReport> = group
+            .members
+            .iter()
+            .map(|m| {
+                let ev = events.get(&(m.netns, m.inode));
+                let owner = facts.owners.get(&m.inode);
+                ListenerReport {
+                    inode: m.inode,
+                    index: ev.and_then(|e| e.index),
+                    pid: owner.map(|o| o.pid),
+                    comm: owner.map(|o| o.comm.clone()),
+                    container: owner.and_then(|o| o.container_id.clone()),
+                    events: ev.map_or(0, |e| e.events),
+                    queue_depth: m.queue_depth,
+                    backlog_limit: m.backlog_limit,
+                    drops: m.drops,
+                    ingress_age_p95_us: ages
+                        .get(&m.inode)
+                        .and_then(|a| log2_percentile_us(&a.buckets, 95.0)),
+                }
+            })
+            .collect();
+
+        // Membership: joins and leaves against the last window (restart windows).
+        let members: BTreeSet<u64> = listeners.iter().map(|l| l.inode).collect();
+        if !hist.members.is_empty() {
+            hist.membership_changes += hist.members.symmetric_difference(&members).count() as u64;
+        }
+        hist.members = members;
+
+        let probe_seen = facts.events.is_some();
+        let secs = window_secs.filter(|s| *s > 0.0);
+        let rates: Vec<f64> = listeners
+            .iter()
+            .map(|l| l.events as f64 / secs.unwrap_or(1.0))
+            .collect();
+        let bci = match secs {
+            Some(_) if probe_seen => {
+                hist.window_rates.retain(|inode, _| hist.members.contains(inode));
+                for (l, rate) in listeners.iter().zip(&rates) {
+                    let w = hist.window_rates.entry(l.inode).or_default();
+                    w.push_back(*rate);
+                    while w.len() > cfg.bci_windows {
+                        w.pop_front();
+                    }
+                }
+                hist.window_rates
+                    .values()
+                    .filter_map(|w| bci(w, cfg.bci_min_windows))
+                    .reduce(f64::max)
+            }
+            _ => None,
+        };
+
+        let flows = group_flows(facts, &group);
+        let volumes: Vec<u64> = flows.iter().map(|f| f.packets).collect();
+
+        let mut merged = Vec::new();
+        let (mut same, mut other) = (0u64, 0u64);
+        for l in &group.members {
+            if let Some(a) = ages.get(&l.inode) {
+                merge_buckets(&mut merged, &a.buckets);
+                same += a.same_cpu;
+                other += a.other_cpu;
+            }
+        }
+        let p95 = log2_percentile_us(&merged, 95.0);
+        let depths: Vec<u64> = listeners.iter().map(|l| l.queue_depth).collect();
+
+        reports.push(ReuseportGroupReport {
+            netns: group.netns,
+            protocol: match group.protocol {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+            },
+            address: group.local.ip().to_string(),
+            port: group.local.port(),
+            reuseport_id: group
+                .members
+                .iter()
+                .find_map(|m| events.get(&(m.netns, m.inode)).and_then(|e| e.reuseport_id)),
+            indices: GroupIndices {
+                lsi: if probe_seen { indices::lsi(&rates) } else { None },
+                hcr_1: indices::hcr(&volumes, 1),
+                hcr_5: indices::hcr(&volumes, 5),
+                lqd: indices::lqd(&depths),
+                bci,
+                ingress_age_p50_us: log2_percentile_us(&merged, 50.0),
+                ingress_age_p95_us: p95,
+                ingress_age_p99_us: log2_percentile_us(&merged, 99.0),
+                dlg_us: p95.map(|p| p - cfg.ingress_age_target_us),
+                locality_miss_ratio: (same + other > 0).then(|| other as f64 / (same + other) as f64),
+            },
+            top_flows: flows.into_iter().take(cfg.top_flows).collect(),
+            listeners,
+            membership_changes: hist.membership_changes,
+        });
+    }
+    reports
+}
+
+/// One listener's BCI = p95 / median of its event rate over the kept windows; the group
+/// reports its burstiest listener. None until `min_windows` windows were seen.
+fn bci(windows: &VecDeque<f64>, min_windows: usize) -> Option<f64> {
+    if windows.len() < min_windows {
+        return None;
+    }
+    let rates: Vec<f64> = windows.iter().copied().collect();
+    let median = indices::percentile(&rates, 50.0)?;
+    let p95 = indices::percentile(&rates, 95.0)?;
+    (median > 0.0).then(|| p95 / median)
+}
+
+/// The group's flows, heaviest first: sampled packets to the group's port in its
+/// namespace, to its address (or any address for a wildcard bind).
+fn group_flows(facts: &ListenerFacts, group: &sock_diag::ReuseportCandidate) -> Vec<FlowReport> {
+    let proto = match group.protocol {
+        Protocol::Tcp => libc::IPPROTO_TCP as u8,
+        Protocol::Udp => libc::IPPROTO_UDP as u8,
+    };
+    let wildcard = group.local.ip().is_unspecified();
+    let mut flows: Vec<FlowReport> = facts
+        .flows
+        .iter()
+        .flatten()
+        .filter(|f| {
+            f.netns == group.netns
+                && f.protocol == proto
+                && f.dport == group.local.port()
+                && (wildcard || f.daddr == group.local.ip())
+        })
+        .map(|f| FlowReport {
+            saddr: f.saddr.to_string(),
+            sport: f.sport,
+            daddr: f.daddr.to_string(),
+            dport: f.dport,
+            packets: f.packets,
+            bytes: f.bytes,
+            rx_cpu: Some(f.rx_cpu),
+            rx_queue: f.rx_queue,
+        })
+        .filter(|f| f.packets > 0)
+        .collect();
+    flows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.sport.cmp(&b.sport)));
+    flows
+}
+
+pub fn merge_buckets(into: &mut Vec<u64>, from: &[u64]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), 0);
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        *a += b;
+    }
+}
+
+/// Percentile (µs) of a log2 histogram of nanoseconds, interpolating linearly inside the
+/// bucket that holds the rank (bucket i spans the probe's documented bounds).
+pub fn log2_percentile_us(buckets: &[u64], p: f64) -> Option<f64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = (p / 100.0).clamp(0.0, 1.0) * total as f64;
+    let mut seen = 0.0;
+    for (i, &n) in buckets.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        if seen + n as f64 >= rank {
+            let (lo, hi) = skewscope_probes::log2_bucket_bounds_ns(i);
+            // The last bucket is open-ended: read it as one more doubling.
+            let hi = if hi == u64::MAX { lo.saturating_mul(2) } else { hi };
+            let frac = ((rank - seen) / n as f64).clamp(0.0, 1.0);
+            return Some((lo as f64 + (hi - lo) as f64 * frac) / 1000.0);
+        }
+        seen += n as f64;
+    }
+    None
+}

@@ -1,0 +1,283 @@
+//! Per-socket sk_data_ready counts with SO_REUSEPORT group facts
+//! (bpf/listener_events.bpf.c).
+//!
+//! One raw tracepoint program on sock:sk_data_ready (Linux 6.3) counts, per
+//! socket inode, the wakeups of TCP listeners (one per connection entering
+//! the accept queue) and UDP sockets (one per queued datagram on 6.18), and
+//! records the socket's reuseport group id, its index in the group and the
+//! group size. Sockets are keyed by inode so callers can join with
+//! sock_diag's `idiag_inode`.
+
+use aya::maps::{Array, HashMap, MapData, PerCpuHashMap};
+use aya::Ebpf;
+
+use crate::error::ProbeError;
+use crate::loader::{self, map_read_error, map_write_error, ProgramStats};
+
+const PROBE: &str = "listener_events";
+const STATS_MAP: &str = "listener_stats";
+const PORTS_MAP: &str = "watched_ports";
+const CONFIG_MAP: &str = "listener_config";
+const PROGRAM: &str = "sk_data_ready";
+const TRACEPOINT: &str = "sk_data_ready";
+/// `listener_value.index` when the socket was not found in the group
+/// (LISTENER_NO_INDEX in bpf/listener_events.h).
+const NO_INDEX: u32 = u32::MAX;
+/// Capacity of the watched_ports map (bpf/listener_events.bpf.c).
+pub const MAX_WATCHED_PORTS: usize = 1024;
+
+static OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/listener_events.bpf.o"));
+
+/// Mirror of `struct listener_key` (bpf/listener_events.h).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ListenerKey {
+    netns: u32,
+    pad: u32,
+    inode: u64,
+}
+
+/// Mirror of `struct listener_value` (bpf/listener_events.h).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ListenerValue {
+    events: u64,
+    last_ns: u64,
+    reuseport_id: u32,
+    index: u32,
+    num_socks: u16,
+    port: u16,
+    family: u16,
+    protocol: u8,
+    has_group: u8,
+}
+
+/// Mirror of `struct listener_config` (bpf/listener_events.h).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ListenerConfig {
+    filter_ports: u32,
+}
+
+// SAFETY: repr(C), integer fields only, explicit padding; every bit
+// pattern is valid.
+unsafe impl aya::Pod for ListenerKey {}
+unsafe impl aya::Pod for ListenerValue {}
+unsafe impl aya::Pod for ListenerConfig {}
+
+const _: () = assert!(std::mem::size_of::<ListenerKey>() == 16);
+const _: () = assert!(std::mem::size_of::<ListenerValue>() == 32);
+const _: () = assert!(std::mem::size_of::<ListenerConfig>() == 4);
+
+/// sk_data_ready totals of one socket since the probe was loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerEvents {
+    /// Inode number of the socket's network namespace ("net:[N]").
+    pub netns: u64,
+    /// Socket inode: fstat(2) st_ino, sock_diag idiag_inode.
+    pub inode: u64,
+    /// sk_data_ready calls, summed over CPUs.
+    pub events: u64,
+    /// SO_REUSEPORT group id (sock_reuseport.reuseport_id; 0 is a valid
+    /// id), None when the socket is in no group.
+    pub reuseport_id: Option<u32>,
+    /// The socket's slot in the group at its latest event; None when it is
+    /// in no group or beyond the first 256 slots.
+    pub index: Option<u32>,
+    /// Live sockets in the group at the latest event; None without group.
+    pub num_socks: Option<u32>,
+    /// Local port, host order.
+    pub port: u16,
+    /// IPPROTO_TCP (6) or IPPROTO_UDP (17).
+    pub protocol: u8,
+    /// AF_INET (2) or AF_INET6 (10).
+    pub family: u16,
+}
+
+/// The loaded and attached probe. Dropping it detaches the link and frees
+/// the program and maps (nothing is pinned).
+pub struct ListenerEventsProbe {
+    stats: PerCpuHashMap<MapData, ListenerKey, ListenerValue>,
+    ports: HashMap<MapData, u16, u8>,
+    config: Array<MapData, ListenerConfig>,
+    // Owns the program and its raw_tp link; see SoftirqTimeProbe.
+    ebpf: Ebpf,
+}
+
+impl ListenerEventsProbe {
+    /// Loads the program through the verifier and attaches it. Fails with
+    /// an Attach error naming raw_tp/sk_data_ready (errno ENOENT) on kernels
+    /// without that tracepoint (before 6.3).
+    pub fn load() -> Result<Self, ProbeError> {
+        let mut ebpf = loader::open_object(PROBE, OBJECT)?;
+        loader::attach_raw_tracepoint(&mut ebpf, PROBE, PROGRAM, TRACEPOINT)?;
+        let stats = loader::take_map(&mut ebpf, PROBE, STATS_MAP)?;
+        let ports = loader::take_map(&mut ebpf, PROBE, PORTS_MAP)?;
+        let config = loader::take_map(&mut ebpf, PROBE, CONFIG_MAP)?;
+        Ok(Self {
+            stats,
+            ports,
+            config,
+            ebpf,
+        })
+    }
+
+    /// Restricts counting to sockets bound to these local ports; an empty
+    /// slice counts every TCP listener and UDP socket (the default).
+    pub fn set_watched_ports(&mut self, ports: &[u16]) -> Result<(), ProbeError> {
+        if ports.len() > MAX_WATCHED_PORTS {
+            return Err(ProbeError::Config {
+                probe: PROBE,
+                detail: format!("{} watched ports, at most {MAX_WATCHED_PORTS}", ports.len()),
+            });
+        }
+        // Turn the filter off while the set changes so no port is missed.
+        self.set_filter(false)?;
+        let stale: Vec<u16> = self
+            .ports
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|port| !ports.contains(port))
+            .collect();
+        for port in stale {
+            self.ports
+                .remove(&port)
+                .map_err(|err| map_write_error(PROBE, PORTS_MAP, &err))?;
+        }
+        for port in ports {
+            self.ports
+                .insert(port, 1, 0)
+                .map_err(|err| map_write_error(PROBE, PORTS_MAP, &err))?;
+        }
+        self.set_filter(!ports.is_empty())
+    }
+
+    fn set_filter(&mut self, on: bool) -> Result<(), ProbeError> {
+        let config = ListenerConfig {
+            filter_ports: u32::from(on),
+        };
+        self.config
+            .set(0, config, 0)
+            .map_err(|err| map_write_error(PROBE, CONFIG_MAP, &err))
+    }
+
+    /// Totals per socket since `load`, sorted by (netns, inode). Events are
+    /// summed over CPUs; the group facts are those of the latest event.
+    pub fn read(&self) -> Result<Vec<ListenerEvents>, ProbeError> {
+        let mut sockets = Vec::new();
+        for entry in self.stats.iter() {
+            let (key, per_cpu) = entry.map_err(|err| map_read_error(PROBE, STATS_MAP, &err))?;
+            if let Some(events) = merge(&key, per_cpu.iter()) {
+                sockets.push(events);
+            }
+        }
+        sockets.sort_by_key(|s| (s.netns, s.inode));
+        Ok(sockets)
+    }
+
+    /// Run count and time of the program (non-zero only while the
+    /// administrator enabled kernel.bpf_stats_enabled).
+    pub fn program_stats(&self) -> Result<Vec<ProgramStats>, ProbeError> {
+        loader::program_stats(&self.ebpf, PROBE)
+    }
+
+    /// Kernel ids of the probe's programs.
+    pub fn program_ids(&self) -> Result<Vec<u32>, ProbeError> {
+        loader::kernel_ids(&self.ebpf, PROBE).map(|(programs, _)| programs)
+    }
+
+    /// Kernel ids of the maps the probe's programs use.
+    pub fn map_ids(&self) -> Result<Vec<u32>, ProbeError> {
+        loader::kernel_ids(&self.ebpf, PROBE).map(|(_, maps)| maps)
+    }
+}
+
+/// Sums one socket's per-CPU values; the socket facts come from the CPU
+/// with the latest event. None when no CPU saw an event.
+fn merge<'a>(
+    key: &ListenerKey,
+    per_cpu: impl Iterator<Item = &'a ListenerValue>,
+) -> Option<ListenerEvents> {
+    let mut events = 0u64;
+    let mut latest: Option<&ListenerValue> = None;
+    for value in per_cpu {
+        if value.events == 0 {
+            continue;
+        }
+        events += value.events;
+        if latest.is_none_or(|l| value.last_ns > l.last_ns) {
+            latest = Some(value);
+        }
+    }
+    let latest = latest?;
+    let group = latest.has_group != 0;
+    Some(ListenerEvents {
+        netns: u64::from(key.netns),
+        inode: key.inode,
+        events,
+        reuseport_id: group.then_some(latest.reuseport_id),
+        index: (group && latest.index != NO_INDEX).then_some(latest.index),
+        num_socks: group.then_some(u32::from(latest.num_socks)),
+        port: latest.port,
+        protocol: latest.protocol,
+        family: latest.family,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(events: u64, last_ns: u64, index: u32, has_group: u8) -> ListenerValue {
+        ListenerValue {
+            events,
+            last_ns,
+            reuseport_id: 7,
+            index,
+            num_socks: 4,
+            port: 5353,
+            family: 2,
+            protocol: 17,
+            has_group,
+        }
+    }
+
+    #[test]
+    fn merge_sums_events_and_takes_latest_facts() {
+        let key = ListenerKey {
+            netns: 4026531840,
+            pad: 0,
+            inode: 99,
+        };
+        let values = [value(3, 10, 1, 1), value(0, 0, 0, 0), value(2, 20, 2, 1)];
+        let merged = merge(&key, values.iter()).unwrap();
+        assert_eq!(
+            merged,
+            ListenerEvents {
+                netns: 4026531840,
+                inode: 99,
+                events: 5,
+                reuseport_id: Some(7),
+                index: Some(2),
+                num_socks: Some(4),
+                port: 5353,
+                protocol: 17,
+                family: 2,
+            }
+        );
+    }
+
+    #[test]
+    fn merge_maps_missing_group_and_index_to_none() {
+        let key = ListenerKey::default();
+        let no_group = merge(&key, [value(1, 5, NO_INDEX, 0)].iter()).unwrap();
+        assert_eq!(no_group.reuseport_id, None);
+        assert_eq!(no_group.index, None);
+        assert_eq!(no_group.num_socks, None);
+        let not_found = merge(&key, [value(1, 5, NO_INDEX, 1)].iter()).unwrap();
+        assert_eq!(not_found.reuseport_id, Some(7));
+        assert_eq!(not_found.index, None);
+        assert_eq!(merge(&key, [value(0, 0, 0, 0)].iter()), None);
+    }
+}

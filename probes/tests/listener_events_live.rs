@@ -1,0 +1,227 @@
+//! Privileged live tests of the listener_events probe (raw tracepoint
+//! sock:sk_data_ready, Linux 6.3+) against ground truth: what each socket of
+//! a SO_REUSEPORT group actually received or accepted.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::sockets::{drain_udp, tcp_reuseport_group, udp_reuseport_group};
+use skewscope_probes::{ListenerEvents, ListenerEventsProbe};
+
+const UDP_GROUP: usize = 4;
+const UDP_CLIENTS: usize = 64;
+const DATAGRAMS_PER_CLIENT: usize = 8;
+const TCP_GROUP: usize = 2;
+const TCP_CONNECTIONS: usize = 40;
+
+fn entry(entries: &[ListenerEvents], inode: u64) -> Option<&ListenerEvents> {
+    entries.iter().find(|e| e.inode == inode)
+}
+
+#[test]
+fn udp_reuseport_events_equal_datagrams_received() {
+    if !common::can_run_privileged("udp_reuseport_events_equal_datagrams_received") {
+        return;
+    }
+    let group = udp_reuseport_group(UDP_GROUP);
+    let addr = group[0].local_addr().expect("group addr");
+    let inodes: Vec<u64> = group.iter().map(common::socket_inode).collect();
+    // A socket on another port, outside the watched set.
+    let outsider = UdpSocket::bind("127.0.0.1:0").expect("bind outsider");
+    outsider.set_nonblocking(true).expect("nonblocking");
+    let outsider_inode = common::socket_inode(&outsider);
+
+    let mut probe = ListenerEventsProbe::load().expect("load listener_events");
+    probe
+        .set_watched_ports(&[addr.port()])
+        .expect("watch group port");
+
+    // Several source ports so the reuseport hash spreads the datagrams;
+    // drain after every round so no receive buffer overflows.
+    let clients: Vec<UdpSocket> = (0..UDP_CLIENTS)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind client"))
+        .collect();
+    let mut received = vec![0u64; UDP_GROUP];
+    let mut sent = 0u64;
+    for _round in 0..DATAGRAMS_PER_CLIENT {
+        for client in &clients {
+            client.send_to(b"skewscope", addr).expect("send");
+            sent += 1;
+        }
+        drain_udp(&group, &mut received, sent, Duration::from_secs(5));
+    }
+    let outsider_addr = outsider.local_addr().expect("outsider addr");
+    clients[0]
+        .send_to(b"outsider", outsider_addr)
+        .expect("send outsider");
+    let mut outsider_count = [0u64];
+    drain_udp(
+        std::slice::from_ref(&outsider),
+        &mut outsider_count,
+        1,
+        Duration::from_secs(5),
+    );
+    assert_eq!(received.iter().sum::<u64>(), sent, "datagrams lost");
+    assert_eq!(outsider_count[0], 1);
+
+    let entries = probe.read().expect("read");
+    let own_netns = common::own_netns_inode();
+    let mut indexes = BTreeSet::new();
+    let mut group_ids = BTreeSet::new();
+    for (socket, (&inode, &got)) in inodes.iter().zip(&received).enumerate() {
+        let found = entry(&entries, inode);
+        eprintln!("udp socket {socket} inode {inode}: received {got}, probe {found:?}");
+        if got == 0 {
+            // No sk_data_ready on a socket that received nothing.
+            assert!(found.is_none(), "socket {socket}: {found:?}");
+            continue;
+        }
+        let found = found.unwrap_or_else(|| panic!("socket {socket} (inode {inode}) missing"));
+        assert_eq!(
+            found.events, got,
+            "socket {socket}: events vs datagrams read"
+        );
+        assert_eq!(found.netns, own_netns);
+        assert_eq!(found.port, addr.port());
+        assert_eq!(found.protocol, libc::IPPROTO_UDP as u8);
+        assert_eq!(found.family, libc::AF_INET as u16);
+        assert_eq!(found.num_socks, Some(UDP_GROUP as u32));
+        group_ids.insert(found.reuseport_id.expect("reuseport id"));
+        indexes.insert(found.index.expect("index in group"));
+    }
+    // The hash is the kernel's to choose: with 64 source ports the chance
+    // that one of 4 sockets gets none is 4 * (3/4)^64, about 4e-8.
+    assert!(
+        received.iter().all(|&n| n > 0),
+        "some socket got nothing: {received:?}"
+    );
+    assert_eq!(group_ids.len(), 1, "one group id: {group_ids:?}");
+    assert_eq!(
+        indexes,
+        (0..UDP_GROUP as u32).collect::<BTreeSet<_>>(),
+        "indexes are a permutation of 0..{UDP_GROUP}"
+    );
+    assert!(
+        entry(&entries, outsider_inode).is_none(),
+        "unwatched port counted"
+    );
+
+    // An empty set watches every port again.
+    probe.set_watched_ports(&[]).expect("unwatch");
+    clients[0]
+        .send_to(b"outsider", outsider_addr)
+        .expect("send outsider");
+    drain_udp(
+        std::slice::from_ref(&outsider),
+        &mut outsider_count,
+        2,
+        Duration::from_secs(5),
+    );
+    assert_eq!(outsider_count[0], 2);
+    let entries = probe.read().expect("read");
+    let outsider_entry = entry(&entries, outsider_inode).expect("outsider counted");
+    assert_eq!(outsider_entry.events, 1);
+    assert_eq!(outsider_entry.reuseport_id, None);
+    assert_eq!(outsider_entry.index, None);
+    assert_eq!(outsider_entry.num_socks, None);
+}
+
+#[test]
+fn tcp_reuseport_events_equal_connections_accepted() {
+    if !common::can_run_privileged("tcp_reuseport_events_equal_connections_accepted") {
+        return;
+    }
+    let group = tcp_reuseport_group(TCP_GROUP);
+    let addr: SocketAddr = group[0].local_addr().expect("group addr");
+    let inodes: Vec<u64> = group.iter().map(common::socket_inode).collect();
+
+    let mut probe = ListenerEventsProbe::load().expect("load listener_events");
+    probe
+        .set_watched_ports(&[addr.port()])
+        .expect("watch group port");
+
+    // Each connect returns once the handshake is done, i.e. once the child
+    // sits in one listener's accept queue.
+    let clients: Vec<TcpStream> = (0..TCP_CONNECTIONS)
+        .map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect"))
+        .collect();
+    let mut accepted = vec![0u64; TCP_GROUP];
+    let mut servers = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while accepted.iter().sum::<u64>() < TCP_CONNECTIONS as u64 && Instant::now() < deadline {
+        for (listener, count) in group.iter().zip(accepted.iter_mut()) {
+            loop {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        *count += 1;
+                        servers.push(stream);
+                    }
+                    Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                    Err(err) => panic!("accept: {err}"),
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(accepted.iter().sum::<u64>(), TCP_CONNECTIONS as u64);
+
+    let entries = probe.read().expect("read");
+    let mut indexes = BTreeSet::new();
+    let mut group_ids = BTreeSet::new();
+    for (listener, (&inode, &got)) in inodes.iter().zip(&accepted).enumerate() {
+        let found = entry(&entries, inode);
+        eprintln!("tcp listener {listener} inode {inode}: accepted {got}, probe {found:?}");
+        if got == 0 {
+            assert!(found.is_none(), "listener {listener}: {found:?}");
+            continue;
+        }
+        let found = found.expect("listener counted");
+        assert_eq!(found.events, got, "listener {listener}: events vs accepted");
+        assert_eq!(found.port, addr.port());
+        assert_eq!(found.protocol, libc::IPPROTO_TCP as u8);
+        assert_eq!(found.family, libc::AF_INET as u16);
+        assert_eq!(found.num_socks, Some(TCP_GROUP as u32));
+        group_ids.insert(found.reuseport_id.expect("reuseport id"));
+        indexes.insert(found.index.expect("index"));
+    }
+    assert!(
+        accepted.iter().all(|&n| n > 0),
+        "a listener got nothing: {accepted:?}"
+    );
+    assert_eq!(group_ids.len(), 1);
+    assert_eq!(indexes, (0..TCP_GROUP as u32).collect::<BTreeSet<_>>());
+    // Established children and client sockets are not listeners: nothing
+    // else on the port was counted.
+    assert_eq!(
+        entries.iter().filter(|e| e.port == addr.port()).count(),
+        TCP_GROUP
+    );
+    drop(clients);
+    drop(servers);
+}
+
+#[test]
+fn drop_leaves_no_programs_links_or_maps() {
+    if !common::can_run_privileged("listener_events drop_leaves_no_programs_links_or_maps") {
+        return;
+    }
+    let probe = ListenerEventsProbe::load().expect("load listener_events");
+    let program_ids = probe.program_ids().expect("program ids");
+    let map_ids = probe.map_ids().expect("map ids");
+    assert_eq!(program_ids.len(), 1);
+    assert_eq!(
+        map_ids.len(),
+        3,
+        "listener_stats + watched_ports + listener_config"
+    );
+    assert_eq!(common::links_of(&program_ids).len(), 1);
+    let stats = probe.program_stats().expect("program stats");
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].name, "sk_data_ready");
+    drop(probe);
+    common::assert_released("listener_events", &program_ids, &map_ids);
+}

@@ -1,0 +1,511 @@
+//! Privileged live tests of the rx probe (raw tracepoints
+//! net:netif_receive_skb, skb:skb_copy_datagram_iovec, sock:sock_recv_length,
+//! sock:sk_data_ready) against ground truth: known flows sent over loopback
+//! and read back by the test.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use common::netns::{VethPair, ADDR_A, ADDR_B, VETH_A, VETH_B};
+use common::sockets::drain_udp;
+use skewscope_probes::{FlowSample, QueueCount, RxConfig, RxProbe, AGE_BUCKETS};
+
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const LOOPBACK_IFINDEX: u32 = 1;
+const PAYLOAD: &[u8] = b"skewscope-rx-probe-payload";
+
+fn lo_packets(queues: &[QueueCount], netns: u64) -> u64 {
+    queues
+        .iter()
+        .filter(|q| q.netns == netns && q.ifindex == LOOPBACK_IFINDEX)
+        .map(|q| q.packets)
+        .sum()
+}
+
+fn flow_from(flows: &[FlowSample], from: SocketAddr, to: SocketAddr) -> &FlowSample {
+    flows
+        .iter()
+        .find(|f| f.saddr == from.ip() && f.sport == from.port() && f.dport == to.port())
+        .unwrap_or_else(|| panic!("no flow {from} -> {to} in {flows:#?}"))
+}
+
+/// Sends `counts[i]` datagrams from `clients[i]` to `to`, draining `receiver`
+/// every 16 datagrams so its buffer never overflows. Returns datagrams read.
+fn send_flows(
+    clients: &[UdpSocket],
+    counts: &[usize],
+    to: SocketAddr,
+    receiver: &UdpSocket,
+) -> u64 {
+    let mut read = [0u64];
+    let mut sent = 0u64;
+    for (client, &count) in clients.iter().zip(counts) {
+        for _ in 0..count {
+            client.send_to(PAYLOAD, to).expect("send");
+            sent += 1;
+            if sent.is_multiple_of(16) {
+                drain_udp(
+                    std::slice::from_ref(receiver),
+                    &mut read,
+                    sent,
+                    Duration::from_secs(5),
+                );
+            }
+        }
+    }
+    drain_udp(
+        std::slice::from_ref(receiver),
+        &mut read,
+        sent,
+        Duration::from_secs(5),
+    );
+    assert_eq!(read[0], sent, "datagrams lost on loopback");
+    read[0]
+}
+
+#[test]
+fn udp_flows_queues_and_ages_match_ground_truth() {
+    if !common::can_run_privileged("udp_flows_queues_and_ages_match_ground_truth") {
+        return;
+    }
+    let netns = common::own_netns_inode();
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind receiver");
+    receiver.set_nonblocking(true).expect("nonblocking");
+    let to = receiver.local_addr().expect("receiver addr");
+    let receiver6 = UdpSocket::bind("[::1]:0").expect("bind v6 receiver");
+    receiver6.set_nonblocking(true).expect("nonblocking");
+    let to6 = receiver6.local_addr().expect("v6 receiver addr");
+
+    let mut probe = RxProbe::load(RxConfig::default()).expect("load rx");
+    assert!(
+        probe.ages_unavailable().is_none(),
+        "{:?}",
+        probe.ages_unavailable()
+    );
+    assert_eq!(probe.sample_every(), 1);
+    probe
+        .set_watched(&[(IPPROTO_UDP, to.port()), (IPPROTO_UDP, to6.port())])
+        .expect("watch");
+    let lo_before = lo_packets(&probe.read_queues().expect("queues"), netns);
+
+    // Flow A 500, B 50, C 5 datagrams over IPv4; flow D 7 over IPv6.
+    let counts = [500usize, 50, 5];
+    let clients: Vec<UdpSocket> = counts
+        .iter()
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind client"))
+        .collect();
+    let read4 = send_flows(&clients, &counts, to, &receiver);
+    let client6 = UdpSocket::bind("[::1]:0").expect("bind v6 client");
+    let read6 = send_flows(std::slice::from_ref(&client6), &[7], to6, &receiver6);
+
+    let flows = probe.read_flows().expect("flows");
+    for (client, &count) in clients.iter().zip(&counts) {
+        let from = client.local_addr().expect("client addr");
+        let flow = flow_from(&flows, from, to);
+        eprintln!("flow {from} -> {to}: sent {count}, probe {flow:?}");
+        assert_eq!(flow.packets, count as u64, "packets of {from}");
+        // skb->len at netif_receive_skb: IPv4 20 + UDP 8 + payload.
+        assert_eq!(flow.bytes, (count * (20 + 8 + PAYLOAD.len())) as u64);
+        assert_eq!(flow.netns, netns);
+        assert_eq!(flow.family, libc::AF_INET as u16);
+        assert_eq!(flow.protocol, IPPROTO_UDP);
+        assert_eq!(flow.daddr, to.ip());
+        assert_eq!(flow.ifindex, LOOPBACK_IFINDEX);
+        assert_eq!(flow.rx_queue, None, "loopback records no RX queue");
+    }
+    let from6 = client6.local_addr().expect("v6 client addr");
+    let flow6 = flow_from(&flows, from6, to6);
+    eprintln!("flow {from6} -> {to6}: sent 7, probe {flow6:?}");
+    assert_eq!(flow6.packets, 7);
+    assert_eq!(flow6.bytes, (7 * (40 + 8 + PAYLOAD.len())) as u64);
+    assert_eq!(flow6.family, libc::AF_INET6 as u16);
+    assert_eq!(flow6.daddr, "::1".parse::<IpAddr>().unwrap());
+    // Nothing else reached the watched ports.
+    assert_eq!(flows.len(), counts.len() + 1, "{flows:#?}");
+
+    let lo_after = lo_packets(&probe.read_queues().expect("queues"), netns);
+    eprintln!(
+        "lo packets: +{} for {} datagrams sent",
+        lo_after - lo_before,
+        read4 + read6
+    );
+    assert!(lo_after - lo_before >= read4 + read6);
+    let lo_queues: Vec<QueueCount> = probe
+        .read_queues()
+        .expect("queues")
+        .into_iter()
+        .filter(|q| q.netns == netns && q.ifindex == LOOPBACK_IFINDEX)
+        .collect();
+    assert!(lo_queues.iter().all(|q| q.queue.is_none()), "{lo_queues:?}");
+
+    let ages = probe.read_socket_ages().expect("socket ages");
+    for (socket, read) in [(&receiver, read4), (&receiver6, read6)] {
+        let inode = common::socket_inode(socket);
+        let age = ages
+            .iter()
+            .find(|a| a.inode == inode)
+            .unwrap_or_else(|| panic!("no ages for inode {inode}: {ages:?}"));
+        let total: u64 = age.buckets.iter().sum();
+        eprintln!(
+            "socket {inode}: read {read}, ages {total} (same cpu {}, other {}), buckets {:?}",
+            age.same_cpu, age.other_cpu, age.buckets
+        );
+        assert_eq!(age.buckets.len(), AGE_BUCKETS);
+        assert_eq!(total, read, "one age per datagram read");
+        assert_eq!(age.same_cpu + age.other_cpu, read);
+    }
+    // bpf_prog_info run_cnt/run_time_ns only move while the administrator
+    // has kernel.bpf_stats_enabled=1 (kernel/bpf/syscall.c
+    // bpf_prog_get_stats); this test never changes that sysctl.
+    let stats = probe.program_stats().expect("program stats");
+    eprintln!("program stats: {stats:?}");
+    let receive = stats
+        .iter()
+        .find(|s| s.name == "rx_receive_skb")
+        .expect("rx_receive_skb stats");
+    match skewscope_probes::kernel_facts().bpf_stats_enabled {
+        Some(true) => assert!(receive.run_count >= read4 + read6, "{receive:?}"),
+        _ => assert!(
+            stats.iter().all(|s| s.run_count == 0 && s.run_time_ns == 0),
+            "{stats:?}"
+        ),
+    }
+
+    let queue_ages = probe.read_queue_ages().expect("queue ages");
+    let lo_age_total: u64 = queue_ages
+        .iter()
+        .filter(|q| q.netns == netns && q.ifindex == LOOPBACK_IFINDEX)
+        .map(|q| q.buckets.iter().sum::<u64>())
+        .sum();
+    assert_eq!(lo_age_total, read4 + read6, "{queue_ages:?}");
+}
+
+#[test]
+fn tcp_ages_count_every_segment_read() {
+    if !common::can_run_privileged("tcp_ages_count_every_segment_read") {
+        return;
+    }
+    const MESSAGES: usize = 100;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut probe = RxProbe::load(RxConfig::default()).expect("load rx");
+    probe
+        .set_watched(&[(IPPROTO_TCP, addr.port())])
+        .expect("watch");
+
+    let mut client = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    client.set_nodelay(true).expect("nodelay");
+    let (mut server, _) = listener.accept().expect("accept");
+    server
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    // Lock-step: each message is read before the next is sent, so every
+    // data segment is its own skb in an empty receive queue (no coalescing).
+    let mut buf = [0u8; 64];
+    for _ in 0..MESSAGES {
+        client.write_all(PAYLOAD).expect("write");
+        server.read_exact(&mut buf[..PAYLOAD.len()]).expect("read");
+    }
+    let inode = common::socket_inode(&server);
+    let ages = probe.read_socket_ages().expect("ages");
+    let age = ages.iter().find(|a| a.inode == inode).expect("server ages");
+    let total: u64 = age.buckets.iter().sum();
+    eprintln!(
+        "tcp server {inode}: {MESSAGES} segments read, ages {total} (same {}, other {})",
+        age.same_cpu, age.other_cpu
+    );
+    assert_eq!(total, MESSAGES as u64);
+    assert_eq!(age.same_cpu + age.other_cpu, MESSAGES as u64);
+
+    let from = client.local_addr().expect("client addr");
+    let flows = probe.read_flows().expect("flows");
+    let flow = flow_from(&flows, from, addr);
+    // Data segments plus the handshake's final ACK (and any pure ACKs).
+    assert!(flow.packets > MESSAGES as u64, "{flow:?}");
+    assert_eq!(flow.protocol, IPPROTO_TCP);
+}
+
+#[test]
+fn sampling_keeps_a_fraction_and_reports_the_rate() {
+    if !common::can_run_privileged("sampling_keeps_a_fraction_and_reports_the_rate") {
+        return;
+    }
+    const DATAGRAMS: usize = 2000;
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind receiver");
+    receiver.set_nonblocking(true).expect("nonblocking");
+    let to = receiver.local_addr().expect("addr");
+    let mut probe = RxProbe::load(RxConfig {
+        sample_every: 4,
+        max_flows: 128,
+        ..RxConfig::default()
+    })
+    .expect("load rx sampled");
+    assert_eq!(probe.sample_every(), 4);
+    probe
+        .set_watched(&[(IPPROTO_UDP, to.port())])
+        .expect("watch");
+    let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+    send_flows(std::slice::from_ref(&client), &[DATAGRAMS], to, &receiver);
+    let flows = probe.read_flows().expect("flows");
+    let flow = flow_from(&flows, client.local_addr().unwrap(), to);
+    let scaled = flow.packets * u64::from(probe.sample_every());
+    eprintln!("sampled {} of {DATAGRAMS} (scaled {scaled})", flow.packets);
+    // Binomial(2000, 1/4): mean 500, sd ~19.4; 6 sd either side.
+    assert!((384..=616).contains(&flow.packets), "{flow:?}");
+    let inode = common::socket_inode(&receiver);
+    let ages = probe.read_socket_ages().expect("ages");
+    let total: u64 = ages
+        .iter()
+        .filter(|a| a.inode == inode)
+        .map(|a| a.buckets.iter().sum::<u64>())
+        .sum();
+    assert_eq!(total, flow.packets, "ages only for sampled datagrams");
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t filled with CPU_SET, for this thread (0).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(
+            rc,
+            0,
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn online_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[test]
+fn locality_follows_pinned_sender_and_reader() {
+    if !common::can_run_privileged("locality_follows_pinned_sender_and_reader") {
+        return;
+    }
+    if online_cpus() < 2 {
+        eprintln!("skipping locality_follows_pinned_sender_and_reader: needs 2 CPUs");
+        return;
+    }
+    const DATAGRAMS: u64 = 200;
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind receiver");
+    let to = receiver.local_addr().expect("addr");
+    let inode = common::socket_inode(&receiver);
+    let mut probe = RxProbe::load(RxConfig::default()).expect("load rx");
+    probe
+        .set_watched(&[(IPPROTO_UDP, to.port())])
+        .expect("watch");
+
+    // Loopback receives in the sender's softirq, on the sender's CPU
+    // (no RPS on lo by default). Phase 1: send on CPU 0, read on CPU 1;
+    // phase 2: both on CPU 0. One datagram at a time, read before the next.
+    let run = |send_cpu: usize, read_cpu: usize, receiver: UdpSocket| {
+        std::thread::spawn(move || {
+            let reader = std::thread::spawn(move || {
+                pin_to_cpu(read_cpu);
+                receiver
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("timeout");
+                let mut buf = [0u8; 128];
+                for _ in 0..DATAGRAMS {
+                    receiver.recv(&mut buf).expect("recv");
+                }
+                receiver
+            });
+            pin_to_cpu(send_cpu);
+            let client = UdpSocket::bind("127.0.0.1:0").expect("client");
+            for _ in 0..DATAGRAMS {
+                client.send_to(PAYLOAD, to).expect("send");
+                // Keep the queue short; the reader is on another CPU.
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            reader.join().expect("reader")
+        })
+        .join()
+        .expect("phase")
+    };
+    let receiver = run(0, 1, receiver);
+    let ages = probe.read_socket_ages().expect("ages");
+    let age = ages.iter().find(|a| a.inode == inode).expect("ages");
+    eprintln!(
+        "send cpu0/read cpu1: same {} other {}",
+        age.same_cpu, age.other_cpu
+    );
+    assert_eq!((age.same_cpu, age.other_cpu), (0, DATAGRAMS));
+    let flows = probe.read_flows().expect("flows");
+    assert!(flows.iter().all(|f| f.rx_cpu == 0), "{flows:?}");
+
+    let _receiver = run(0, 0, receiver);
+    let ages = probe.read_socket_ages().expect("ages");
+    let age = ages.iter().find(|a| a.inode == inode).expect("ages");
+    eprintln!(
+        "then send cpu0/read cpu0: same {} other {}",
+        age.same_cpu, age.other_cpu
+    );
+    assert_eq!((age.same_cpu, age.other_cpu), (DATAGRAMS, DATAGRAMS));
+}
+
+/// Sends `per_client` datagrams from each of `clients` on a thread pinned
+/// to `cpu`.
+fn send_pinned(
+    cpu: usize,
+    clients: Vec<UdpSocket>,
+    per_client: usize,
+    to: SocketAddr,
+) -> Vec<UdpSocket> {
+    std::thread::spawn(move || {
+        pin_to_cpu(cpu);
+        for client in &clients {
+            for _ in 0..per_client {
+                client.send_to(PAYLOAD, to).expect("send");
+            }
+        }
+        clients
+    })
+    .join()
+    .expect("sender")
+}
+
+/// veth keeps no RX queue of its own: veth_xmit() hands the skb to the peer
+/// with queue_mapping still holding the sender's TX queue index
+/// (drivers/net/veth.c; no skb_record_rx_queue() on that path), and the
+/// kernel's skb_get_rx_queue() -- the index RPS uses -- reads it as
+/// "recorded RX queue = TX queue - 1", TX queue 0 as "not recorded". The
+/// test fixes the TX queue per sending CPU with XPS and checks exactly that.
+#[test]
+fn veth_queue_counts_follow_the_peer_tx_queue() {
+    if !common::can_run_privileged("veth_queue_counts_follow_the_peer_tx_queue") {
+        return;
+    }
+    if online_cpus() < 2 {
+        eprintln!("skipping veth_queue_counts_follow_the_peer_tx_queue: needs 2 CPUs");
+        return;
+    }
+    const QUEUES: u32 = 4;
+    const PER_CLIENT: usize = 25;
+    let pair = VethPair::new("rxq", QUEUES);
+    // XPS on the sending end: CPU 0 -> TX queue 0, CPU 1 -> TX queue 3.
+    pair.a.set_xps(VETH_A, 0, 0b01);
+    pair.a.set_xps(VETH_A, 3, 0b10);
+    let netns_b = pair.b.inode();
+    let ifindex_b = pair.b.ifindex(VETH_B);
+    let receiver = pair.b.run(|| {
+        let socket = UdpSocket::bind((ADDR_B, 0)).expect("bind receiver in b");
+        socket.set_nonblocking(true).expect("nonblocking");
+        socket
+    });
+    let to = receiver.local_addr().expect("addr");
+    let new_clients = |count: usize| -> Vec<UdpSocket> {
+        pair.a.run(move || {
+            (0..count)
+                .map(|_| UdpSocket::bind((ADDR_A, 0)).expect("bind client in a"))
+                .collect()
+        })
+    };
+    let (cpu0_clients, cpu1_clients) = (new_clients(4), new_clients(2));
+
+    let mut probe = RxProbe::load(RxConfig::default()).expect("load rx");
+    probe
+        .set_watched(&[(IPPROTO_UDP, to.port())])
+        .expect("watch");
+    let mut read = [0u64];
+    let cpu0_clients = send_pinned(0, cpu0_clients, PER_CLIENT, to);
+    drain_udp(
+        std::slice::from_ref(&receiver),
+        &mut read,
+        100,
+        Duration::from_secs(5),
+    );
+    let cpu1_clients = send_pinned(1, cpu1_clients, PER_CLIENT, to);
+    drain_udp(
+        std::slice::from_ref(&receiver),
+        &mut read,
+        150,
+        Duration::from_secs(5),
+    );
+    assert_eq!(read[0], 150, "datagrams lost on the veth");
+
+    let veth_queues: BTreeMap<Option<u32>, u64> = probe
+        .read_queues()
+        .expect("queues")
+        .into_iter()
+        .filter(|q| q.netns == netns_b && q.ifindex == ifindex_b)
+        .map(|q| (q.queue, q.packets))
+        .collect();
+    eprintln!(
+        "veth {VETH_B} (ifindex {ifindex_b}, netns {netns_b}) packets per queue: {veth_queues:?}"
+    );
+    // 100 via TX queue 0 ("not recorded"), 50 via TX queue 3 (RX queue 2).
+    assert_eq!(veth_queues, BTreeMap::from([(None, 100), (Some(2), 50)]));
+
+    let flows = probe.read_flows().expect("flows");
+    assert_eq!(flows.len(), 6, "{flows:#?}");
+    for (clients, queue) in [(&cpu0_clients, None), (&cpu1_clients, Some(2))] {
+        for client in clients {
+            let from = client.local_addr().expect("client addr");
+            let flow = flow_from(&flows, from, to);
+            assert_eq!(flow.packets, PER_CLIENT as u64, "{flow:?}");
+            assert_eq!(flow.rx_queue, queue, "{flow:?}");
+            assert_eq!(flow.netns, netns_b);
+            assert_eq!(flow.ifindex, ifindex_b);
+        }
+    }
+    drop(probe);
+    drop(pair);
+}
+
+#[test]
+fn zero_sample_rate_is_a_config_error() {
+    let err = RxProbe::load(RxConfig {
+        sample_every: 0,
+        ..RxConfig::default()
+    })
+    .err()
+    .expect("sample_every 0 rejected");
+    assert!(err.to_string().contains("sample_every"), "{err}");
+}
+
+#[test]
+fn drop_leaves_no_programs_links_or_maps() {
+    if !common::can_run_privileged("rx drop_leaves_no_programs_links_or_maps") {
+        return;
+    }
+    let probe = RxProbe::load(RxConfig::default()).expect("load rx");
+    let program_ids = probe.program_ids().expect("program ids");
+    let map_ids = probe.map_ids().expect("map ids");
+    assert_eq!(
+        program_ids.len(),
+        4,
+        "receive + copy + recv_length + data_ready"
+    );
+    assert_eq!(common::links_of(&program_ids).len(), 4);
+    // queue_stats, watched, rx_config, flows, ingress, socket_ages,
+    // queue_ages, udp_readers and .rodata (sample_every).
+    assert_eq!(map_ids.len(), 9, "{map_ids:?}");
+    let names: Vec<String> = probe
+        .program_stats()
+        .expect("program stats")
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "rx_copy_dgram",
+            "rx_data_ready",
+            "rx_receive_skb",
+            "rx_recv_length"
+        ]
+    );
+    drop(probe);
+    common::assert_released("rx", &program_ids, &map_ids);
+}
