@@ -65,6 +65,20 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// List the exported metrics (names, units, attributes).
     Metrics(MetricsArgs),
+    /// Record the observed flows of reuseport groups to a trace for `shadow`.
+    Record(RecordArgs),
+    /// Replay candidate reuseport selectors over a trace in a private replica.
+    Shadow(skewscope_shadow::cli::ShadowArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RecordArgs {
+    /// How long to record, in seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_interval)]
+    pub duration: f64,
+    /// Trace file to write (JSON lines); "-" for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -119,7 +119,9 @@ impl Collector {
             .unwrap_or_default();
         let sysctls = s.attempt("sysctls", || sysctls::read(root));
 
-        let softirq_time = probe_read(&mut s, "ebpf_softirq_time", &self.softirq_probe, |p| p.read());
+        let softirq_time = probe_read(&mut s, "ebpf_softirq_time", &self.softirq_probe, |p| {
+            p.read()
+        });
 
         let qstats = if live {
             s.attempt("netdev_qstats", || qstats::read_queue_stats(None))
@@ -137,8 +139,12 @@ impl Collector {
             BTreeMap::new()
         };
 
-        let host_netns = crate::sources::netns::current_netns_inode().ok().filter(|_| live);
-        let rx_queue_counts = probe_read(&mut s, "ebpf_rx_queues", &self.rx_probe, |p| p.read_queues());
+        let host_netns = crate::sources::netns::current_netns_inode()
+            .ok()
+            .filter(|_| live);
+        let rx_queue_counts = probe_read(&mut s, "ebpf_rx_queues", &self.rx_probe, |p| {
+            p.read_queues()
+        });
         let names = s
             .attempt("sysfs_net", || sysfs_net::list_devices(root))
             .unwrap_or_default();
@@ -165,7 +171,9 @@ impl Collector {
         }
 
         let listeners = self.listener_facts(&mut s);
-        let rx_queue_ages = probe_read(&mut s, "ebpf_rx_queue_ages", &self.rx_probe, |p| p.read_queue_ages());
+        let rx_queue_ages = probe_read(&mut s, "ebpf_rx_queue_ages", &self.rx_probe, |p| {
+            p.read_queue_ages()
+        });
 
         Snapshot {
             host_netns,
@@ -200,7 +208,11 @@ impl Collector {
                 .collect();
             s.record(
                 "sock_diag",
-                if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) },
+                if errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(errors.join("; "))
+                },
                 us,
             );
             sockets
@@ -221,7 +233,12 @@ impl Collector {
             .collect();
         if watched != self.watched {
             let pairs: Vec<(u8, u16)> = watched.iter().copied().collect();
-            let ports: Vec<u16> = pairs.iter().map(|(_, p)| *p).collect::<BTreeSet<_>>().into_iter().collect();
+            let ports: Vec<u16> = pairs
+                .iter()
+                .map(|(_, p)| *p)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
             if let Ok(p) = &mut self.listener_probe {
                 if let Err(e) = p.set_watched_ports(&ports) {
                     log::warn!("{e}");
@@ -235,7 +252,10 @@ impl Collector {
             self.watched = watched;
         }
 
-        let members: BTreeSet<u64> = groups.iter().flat_map(|g| g.members.iter().map(|m| m.inode)).collect();
+        let members: BTreeSet<u64> = groups
+            .iter()
+            .flat_map(|g| g.members.iter().map(|m| m.inode))
+            .collect();
         if members != self.owned_inodes {
             let start = Instant::now();
             let wanted: HashSet<u64> = members.iter().copied().collect();
@@ -247,9 +267,13 @@ impl Collector {
         Some(ListenerFacts {
             sockets,
             owners: self.owners.clone(),
-            events: probe_read(s, "ebpf_listener_events", &self.listener_probe, |p| p.read()),
+            events: probe_read(s, "ebpf_listener_events", &self.listener_probe, |p| {
+                p.read()
+            }),
             flows: probe_read(s, "ebpf_rx_flows", &self.rx_probe, |p| p.read_flows()),
-            socket_ages: probe_read(s, "ebpf_rx_socket_ages", &self.rx_probe, |p| p.read_socket_ages()),
+            socket_ages: probe_read(s, "ebpf_rx_socket_ages", &self.rx_probe, |p| {
+                p.read_socket_ages()
+            }),
         })
     }
 

@@ -25,6 +25,12 @@ fn main() -> ExitCode {
         Command::Snapshot(args) => snapshot(root, args),
         Command::Doctor(args) => skewscope::doctor::main(&root, args.json),
         Command::Metrics(args) => metrics(args),
+        Command::Record(args) => record(root, args),
+        Command::Shadow(args) => skewscope_shadow::cli::run(&args).and_then(|text| {
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("writing to stdout")
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,6 +49,33 @@ fn collect_options(root: HostRoot, args: &SourceArgs) -> CollectOptions {
     opts
 }
 
+/// Observe the flows of every reuseport group for a window and write them as a trace.
+fn record(root: HostRoot, args: skewscope::cli::RecordArgs) -> anyhow::Result<()> {
+    let mut collector = Collector::new(collect_options(root, &SourceArgs::default()));
+    let first = collector.collect();
+    log::info!("window open for {}s", args.duration);
+    std::thread::sleep(Duration::from_secs_f64(args.duration));
+    let second = collector.collect();
+    let samples = skewscope::record::trace_of(&model::window(&first, &second));
+    anyhow::ensure!(
+        second.listeners.as_ref().is_some_and(|l| l.flows.is_some()),
+        "no flow samples: the rx probe is not running (see `skewscope doctor`)"
+    );
+    let text = {
+        let mut buf = Vec::new();
+        skewscope_shadow::write_trace(&mut buf, &samples)?;
+        buf
+    };
+    if args.out.as_os_str() == "-" {
+        std::io::stdout().write_all(&text)?;
+    } else {
+        std::fs::write(&args.out, &text)
+            .with_context(|| format!("writing {}", args.out.display()))?;
+    }
+    log::info!("recorded {} flows", samples.len());
+    Ok(())
+}
+
 fn snapshot(root: HostRoot, args: SnapshotArgs) -> anyhow::Result<()> {
     let mut opts = collect_options(root, &args.sources);
     // Probes count from the moment they attach: only a window gives them meaning.
@@ -54,10 +87,16 @@ fn snapshot(root: HostRoot, args: SnapshotArgs) -> anyhow::Result<()> {
     let report = match args.duration {
         None => model::build_report(&first, None, &cfg, &mut state),
         Some(secs) => {
+            log::info!("window open for {secs}s");
             std::thread::sleep(Duration::from_secs_f64(secs));
             let second = collector.collect();
             let elapsed = second.taken_at.duration_since(first.taken_at).as_secs_f64();
-            model::build_report(&model::window(&first, &second), Some(elapsed), &cfg, &mut state)
+            model::build_report(
+                &model::window(&first, &second),
+                Some(elapsed),
+                &cfg,
+                &mut state,
+            )
         }
     };
     let text = if args.json {
@@ -114,7 +153,12 @@ fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let result = rt.block_on(run_loop(root, args, settings.interval_secs, telemetry.as_ref()));
+    let result = rt.block_on(run_loop(
+        root,
+        args,
+        settings.interval_secs,
+        telemetry.as_ref(),
+    ));
     drop(rt);
     if let Some(t) = telemetry {
         t.shutdown(); // exports the last report

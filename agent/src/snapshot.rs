@@ -10,8 +10,7 @@ use skewscope_probes::{FlowSample, ListenerEvents, QueueAge, QueueCount, SocketA
 use crate::sources::{
     channels::Channels, ethtool_rss::RssConfig, interrupts::Interrupts, irq_affinity::IrqAffinity,
     irq_map::QueueIrq, owners::Owner, proc_stat::ProcStat, sock_diag::ListenSocket,
-    softirqs::SoftIrqs, softnet::SoftnetCpu,
-    sysctls::Sysctls, sysfs_net::NetDevice,
+    softirqs::SoftIrqs, softnet::SoftnetCpu, sysctls::Sysctls, sysfs_net::NetDevice,
 };
 
 #[derive(Debug, Clone)]

@@ -540,6 +540,16 @@ fn a_real_prometheus_scrapes_and_answers_qpi_and_lsi_queries() {
     let dir = std::env::temp_dir().join(format!("skewscope-prom-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    // Removed afterwards unless the test failed (kept to look at).
+    struct Cleanup<'a>(&'a Path);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                let _ = std::fs::remove_dir_all(self.0);
+            }
+        }
+    }
+    let _cleanup = Cleanup(&dir);
     let group = ReuseportGroup::start();
     let agent = Agent::spawn(&["--interval", "1"]);
     let prom = Prometheus::start(&bin, &dir, &agent.addr());

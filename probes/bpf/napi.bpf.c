@@ -32,7 +32,8 @@ static __always_inline int handle_napi_poll(const struct napi_struct *napi, int 
 	struct napi_key key = {};
 	struct net_device *dev;
 
-	key.napi_id = BPF_CORE_READ(napi, napi_id);
+	if (bpf_core_field_exists(napi->napi_id))
+		key.napi_id = BPF_CORE_READ(napi, napi_id);
 	dev = BPF_CORE_READ(napi, dev);
 	if (dev) {
 		key.ifindex = BPF_CORE_READ(dev, ifindex);

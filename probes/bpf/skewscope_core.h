@@ -132,7 +132,9 @@ struct net_device {
 	possible_net_t nd_net;
 };
 
-/* include/linux/netdevice.h */
+/* include/linux/netdevice.h. napi_id was under #ifdef
+ * CONFIG_NET_RX_BUSY_POLL in older kernels: read it behind
+ * bpf_core_field_exists(). */
 struct napi_struct {
 	struct net_device *dev;
 	unsigned int napi_id;

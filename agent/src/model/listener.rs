@@ -76,7 +76,12 @@ pub fn group_reports(
 
     let mut reports = Vec::new();
     for group in sock_diag::candidate_groups(&facts.sockets) {
-        let key: GroupKey = (group.netns, group.protocol, group.local.ip(), group.local.port());
+        let key: GroupKey = (
+            group.netns,
+            group.protocol,
+            group.local.ip(),
+            group.local.port(),
+        );
         let hist = history.groups.entry(key).or_default();
 
         let listeners: Vec<ListenerReport> = group
@@ -117,7 +122,8 @@ pub fn group_reports(
             .collect();
         let bci = match secs {
             Some(_) if probe_seen => {
-                hist.window_rates.retain(|inode, _| hist.members.contains(inode));
+                hist.window_rates
+                    .retain(|inode, _| hist.members.contains(inode));
                 for (l, rate) in listeners.iter().zip(&rates) {
                     let w = hist.window_rates.entry(l.inode).or_default();
                     w.push_back(*rate);
@@ -161,7 +167,11 @@ pub fn group_reports(
                 .iter()
                 .find_map(|m| events.get(&(m.netns, m.inode)).and_then(|e| e.reuseport_id)),
             indices: GroupIndices {
-                lsi: if probe_seen { indices::lsi(&rates) } else { None },
+                lsi: if probe_seen {
+                    indices::lsi(&rates)
+                } else {
+                    None
+                },
                 hcr_1: indices::hcr(&volumes, 1),
                 hcr_5: indices::hcr(&volumes, 5),
                 lqd: indices::lqd(&depths),
@@ -170,7 +180,8 @@ pub fn group_reports(
                 ingress_age_p95_us: p95,
                 ingress_age_p99_us: log2_percentile_us(&merged, 99.0),
                 dlg_us: p95.map(|p| p - cfg.ingress_age_target_us),
-                locality_miss_ratio: (same + other > 0).then(|| other as f64 / (same + other) as f64),
+                locality_miss_ratio: (same + other > 0)
+                    .then(|| other as f64 / (same + other) as f64),
             },
             top_flows: flows.into_iter().take(cfg.top_flows).collect(),
             listeners,
@@ -251,7 +262,11 @@ pub fn log2_percentile_us(buckets: &[u64], p: f64) -> Option<f64> {
         if seen + n as f64 >= rank {
             let (lo, hi) = skewscope_probes::log2_bucket_bounds_ns(i);
             // The last bucket is open-ended: read it as one more doubling.
-            let hi = if hi == u64::MAX { lo.saturating_mul(2) } else { hi };
+            let hi = if hi == u64::MAX {
+                lo.saturating_mul(2)
+            } else {
+                hi
+            };
             let frac = ((rank - seen) / n as f64).clamp(0.0, 1.0);
             return Some((lo as f64 + (hi - lo) as f64 * frac) / 1000.0);
         }

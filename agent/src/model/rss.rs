@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 use super::indices::{self, SpiInputs};
 use super::ModelConfig;
 use crate::report::{
-    ChannelsReport, CpuReport, DeviceIndices, DeviceReport, HostIndices, HostReport,
-    RssReport, RxQueueReport, SoftnetReport,
+    ChannelsReport, CpuReport, DeviceIndices, DeviceReport, HostIndices, HostReport, RssReport,
+    RxQueueReport, SoftnetReport,
 };
 use crate::snapshot::{DeviceFacts, Snapshot};
 use crate::sources::interrupts::{IrqId, IrqLine};
@@ -272,10 +272,18 @@ fn off_node_cpus(dev: &DeviceFacts, queues: &[RxQueueReport], snap: &Snapshot) -
 
 /// HAF95: p95 ingress age (µs) over the packets of hot queues, a hot queue being one whose
 /// packet count is at least `hot_queue_factor` × the mean over the device's queues.
-fn haf95_us(dev: &DeviceFacts, queues: &[RxQueueReport], snap: &Snapshot, cfg: &ModelConfig) -> Option<f64> {
+fn haf95_us(
+    dev: &DeviceFacts,
+    queues: &[RxQueueReport],
+    snap: &Snapshot,
+    cfg: &ModelConfig,
+) -> Option<f64> {
     let ages = snap.rx_queue_ages.as_ref()?;
     let (netns, ifindex) = (snap.host_netns?, dev.sys.ifindex?);
-    let packets: Vec<(u32, u64)> = queues.iter().filter_map(|q| Some((q.queue, q.rx_packets?))).collect();
+    let packets: Vec<(u32, u64)> = queues
+        .iter()
+        .filter_map(|q| Some((q.queue, q.rx_packets?)))
+        .collect();
     let total: u64 = packets.iter().map(|(_, p)| p).sum();
     if packets.is_empty() || total == 0 {
         return None;
@@ -287,10 +295,9 @@ fn haf95_us(dev: &DeviceFacts, queues: &[RxQueueReport], snap: &Snapshot, cfg: &
         .map(|(q, _)| *q)
         .collect();
     let mut merged = Vec::new();
-    for a in ages
-        .iter()
-        .filter(|a| a.netns == netns && a.ifindex == ifindex && a.queue.is_some_and(|q| hot.contains(&q)))
-    {
+    for a in ages.iter().filter(|a| {
+        a.netns == netns && a.ifindex == ifindex && a.queue.is_some_and(|q| hot.contains(&q))
+    }) {
         super::listener::merge_buckets(&mut merged, &a.buckets);
     }
     super::listener::log2_percentile_us(&merged, 95.0)

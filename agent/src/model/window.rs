@@ -91,7 +91,8 @@ pub fn window(prev: &Snapshot, cur: &Snapshot) -> Snapshot {
 
     if let (Some(p), Some(c)) = (&prev.listeners, &mut w.listeners) {
         if let (Some(pe), Some(ce)) = (&p.events, &mut c.events) {
-            let before: HashMap<(u64, u64), u64> = pe.iter().map(|e| ((e.netns, e.inode), e.events)).collect();
+            let before: HashMap<(u64, u64), u64> =
+                pe.iter().map(|e| ((e.netns, e.inode), e.events)).collect();
             for e in ce.iter_mut() {
                 if let Some(b) = before.get(&(e.netns, e.inode)) {
                     e.events = counter_delta(*b, e.events);
@@ -100,7 +101,8 @@ pub fn window(prev: &Snapshot, cur: &Snapshot) -> Snapshot {
         }
         if let (Some(pf), Some(cf)) = (&p.flows, &mut c.flows) {
             let key = |f: &FlowSample| (f.netns, f.protocol, f.saddr, f.sport, f.daddr, f.dport);
-            let before: HashMap<_, (u64, u64)> = pf.iter().map(|f| (key(f), (f.packets, f.bytes))).collect();
+            let before: HashMap<_, (u64, u64)> =
+                pf.iter().map(|f| (key(f), (f.packets, f.bytes))).collect();
             for f in cf.iter_mut() {
                 if let Some((packets, bytes)) = before.get(&key(f)) {
                     f.packets = counter_delta(*packets, f.packets);
@@ -121,8 +123,10 @@ pub fn window(prev: &Snapshot, cur: &Snapshot) -> Snapshot {
     }
 
     if let (Some(p), Some(c)) = (&prev.rx_queue_counts, &mut w.rx_queue_counts) {
-        let before: HashMap<_, (u64, u64)> =
-            p.iter().map(|q| ((q.netns, q.ifindex, q.queue), (q.packets, q.bytes))).collect();
+        let before: HashMap<_, (u64, u64)> = p
+            .iter()
+            .map(|q| ((q.netns, q.ifindex, q.queue), (q.packets, q.bytes)))
+            .collect();
         for q in c.iter_mut() {
             if let Some((packets, bytes)) = before.get(&(q.netns, q.ifindex, q.queue)) {
                 q.packets = counter_delta(*packets, q.packets);
@@ -131,7 +135,10 @@ pub fn window(prev: &Snapshot, cur: &Snapshot) -> Snapshot {
         }
     }
     if let (Some(p), Some(c)) = (&prev.rx_queue_ages, &mut w.rx_queue_ages) {
-        let before: HashMap<_, &QueueAge> = p.iter().map(|q| ((q.netns, q.ifindex, q.queue), q)).collect();
+        let before: HashMap<_, &QueueAge> = p
+            .iter()
+            .map(|q| ((q.netns, q.ifindex, q.queue), q))
+            .collect();
         for q in c.iter_mut() {
             if let Some(b) = before.get(&(q.netns, q.ifindex, q.queue)) {
                 delta_histogram(&b.buckets, &mut q.buckets);

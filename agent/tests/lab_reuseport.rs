@@ -1,0 +1,472 @@
+//! Ground-truth labs: reuseport groups in their own network namespace, traffic whose
+//! per-socket split the test counts itself, and the agent's report checked against it.
+//! Root only (netns, eBPF); skipped with a reason otherwise, a failure under
+//! SKEWSCOPE_REQUIRE_PRIVILEGED=1. Every traffic loop is bounded.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use skewscope::sources::netns::in_netns;
+
+const ADDR: &str = "10.78.0.1";
+
+fn privileged() -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var_os("SKEWSCOPE_REQUIRE_PRIVILEGED").is_none(),
+        "SKEWSCOPE_REQUIRE_PRIVILEGED is set but the tests do not run as root"
+    );
+    eprintln!("skipped: needs root (network namespaces, eBPF)");
+    false
+}
+
+/// A network namespace with lo up and ADDR on it; deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(tag: &str) -> Self {
+        let name = format!("ss-lab-{tag}-{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        let ip = |args: &[&str]| {
+            let ok = Command::new("ip").args(args).status().unwrap().success();
+            assert!(ok, "ip {args:?}");
+        };
+        ip(&["netns", "add", &name]);
+        let ns = Netns { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n",
+            &ns.name,
+            "addr",
+            "add",
+            &format!("{ADDR}/32"),
+            "dev",
+            "lo",
+        ]);
+        ns
+    }
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    fn inode(&self) -> u64 {
+        std::fs::metadata(self.path()).unwrap().ino()
+    }
+
+    /// Run `f` inside the namespace (sockets made there stay there).
+    fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        in_netns(&self.path(), f).unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn reuseport_socket(kind: libc::c_int) -> OwnedFd {
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, kind | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let one: libc::c_int = 1;
+        let r = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            &one as *const _ as *const libc::c_void,
+            std::mem::size_of_val(&one) as libc::socklen_t,
+        );
+        assert_eq!(r, 0);
+        OwnedFd::from_raw_fd(fd)
+    }
+}
+
+fn bind(fd: &OwnedFd, addr: SocketAddr) {
+    let SocketAddr::V4(v4) = addr else {
+        unreachable!()
+    };
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: v4.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*v4.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sin as *const _ as *const libc::sockaddr,
+            std::mem::size_of_val(&sin) as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "bind {addr}: {}", std::io::Error::last_os_error());
+}
+
+fn inode_of(fd: &impl AsRawFd) -> u64 {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) }, 0);
+    st.st_ino
+}
+
+/// Start the agent and wait until its window is open (it logs that on stderr).
+fn agent_window(args: &[&str]) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skewscope"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = lines
+            .next()
+            .expect("agent stderr closed before its window opened")
+            .unwrap();
+        if line.contains("window open") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "window never opened");
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+fn finish(mut child: Child) -> serde_json::Value {
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    serde_json::from_str(&out).unwrap()
+}
+
+fn group<'a>(report: &'a serde_json::Value, netns: u64, port: u16) -> &'a serde_json::Value {
+    report["reuseport_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["netns"] == netns && g["port"] == port)
+        .unwrap_or_else(|| panic!("group {netns}/{port} not reported: {report}"))
+}
+
+fn lsi(counts: &[u64]) -> f64 {
+    let n = counts.len() as f64;
+    let mean = counts.iter().sum::<u64>() as f64 / n;
+    let var = counts
+        .iter()
+        .map(|&c| (c as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    var.sqrt() / (mean + 1e-9)
+}
+
+#[test]
+fn udp_group_events_lsi_and_top_flow_match_ground_truth() {
+    if !privileged() {
+        return;
+    }
+    let ns = Netns::new("udp");
+    let port = 9100;
+    let group_addr: SocketAddr = format!("{ADDR}:{port}").parse().unwrap();
+    let servers: Vec<UdpSocket> = ns.enter(|| {
+        (0..4)
+            .map(|_| {
+                let fd = reuseport_socket(libc::SOCK_DGRAM);
+                bind(&fd, group_addr);
+                UdpSocket::from(fd)
+            })
+            .collect()
+    });
+    // Heavy flows 30000 (1500 datagrams) and 30001 (900); 40 light flows of 15 each.
+    let mut plan: Vec<(u16, u64)> = vec![(30000, 1500), (30001, 900)];
+    plan.extend((0..40).map(|i| (31000 + i, 15)));
+    let total: u64 = plan.iter().map(|(_, n)| n).sum();
+    let clients: Vec<(UdpSocket, u64)> = ns.enter(|| {
+        plan.iter()
+            .map(|&(sport, n)| (UdpSocket::bind((ADDR, sport)).unwrap(), n))
+            .collect()
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts: Arc<Vec<AtomicU64>> = Arc::new((0..4).map(|_| AtomicU64::new(0)).collect());
+    let inodes: Vec<u64> = servers.iter().map(inode_of).collect();
+    let readers: Vec<_> = servers
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (stop, counts) = (stop.clone(), counts.clone());
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                let mut buf = [0u8; 256];
+                while !stop.load(Ordering::Relaxed) {
+                    if s.recv(&mut buf).is_ok() {
+                        counts[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let agent = agent_window(&["snapshot", "--json", "--duration", "3"]);
+    // Interleave flows so no socket queue overflows; bounded by the plan.
+    let mut left: Vec<u64> = clients.iter().map(|(_, n)| *n).collect();
+    while left.iter().any(|&n| n > 0) {
+        for ((c, _), n) in clients.iter().zip(left.iter_mut()) {
+            if *n > 0 {
+                c.send_to(b"skewscope-lab", group_addr).unwrap();
+                *n -= 1;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let report = finish(agent);
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    readers.into_iter().for_each(|r| r.join().unwrap());
+    let truth: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    assert_eq!(truth.iter().sum::<u64>(), total, "every datagram read");
+
+    let g = group(&report, ns.inode(), port);
+    assert_eq!(g["protocol"], "udp");
+    assert_eq!(g["address"], ADDR);
+    for (inode, want) in inodes.iter().zip(&truth) {
+        let l = g["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["inode"] == *inode)
+            .expect("every socket listed");
+        let got = l["events"].as_u64().unwrap();
+        let tolerance = (*want as f64 * 0.01).ceil() as u64;
+        assert!(
+            got.abs_diff(*want) <= tolerance,
+            "inode {inode}: events {got}, truth {want}"
+        );
+        assert_eq!(l["pid"], std::process::id());
+    }
+    let want_lsi = lsi(&truth);
+    let got_lsi = g["indices"]["lsi"].as_f64().unwrap();
+    eprintln!("truth {truth:?} LSI {want_lsi:.4}, agent {got_lsi:.4}");
+    assert!(
+        (got_lsi - want_lsi).abs() < 0.01,
+        "LSI {got_lsi} vs truth {want_lsi}"
+    );
+    let top = &g["top_flows"][0];
+    assert_eq!(top["sport"], 30000);
+    assert_eq!(top["packets"], 1500);
+    let hcr_1 = g["indices"]["hcr_1"].as_f64().unwrap();
+    assert!(
+        (hcr_1 - 1500.0 / total as f64).abs() < 0.01,
+        "HCR_1 {hcr_1}"
+    );
+    let idx: std::collections::BTreeSet<u64> = g["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        idx,
+        (0..4).collect(),
+        "indexes are a permutation of the group"
+    );
+}
+
+#[test]
+fn tcp_group_queue_depth_of_a_stalled_listener() {
+    if !privileged() {
+        return;
+    }
+    let ns = Netns::new("tcp");
+    let port = 9200;
+    let addr: SocketAddr = format!("{ADDR}:{port}").parse().unwrap();
+    let listeners: Vec<TcpListener> = ns.enter(|| {
+        (0..4)
+            .map(|_| {
+                let fd = reuseport_socket(libc::SOCK_STREAM);
+                bind(&fd, addr);
+                assert_eq!(unsafe { libc::listen(fd.as_raw_fd(), 128) }, 0);
+                TcpListener::from(fd)
+            })
+            .collect()
+    });
+    let stalled_inode = inode_of(&listeners[2]);
+    // Listeners 0, 1, 3 accept; listener 2 never does.
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let mut keep = Vec::new();
+    let mut threads = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        if i == 2 {
+            keep.push(l);
+            continue;
+        }
+        let (stop, accepted) = (stop.clone(), accepted.clone());
+        l.set_nonblocking(true).unwrap();
+        threads.push(std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((c, _)) => {
+                        conns.push(c);
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        }));
+    }
+    let connections = 60;
+    let clients: Vec<TcpStream> = ns.enter(|| {
+        (0..connections)
+            .map(|i| {
+                let fd = reuseport_socket(libc::SOCK_STREAM);
+                bind(&fd, format!("{ADDR}:{}", 40000 + i).parse().unwrap());
+                let s = TcpStream::from(fd);
+                let sin: SocketAddr = addr;
+                // connect via std: rebuild from the bound fd
+                let raw = s.as_raw_fd();
+                let SocketAddr::V4(v4) = sin else {
+                    unreachable!()
+                };
+                let sa = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: v4.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(*v4.ip()).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                let r = unsafe {
+                    libc::connect(
+                        raw,
+                        &sa as *const _ as *const libc::sockaddr,
+                        std::mem::size_of_val(&sa) as u32,
+                    )
+                };
+                assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+                s
+            })
+            .collect()
+    });
+    // Wait until the accepting listeners have drained what they got.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = u64::MAX;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = accepted.load(Ordering::Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let pending = connections - accepted.load(Ordering::Relaxed);
+    assert!(
+        pending > 0,
+        "the hash sent some connections to the stalled listener"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_skewscope"))
+        .args(["snapshot", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    drop(clients);
+
+    let g = group(&report, ns.inode(), port);
+    assert_eq!(g["protocol"], "tcp");
+    let ls = g["listeners"].as_array().unwrap();
+    assert_eq!(ls.len(), 4);
+    for l in ls {
+        let depth = l["queue_depth"].as_u64().unwrap();
+        if l["inode"] == stalled_inode {
+            assert_eq!(depth, pending, "stalled listener's accept queue");
+            assert_eq!(l["backlog_limit"], 128);
+        } else {
+            assert_eq!(depth, 0, "accepting listeners keep their queues empty");
+        }
+    }
+    // LQD = max − median = pending − 0.
+    assert_eq!(g["indices"]["lqd"].as_f64().unwrap(), pending as f64);
+    eprintln!("{connections} connections, {pending} pending on the stalled listener");
+}
+
+#[test]
+fn membership_change_is_recorded() {
+    if !privileged() {
+        return;
+    }
+    let ns = Netns::new("member");
+    let port = 9300;
+    let addr: SocketAddr = format!("{ADDR}:{port}").parse().unwrap();
+    let make = || {
+        ns.enter(|| {
+            let fd = reuseport_socket(libc::SOCK_DGRAM);
+            bind(&fd, addr);
+            UdpSocket::from(fd)
+        })
+    };
+    let mut sockets = vec![make(), make(), make()];
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_skewscope"))
+        .args([
+            "run",
+            "--output",
+            "json",
+            "--interval",
+            "0.3",
+            "--count",
+            "8",
+            "--no-probes",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(agent.stdout.take().unwrap()).lines();
+    let mut changes = Vec::new();
+    for i in 0..8 {
+        let line = lines.next().expect("a report per cycle").unwrap();
+        let r: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let g = group(&r, ns.inode(), port);
+        changes.push(g["membership_changes"].as_u64().unwrap());
+        if i == 2 {
+            // A restart: one member leaves, a new one joins.
+            sockets.remove(0);
+            sockets.push(make());
+        }
+    }
+    assert!(agent.wait().unwrap().success());
+    assert_eq!(changes[0], 0);
+    assert_eq!(
+        *changes.last().unwrap(),
+        2,
+        "one leave + one join: {changes:?}"
+    );
+}
