@@ -34,6 +34,8 @@ golden: deps
 
 bench: deps
 	$(CARGO) bench -p skewscope --bench cycle
+	$(CARGO) bench -p skewscope --bench overhead
+	$(CARGO) bench -p skewscope-shadow --bench replay
 
 fmt:
 	$(CARGO) fmt --all

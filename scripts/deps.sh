@@ -11,6 +11,18 @@ have_cmd bpftool || need+=(bpftool)
 have_cmd ethtool || need+=(ethtool)
 have_cmd ip || need+=(iproute2)
 have_cmd promtool || need+=(prometheus)
+# The OTLP receiver the telemetry tests start (scripts/otlp_receiver.py) runs in its own
+# venv (below); Python and venv support are only needed while that venv is missing.
+venv="$(dirname "$0")/.venv"
+venv_ok() {
+    "$venv/bin/python" -c \
+        'import grpc, opentelemetry.proto.collector.metrics.v1.metrics_service_pb2_grpc' \
+        >/dev/null 2>&1
+}
+if ! venv_ok; then
+    have_cmd python3 || need+=(python3)
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "deps: installing ${need[*]}"
@@ -28,15 +40,8 @@ if ! have_cmd cargo; then
     exit 1
 fi
 
-# The OTLP receiver the telemetry tests start (scripts/otlp_receiver.py): the official
-# OTLP protobuf bindings and gRPC, in a venv of their own, created only when missing.
-venv="$(dirname "$0")/.venv"
-if ! "$venv/bin/python" -c 'import grpc, opentelemetry.proto.collector.metrics.v1.metrics_service_pb2_grpc' \
-        >/dev/null 2>&1; then
-    if ! have_cmd python3; then
-        echo "deps: python3 not found; the OTLP receiver tests need it" >&2
-        exit 1
-    fi
+# The receiver's dependencies: the official OTLP protobuf bindings and gRPC, pinned.
+if ! venv_ok; then
     echo "deps: creating $venv (opentelemetry-proto, grpcio)"
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check \

@@ -99,6 +99,82 @@ pub struct FileConfig {
     /// Extra OpenTelemetry resource attributes.
     #[serde(default)]
     pub resource: ResourceFile,
+    /// Index targets, regime thresholds, P_hot weights (docs/regimes.md).
+    #[serde(default)]
+    pub model: ModelFile,
+}
+
+/// `[model]`: what changes the numbers and the regimes, not what is collected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    /// The ingress-age p95 budget (µs) DLG is measured against (default 1000).
+    pub ingress_age_target_us: Option<f64>,
+    /// The hot-queue ingress-age p95 budget (µs) for HAF95 and RSS_CONTAIN (default 1000).
+    pub haf95_target_us: Option<f64>,
+    /// The rolling window of BCI (default 60 s of 1 s windows).
+    pub bci_window_secs: Option<f64>,
+    /// A queue is hot when it carries this many times the mean queue's packets (1.5).
+    pub hot_queue_factor: Option<f64>,
+    /// Enter/exit thresholds and dwell of the regimes; unset keys keep their defaults.
+    pub regimes: Option<crate::model::regime::RegimeConfig>,
+    /// P_hot weights and feature scales.
+    pub hotspot: Option<crate::model::hotspot::HotspotConfig>,
+    /// Listener ingress-state estimator.
+    pub estimator: Option<crate::model::estimator::EstimatorConfig>,
+}
+
+impl FileConfig {
+    /// The model settings: defaults overridden by `[model]`, validated.
+    pub fn model_config(&self) -> Result<crate::model::ModelConfig, ConfigError> {
+        let m = &self.model;
+        let mut cfg = crate::model::ModelConfig::default();
+        let positive = |what: &str, v: Option<f64>, into: &mut f64| -> Result<(), ConfigError> {
+            match v {
+                Some(x) if !(x.is_finite() && x > 0.0) => Err(invalid(
+                    &format!("model.{what}"),
+                    format!("{x} is not a positive number"),
+                )),
+                Some(x) => {
+                    *into = x;
+                    Ok(())
+                }
+                None => Ok(()),
+            }
+        };
+        positive(
+            "ingress_age_target_us",
+            m.ingress_age_target_us,
+            &mut cfg.listener.ingress_age_target_us,
+        )?;
+        positive(
+            "haf95_target_us",
+            m.haf95_target_us,
+            &mut cfg.states.haf95_target_us,
+        )?;
+        positive(
+            "bci_window_secs",
+            m.bci_window_secs,
+            &mut cfg.listener.bci_window_secs,
+        )?;
+        positive(
+            "hot_queue_factor",
+            m.hot_queue_factor,
+            &mut cfg.hot_queue_factor,
+        )?;
+        if let Some(r) = m.regimes {
+            r.validate()
+                .map_err(|e| invalid("model.regimes", e.to_string()))?;
+            cfg.states.regime = r;
+        }
+        if let Some(h) = m.hotspot {
+            cfg.states.hotspot = h;
+        }
+        if let Some(e) = m.estimator {
+            cfg.states.estimator = e;
+        }
+        Ok(cfg)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

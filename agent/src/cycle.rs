@@ -103,6 +103,39 @@ impl Collector {
         &self.opts
     }
 
+    /// Run count and time of every program of the loaded probes, named
+    /// "probe/program"; zero unless BPF run-time stats are on (see
+    /// skewscope_probes::ProgramStats). Probes that did not load, or whose
+    /// stats cannot be read, are left out.
+    pub fn program_stats(&self) -> Vec<(String, skewscope_probes::ProgramStats)> {
+        fn named(
+            probe: &str,
+            stats: Result<Vec<skewscope_probes::ProgramStats>, skewscope_probes::ProbeError>,
+        ) -> Vec<(String, skewscope_probes::ProgramStats)> {
+            match stats {
+                Ok(stats) => stats
+                    .into_iter()
+                    .map(|s| (format!("{probe}/{}", s.name), s))
+                    .collect(),
+                Err(e) => {
+                    log::debug!("{e}");
+                    Vec::new()
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if let Ok(p) = &self.softirq_probe {
+            out.extend(named("softirq_time", p.program_stats()));
+        }
+        if let Ok(p) = &self.listener_probe {
+            out.extend(named("listener_events", p.program_stats()));
+        }
+        if let Ok(p) = &self.rx_probe {
+            out.extend(named("rx", p.program_stats()));
+        }
+        out
+    }
+
     pub fn collect(&mut self) -> Snapshot {
         let taken_at = Instant::now();
         let root = &self.opts.root;
@@ -161,13 +194,21 @@ impl Collector {
             if self.opts.devices.is_empty() && !sys.has_device && sys.rx_queues.len() < 2 {
                 continue; // loopback, tunnels, single-queue virtual devices
             }
-            devices.push(self.device_facts(
+            let mut dev = self.device_facts(
                 &mut s,
                 sys,
                 interrupts.as_ref(),
                 qstats.as_deref(),
                 &channels,
-            ));
+            );
+            if dev.queue_counters.iter().all(|q| q.rx_packets.is_none()) {
+                if let (Some(counts), Some(ifindex), Some(netns)) =
+                    (&rx_queue_counts, dev.sys.ifindex, host_netns)
+                {
+                    dev.queue_counters = ebpf_queue_counters(counts, netns, ifindex);
+                }
+            }
+            devices.push(dev);
         }
 
         let listeners = self.listener_facts(&mut s);

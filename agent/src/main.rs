@@ -121,7 +121,7 @@ fn metrics(args: skewscope::cli::MetricsArgs) -> anyhow::Result<()> {
                     "{:<48} {:<10} {:<14} {}\n",
                     d.name,
                     d.instrument.label(),
-                    d.unit,
+                    if d.unit.is_empty() { "-" } else { d.unit },
                     sinks::prometheus::exposed_names(d).join(" ")
                 )
             })
@@ -153,10 +153,12 @@ fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let model_cfg = file.model_config()?;
     let result = rt.block_on(run_loop(
         root,
         args,
         settings.interval_secs,
+        model_cfg,
         telemetry.as_ref(),
     ));
     drop(rt);
@@ -170,18 +172,20 @@ async fn run_loop(
     root: HostRoot,
     args: RunArgs,
     interval_secs: f64,
+    cfg: ModelConfig,
     telemetry: Option<&Telemetry>,
 ) -> anyhow::Result<()> {
     let opts = collect_options(root, &args.sources);
     // Collection blocks (procfs, netlink, BPF map reads): keep it off the runtime thread.
     let mut collector = tokio::task::spawn_blocking(move || Collector::new(opts)).await?;
-    let cfg = ModelConfig::new();
     let mut state = model::ModelState::default();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(interval_secs));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     let mut previous: Option<skewscope::snapshot::Snapshot> = None;
+    let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none();
     let mut reports = 0u64;
     loop {
         tokio::select! {
@@ -206,7 +210,12 @@ async fn run_loop(
             let text = match args.output {
                 OutputFormat::Json => sinks::to_json_line(&report) + "\n",
                 // Clear the screen and home the cursor for a live view.
-                OutputFormat::Table => format!("\x1b[2J\x1b[H{}", sinks::console::render(&report)),
+                OutputFormat::Table => {
+                    format!(
+                        "\x1b[2J\x1b[H{}",
+                        sinks::console::render_with(&report, color)
+                    )
+                }
             };
             let mut out = std::io::stdout().lock();
             if out

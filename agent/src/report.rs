@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::model::estimator::ListenerState;
+use crate::model::regime::{DeviceRegime, GroupRegime};
 use crate::snapshot::SourceStatus;
 use crate::sources::sysctls::Sysctls;
 
@@ -17,7 +19,21 @@ pub struct Report {
     pub devices: Vec<DeviceReport>,
     pub reuseport_groups: Vec<ReuseportGroupReport>,
     pub host: HostReport,
+    /// Regime transitions in this cycle (also logged).
+    pub transitions: Vec<TransitionEvent>,
     pub sources: Vec<SourceStatus>,
+}
+
+/// A regime change of a group or a device, with the indices that caused it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransitionEvent {
+    /// "reuseport_group" or "device".
+    pub scope: &'static str,
+    /// "netns/proto/address:port" for groups, the device name for devices.
+    pub key: String,
+    pub from: &'static str,
+    pub to: &'static str,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,6 +69,11 @@ pub struct DeviceReport {
     pub rx_queues: Vec<RxQueueReport>,
     pub rss: Option<RssReport>,
     pub indices: DeviceIndices,
+    /// RSS_BALANCED … RSS_CONTAIN, with hysteresis and dwell (observe-only).
+    pub regime: DeviceRegime,
+    /// The field notes' recommended action for the regime: advice, never executed.
+    pub advice: &'static str,
+    pub regime_transitions: u64,
     /// CPUs that serve this device's queue IRQs but sit outside its NUMA node.
     pub irq_cpus_off_node: Vec<u32>,
 }
@@ -119,6 +140,13 @@ pub struct ReuseportGroupReport {
     /// Heaviest flows first.
     pub top_flows: Vec<FlowReport>,
     pub indices: GroupIndices,
+    /// GREEN … RED, with hysteresis and dwell (observe-only).
+    pub regime: GroupRegime,
+    /// The field notes' recommended action for the regime: advice, never executed.
+    pub advice: &'static str,
+    /// σ(wᵀx) over normalized LSI, HCR, LQD, BCI, DLG and top-flow concentration.
+    pub p_hot: Option<f64>,
+    pub regime_transitions: u64,
     /// Joins and leaves since the agent started (restart windows).
     pub membership_changes: u64,
 }
@@ -141,6 +169,8 @@ pub struct ListenerReport {
     /// SK_MEMINFO_DROPS.
     pub drops: Option<u64>,
     pub ingress_age_p95_us: Option<f64>,
+    /// Smoothed ingress state (rate, queue depth, service rate, staleness).
+    pub state: Option<ListenerState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -470,3 +470,160 @@ fn membership_change_is_recorded() {
         "one leave + one join: {changes:?}"
     );
 }
+
+/// Issue 6: the UDP lab driven balanced → skewed → balanced is seen going
+/// GREEN → ORANGE/RED → GREEN, within a bounded number of cycles.
+#[test]
+fn regime_follows_the_lab_from_balanced_to_skewed_and_back() {
+    if !privileged() {
+        return;
+    }
+    let ns = Netns::new("regime");
+    let port = 9400;
+    let group_addr: SocketAddr = format!("{ADDR}:{port}").parse().unwrap();
+    let servers: Vec<UdpSocket> = ns.enter(|| {
+        (0..4)
+            .map(|_| {
+                let fd = reuseport_socket(libc::SOCK_DGRAM);
+                bind(&fd, group_addr);
+                UdpSocket::from(fd)
+            })
+            .collect()
+    });
+    for s in &servers {
+        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    }
+    // Learn which socket each source port hashes to (the kernel's choice is fixed per
+    // 4-tuple), then keep two flows per socket.
+    let candidates: Vec<UdpSocket> = ns.enter(|| {
+        (0..64)
+            .map(|i| UdpSocket::bind((ADDR, 32000 + i)).unwrap())
+            .collect()
+    });
+    let mut by_socket: Vec<Vec<UdpSocket>> = (0..4).map(|_| Vec::new()).collect();
+    let mut buf = [0u8; 64];
+    for c in candidates {
+        c.send_to(b"probe", group_addr).unwrap();
+        let landed = servers.iter().position(|s| s.recv(&mut buf).is_ok());
+        if let Some(i) = landed {
+            if by_socket[i].len() < 2 {
+                by_socket[i].push(c);
+            }
+        }
+    }
+    assert!(
+        by_socket.iter().all(|f| f.len() == 2),
+        "every socket got two flows"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = servers
+        .into_iter()
+        .map(|s| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 256];
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = s.recv(&mut buf);
+                }
+            })
+        })
+        .collect();
+
+    let interval = 0.5;
+    // BCI looks back 5 s instead of a minute, so a skew episode leaves it within the test.
+    let config = std::env::temp_dir().join(format!("skewscope-regime-{}.toml", std::process::id()));
+    std::fs::write(&config, "[model]\nbci_window_secs = 5\n").unwrap();
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_skewscope"))
+        .args([
+            "run",
+            "--output",
+            "json",
+            "--interval",
+            "0.5",
+            "--count",
+            "70",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = agent.stdout.take().unwrap();
+    let regimes = std::thread::spawn({
+        let netns = ns.inode();
+        move || {
+            let mut seen = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let r: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+                let g = r["reuseport_groups"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|g| g["netns"] == netns && g["port"] == port)
+                    .map(|g| g["regime"].as_str().unwrap().to_string());
+                seen.push((Instant::now(), g));
+            }
+            seen
+        }
+    });
+
+    // Phases: balanced 5 s, skewed 6 s, balanced 16 s (dwell is 3 s per step down, and
+    // the skew leaves BCI's 5 s window first).
+    let phase = |secs: f64, heavy: Option<usize>| {
+        let end = Instant::now() + Duration::from_secs_f64(secs);
+        while Instant::now() < end {
+            for (i, flows) in by_socket.iter().enumerate() {
+                let n = if heavy == Some(i) { 12 } else { 1 };
+                for f in flows {
+                    for _ in 0..n {
+                        let _ = f.send_to(b"skewscope-lab", group_addr);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(4));
+        }
+        Instant::now()
+    };
+    let t0 = Instant::now();
+    let skew_at = phase(5.0, None);
+    let rebalance_at = phase(6.0, Some(0));
+    let _ = phase(16.0, None);
+    let _ = std::fs::remove_file(&config);
+    let seen = regimes.join().unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    stop.store(true, Ordering::Relaxed);
+    readers.into_iter().for_each(|r| r.join().unwrap());
+
+    let cycles = |from: Instant, to: Instant| {
+        seen.iter()
+            .filter(|(t, _)| *t > from && *t <= to)
+            .map(|(_, g)| g.clone().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    let balanced = cycles(t0 + Duration::from_secs(2), skew_at);
+    assert!(
+        balanced.iter().all(|r| r == "GREEN"),
+        "balanced phase: {balanced:?}"
+    );
+    let skewed = cycles(skew_at, rebalance_at);
+    let hot_after = skewed
+        .iter()
+        .position(|r| r == "ORANGE" || r == "RED")
+        .unwrap_or_else(|| panic!("never hot while skewed: {skewed:?}"));
+    let after = cycles(rebalance_at, Instant::now());
+    let green_after = after
+        .iter()
+        .position(|r| r == "GREEN")
+        .unwrap_or_else(|| panic!("never GREEN again: {after:?}"));
+    eprintln!(
+        "cycles of {interval}s: hot after {} cycles of skew, GREEN {} cycles after rebalancing; skewed {skewed:?}; after {after:?}",
+        hot_after + 1,
+        green_after + 1
+    );
+    // Up may skip levels (one dwell at most); down is one level per dwell of 3 s.
+    assert!(hot_after + 1 <= 8, "hot within 8 cycles");
+    assert!(green_after + 1 <= 32, "GREEN within 32 cycles");
+}

@@ -3,6 +3,7 @@
 //! SKEWSCOPE_REQUIRE_PRIVILEGED=1 (set by `make test`) turns the skip into a failure.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -179,13 +180,27 @@ fn snapshot_window_sees_loopback_softirqs_and_probe_time() {
     if !privileged() {
         return;
     }
-    let sender = std::thread::spawn(|| {
-        std::thread::sleep(Duration::from_millis(300));
-        loopback_burst(20_000);
-    });
-    let (code, out) = skewscope(&["snapshot", "--json", "--duration", "2"]);
-    sender.join().unwrap();
-    assert_eq!(code, 0);
+    // Send once the agent's window is open (it says so on stderr).
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_skewscope"))
+        .args(["snapshot", "--json", "--duration", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(agent.stderr.take().unwrap()).lines();
+    assert!(
+        stderr.any(|l| l.unwrap().contains("window open")),
+        "the agent announces its window"
+    );
+    loopback_burst(20_000);
+    let mut out = String::new();
+    agent
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(agent.wait().unwrap().success());
     let r = json(&out);
     let window = r["window_secs"].as_f64().unwrap();
     assert!((1.9..3.0).contains(&window), "{window}");

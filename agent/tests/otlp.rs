@@ -271,6 +271,92 @@ impl Drop for Agent {
     }
 }
 
+/// A UDP SO_REUSEPORT group of two sockets on 127.0.0.1, fed with datagrams from 16
+/// source ports until dropped, so group, listener and flow metrics have data.
+struct ReuseportGroup {
+    port: u16,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ReuseportGroup {
+    fn start() -> ReuseportGroup {
+        use std::os::fd::FromRawFd;
+        use std::sync::atomic::Ordering;
+        let port = free_port();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for _ in 0..2 {
+            // SAFETY: plain socket calls on a descriptor owned here until from_raw_fd.
+            let sock = unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+                assert!(fd >= 0);
+                let one: libc::c_int = 1;
+                let r = libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_REUSEPORT,
+                    &one as *const _ as *const libc::c_void,
+                    std::mem::size_of_val(&one) as libc::socklen_t,
+                );
+                assert_eq!(r, 0);
+                let addr = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: port.to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                let r = libc::bind(
+                    fd,
+                    &addr as *const _ as *const libc::sockaddr,
+                    std::mem::size_of_val(&addr) as libc::socklen_t,
+                );
+                assert_eq!(r, 0, "bind 127.0.0.1:{port}");
+                std::net::UdpSocket::from_raw_fd(fd)
+            };
+            sock.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let stop = stop.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = sock.recv(&mut buf);
+                }
+            }));
+        }
+        let s = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            let senders: Vec<std::net::UdpSocket> = (0..16)
+                .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+                .collect();
+            let mut i = 0usize;
+            while !s.load(Ordering::Relaxed) {
+                let _ = senders[i % senders.len()].send_to(&[0u8; 32], ("127.0.0.1", port));
+                i += 1;
+                if i.is_multiple_of(20) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }));
+        ReuseportGroup {
+            port,
+            stop,
+            threads,
+        }
+    }
+}
+
+impl Drop for ReuseportGroup {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 fn vm_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -472,6 +558,9 @@ fn grpc_export_equals_the_json_report_of_the_same_cycle() {
     let Some(py) = receiver_python() else { return };
     let dir = scratch("grpc");
     let rx = Receiver::start(&py, &dir, &[]);
+    // A reuseport group with traffic: group, listener and flow series are compared too
+    // where the listener sources report it.
+    let group = ReuseportGroup::start();
     // Settings from a config file, one overridden by a flag.
     let config = dir.join("skewscope.toml");
     std::fs::write(
@@ -560,7 +649,16 @@ fn grpc_export_equals_the_json_report_of_the_same_cycle() {
         .unwrap();
     assert_eq!(by_cpus["value"], 3 * (cpus - 1));
     assert_eq!(counter(export, "skewscope.agent.export.failures"), 0);
-    eprintln!("gRPC: {metrics} report-fed metrics, {points} points equal the JSON report");
+    let ours = reports.last().unwrap()["reuseport_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["port"] == group.port)
+        .map(|g| g["listeners"].as_array().unwrap().len());
+    eprintln!(
+        "gRPC: {metrics} report-fed metrics, {points} points equal the JSON report \
+         (test reuseport group: {ours:?} listeners reported)"
+    );
 }
 
 #[test]

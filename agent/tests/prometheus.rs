@@ -4,7 +4,7 @@
 //! HTTP API. Without the prometheus binary that test skips with a reason, unless
 //! SKEWSCOPE_REQUIRE_PRIVILEGED=1 (set by `make test`) turns the skip into a failure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::FromRawFd;
@@ -570,9 +570,11 @@ fn a_real_prometheus_scrapes_and_answers_qpi_and_lsi_queries() {
         .query("skewscope_agent_cycle_duration_seconds_bucket{le=\"+Inf\"}")
         .is_empty());
 
-    // Give the device and group series a few scrapes.
-    std::thread::sleep(Duration::from_secs(3));
-    let reports = agent.reports();
+    // Reports from here on are all scraped (earlier ones may predate the first scrape);
+    // give the device and group series a few scrapes.
+    let first_scraped = agent.reports().len();
+    std::thread::sleep(Duration::from_secs(4));
+    let reports = agent.reports().split_off(first_scraped);
     let limits = Limits::default();
 
     // Per-device series: every device of the reports, eth0 included on this machine.
@@ -588,20 +590,35 @@ fn a_real_prometheus_scrapes_and_answers_qpi_and_lsi_queries() {
     }
     // Device QPI (skewscope_rss_qpi): only where a window had packets on the device (an
     // idle device has no QPI, and no series). max_over_time keeps series that went idle.
-    let qpi_devices: Vec<String> = reports
+    // A series Prometheus must have: one the reports carried for 3 cycles in a row (a
+    // 1 s scrape of 1 s reports cannot miss all three; a device that saw packets in one
+    // window only, or another process's short-lived group, may be missed).
+    fn steady(reports: &[Value], keys: impl Fn(&Value) -> Vec<String>) -> BTreeSet<String> {
+        let per: Vec<BTreeSet<String>> = reports
+            .iter()
+            .map(|r| keys(r).into_iter().collect())
+            .collect();
+        per.windows(3)
+            .flat_map(|w| {
+                w[0].intersection(&w[1])
+                    .filter(|k| w[2].contains(*k))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+    // Device QPI (skewscope_rss_qpi) exists only while a device has packets (an idle
+    // device has no QPI, and no series); max_over_time keeps series that went idle.
+    let qpi_at = CATALOG
         .iter()
-        .flat_map(|r| {
-            let e = catalog::evaluate(r, &limits);
-            let i = CATALOG
-                .iter()
-                .position(|d| d.name == "skewscope.rss.qpi")
-                .unwrap();
-            e.points[i]
-                .iter()
-                .map(|p| label_value(&p.attrs[0].1))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+        .position(|d| d.name == "skewscope.rss.qpi")
+        .unwrap();
+    let qpi_devices = steady(&reports, |r| {
+        catalog::evaluate(r, &limits).points[qpi_at]
+            .iter()
+            .map(|p| label_value(&p.attrs[0].1))
+            .collect()
+    });
     let qpi = prom.query("max_over_time(skewscope_rss_qpi[5m])");
     for d in &qpi_devices {
         assert!(
@@ -609,43 +626,30 @@ fn a_real_prometheus_scrapes_and_answers_qpi_and_lsi_queries() {
             "no skewscope_rss_qpi for {d}: {qpi:?}"
         );
     }
-    // LSI of our group, when the listener sources report groups.
-    let lsi_groups: Vec<u64> = reports
-        .iter()
-        .flat_map(|r| {
-            r["reuseport_groups"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter(|g| !g["indices"]["lsi"].is_null())
-        .filter_map(|g| g["port"].as_u64())
-        .collect();
+    // LSI (skewscope_reuseport_lsi) of the groups the listener sources report, ours
+    // included once the probes see its traffic.
+    let lsi_groups = steady(&reports, |r| {
+        r["reuseport_groups"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|g| !g["indices"]["lsi"].is_null())
+            .filter_map(|g| g["port"].as_u64())
+            .map(|p| p.to_string())
+            .collect()
+    });
     let lsi = prom.query("max_over_time(skewscope_reuseport_lsi[5m])");
-    if lsi_groups.contains(&(group.port as u64)) {
-        assert!(
-            lsi.iter()
-                .any(|s| s["metric"]["port"] == group.port.to_string().as_str()),
-            "no skewscope_reuseport_lsi for port {}: {lsi:?}",
-            group.port
-        );
-    }
     for port in &lsi_groups {
         assert!(
-            lsi.iter()
-                .any(|s| s["metric"]["port"] == port.to_string().as_str()),
-            "no skewscope_reuseport_lsi for port {port}"
+            lsi.iter().any(|s| s["metric"]["port"] == port.as_str()),
+            "no skewscope_reuseport_lsi for port {port}: {lsi:?}"
         );
     }
     eprintln!(
         "Prometheus: host QPI {}, device QPI series for {:?}, LSI series for ports {:?} \
          (test group on {})",
-        host_qpi[0]["value"][1],
-        qpi_devices
-            .iter()
-            .collect::<std::collections::BTreeSet<_>>(),
-        lsi_groups.iter().collect::<std::collections::BTreeSet<_>>(),
-        group.port
+        host_qpi[0]["value"][1], qpi_devices, lsi_groups, group.port
     );
     drop(group);
 }

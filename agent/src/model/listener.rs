@@ -16,8 +16,8 @@ pub struct ListenerConfig {
     pub ingress_age_target_us: f64,
     /// Flows listed per group.
     pub top_flows: usize,
-    /// Windows kept for BCI (1 s windows over a rolling minute).
-    pub bci_windows: usize,
+    /// How far back BCI looks (1 s windows over a rolling minute by default).
+    pub bci_window_secs: f64,
     /// Windows needed before BCI is reported.
     pub bci_min_windows: usize,
 }
@@ -27,7 +27,7 @@ impl Default for ListenerConfig {
         Self {
             ingress_age_target_us: 1000.0,
             top_flows: 10,
-            bci_windows: 60,
+            bci_window_secs: 60.0,
             bci_min_windows: 5,
         }
     }
@@ -103,6 +103,7 @@ pub fn group_reports(
                     ingress_age_p95_us: ages
                         .get(&m.inode)
                         .and_then(|a| log2_percentile_us(&a.buckets, 95.0)),
+                    state: None,
                 }
             })
             .collect();
@@ -121,13 +122,14 @@ pub fn group_reports(
             .map(|l| l.events as f64 / secs.unwrap_or(1.0))
             .collect();
         let bci = match secs {
-            Some(_) if probe_seen => {
+            Some(secs) if probe_seen => {
+                let keep = (cfg.bci_window_secs / secs).ceil().max(1.0) as usize;
                 hist.window_rates
                     .retain(|inode, _| hist.members.contains(inode));
                 for (l, rate) in listeners.iter().zip(&rates) {
                     let w = hist.window_rates.entry(l.inode).or_default();
                     w.push_back(*rate);
-                    while w.len() > cfg.bci_windows {
+                    while w.len() > keep {
                         w.pop_front();
                     }
                 }
@@ -184,6 +186,10 @@ pub fn group_reports(
                     .then(|| other as f64 / (same + other) as f64),
             },
             top_flows: flows.into_iter().take(cfg.top_flows).collect(),
+            regime: Default::default(),
+            advice: "",
+            p_hot: None,
+            regime_transitions: 0,
             listeners,
             membership_changes: hist.membership_changes,
         });

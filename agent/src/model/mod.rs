@@ -6,6 +6,7 @@ pub mod indices;
 pub mod listener;
 pub mod regime;
 pub mod rss;
+pub mod states;
 pub mod window;
 
 pub use window::window;
@@ -24,6 +25,7 @@ pub struct ModelConfig {
     pub listener: ListenerConfig,
     /// A queue is hot (for HAF95) when it carries this many times the mean queue's packets.
     pub hot_queue_factor: f64,
+    pub states: states::StatesConfig,
 }
 
 impl Default for ModelConfig {
@@ -33,6 +35,10 @@ impl Default for ModelConfig {
             user_hz: 100,
             listener: ListenerConfig::default(),
             hot_queue_factor: 1.5,
+            states: states::StatesConfig {
+                haf95_target_us: 1000.0,
+                ..Default::default()
+            },
         }
     }
 }
@@ -47,6 +53,7 @@ impl ModelConfig {
 #[derive(Debug, Default, Clone)]
 pub struct ModelState {
     pub listeners: ListenerHistory,
+    pub machines: states::StateMachines,
 }
 
 /// One report from one snapshot: since boot (`window_secs` None) or of a window.
@@ -65,13 +72,16 @@ pub fn build_report(
     let host = rss::host_report(snap, &cpus, cfg);
     let reuseport_groups =
         listener::group_reports(snap, window_secs, &cfg.listener, &mut state.listeners);
-    Report {
+    let mut report = Report {
         schema: SNAPSHOT_SCHEMA,
         window_secs,
         cpus,
         devices,
         reuseport_groups,
         host,
+        transitions: Vec::new(),
         sources: snap.sources.clone(),
-    }
+    };
+    states::apply(&mut report, cfg, &mut state.machines);
+    report
 }

@@ -246,6 +246,9 @@ pub(super) fn device_report(dev: &DeviceFacts, snap: &Snapshot, cfg: &ModelConfi
             haf95_us: haf95_us(dev, &rx_queues, snap, cfg),
         },
         rx_queues,
+        regime: Default::default(),
+        advice: "",
+        regime_transitions: 0,
     }
 }
 

@@ -483,6 +483,11 @@ const SOURCE_STATUS: &[Attr] = &[attr(
     "status",
     "ok, unsupported, skipped or failed",
 )];
+const REGIME: &[Attr] = &[attr(
+    "regime",
+    "regime",
+    "the current regime (observe-only)",
+)];
 const DEVICE_INFO: &[Attr] = &[
     attr(
         "driver",
@@ -665,6 +670,19 @@ pub static CATALOG: &[MetricDef] = &[
         "CPUs serving the device's queue IRQs outside its NUMA node.",
         len(&DEVICE, "irq_cpus_off_node"),
     ),
+    gauge(
+        "skewscope.rss.regime",
+        "",
+        "1 per device; `regime` is its RSS regime (RSS_BALANCED, RSS_DRIFT, RSS_POLARIZED, \
+         RSS_CONTAIN), with hysteresis and dwell. Observe-only: reported, never acted on.",
+        one(&DEVICE).attrs(REGIME),
+    ),
+    counter(
+        "skewscope.rss.regime_transitions",
+        "{transition}",
+        "RSS regime changes of the device since the agent started.",
+        key(&DEVICE, "regime_transitions"),
+    ),
     // Per RX queue.
     gauge(
         "skewscope.rss.queue.packets",
@@ -764,6 +782,26 @@ pub static CATALOG: &[MetricDef] = &[
         "Listener joins and leaves since the agent started (restart windows).",
         key(&GROUP, "membership_changes"),
     ),
+    gauge(
+        "skewscope.reuseport.regime",
+        "",
+        "1 per group; `regime` is its listener regime (GREEN, YELLOW, ORANGE, RED), with \
+         hysteresis and dwell. Observe-only: reported, never acted on.",
+        one(&GROUP).attrs(REGIME),
+    ),
+    counter(
+        "skewscope.reuseport.regime_transitions",
+        "{transition}",
+        "Listener regime changes of the group since the agent started.",
+        key(&GROUP, "regime_transitions"),
+    ),
+    gauge(
+        "skewscope.reuseport.p_hot",
+        "{probability}",
+        "P_hot: σ(wᵀx) over normalized LSI, HCR, LQD, BCI, DLG and top-flow concentration; \
+         the chance a hot listener is forming.",
+        key(&GROUP, "p_hot"),
+    ),
     // Per listener.
     gauge(
         "skewscope.reuseport.listener.info",
@@ -801,6 +839,24 @@ pub static CATALOG: &[MetricDef] = &[
         "s",
         "p95 ingress age of the listener's packets.",
         key(&LISTENER, "ingress_age_p95_us").scale(1e-6),
+    ),
+    gauge(
+        "skewscope.reuseport.listener.service_rate",
+        "{event}/s",
+        "Smoothed departures per second: arrivals minus queue growth.",
+        key(&LISTENER, "state.service_rate_per_sec"),
+    ),
+    gauge(
+        "skewscope.reuseport.listener.queue_delay",
+        "s",
+        "Little's-law wait of a newly queued item: smoothed depth / smoothed service rate.",
+        key(&LISTENER, "state.queue_delay_secs"),
+    ),
+    gauge(
+        "skewscope.reuseport.listener.staleness",
+        "s",
+        "Time since the listener's queue was last seen empty (a lower bound).",
+        key(&LISTENER, "state.staleness_secs"),
     ),
     // Top flows per group.
     gauge(
@@ -1483,7 +1539,9 @@ mod tests {
         // A real 1152-CPU, 4-device capture (agent/testdata/roots/i40e-1152cpu).
         let text = include_str!("../../testdata/golden/i40e-1152cpu.snapshot.json");
         let report: Value = serde_json::from_str(text).unwrap();
+        let t = std::time::Instant::now();
         let e = evaluate(&report, &Limits::default());
+        eprintln!("catalog over a 1152-CPU report: {:?}", t.elapsed());
         assert_eq!(e.capped.get(&Limit::Cpus), Some(&128));
         assert_eq!(e.capped.get(&Limit::QueuesPerDevice), Some(&120)); // 4 devices × (94 − 64)
         for (def, pts) in CATALOG.iter().zip(&e.points) {

@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use crate::report::{DeviceReport, Report};
+use crate::model::regime::Regime;
+use crate::report::{DeviceReport, Report, ReuseportGroupReport};
 
 /// Rows per table: the busiest ones, so a large host fits a terminal.
 const MAX_ROWS: usize = 16;
@@ -30,7 +31,13 @@ fn human(x: f64) -> String {
     }
 }
 
+/// Render for a terminal: `color` adds ANSI colours to regimes (off for pipes and
+/// NO_COLOR).
 pub fn render(report: &Report) -> String {
+    render_with(report, false)
+}
+
+pub fn render_with(report: &Report, color: bool) -> String {
     let mut out = String::new();
     let w = report.window_secs;
     let span = match w {
@@ -44,18 +51,31 @@ pub fn render(report: &Report) -> String {
         fmt_index(report.host.indices.net_rx_cpu_qpi)
     );
     for dev in &report.devices {
-        render_device(&mut out, dev, w);
+        render_device(&mut out, dev, w, color);
+    }
+    for g in &report.reuseport_groups {
+        render_group(&mut out, g, w, color);
+    }
+    for t in &report.transitions {
+        let _ = writeln!(
+            out,
+            "\n  transition {} {}: {} -> {}",
+            t.scope, t.key, t.from, t.to
+        );
     }
 
     // The busiest CPUs first; a 1152-CPU host must still fit a screen.
     let mut cpus: Vec<&crate::report::CpuReport> = report.cpus.iter().collect();
     cpus.sort_by_key(|c| std::cmp::Reverse(c.net_rx_softirqs.unwrap_or(0)));
-    let _ = writeln!(out, "\n  CPU  NET_RX  share  processed  dropped  squeezed");
+    let _ = writeln!(
+        out,
+        "\n  CPU     NET_RX  share   processed    dropped   squeezed"
+    );
     for cpu in cpus.iter().take(MAX_ROWS) {
         let sn = cpu.softnet.as_ref();
         let _ = writeln!(
             out,
-            "  {:>3}  {:>6}  {:>5}  {:>9}  {:>7}  {:>8}",
+            "  {:>3}  {:>9}  {:>5}  {:>10}  {:>9}  {:>9}",
             cpu.cpu,
             fmt_count(cpu.net_rx_softirqs, w),
             cpu.net_rx_share
@@ -84,19 +104,29 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-fn render_device(out: &mut String, dev: &DeviceReport, w: Option<f64>) {
+fn render_device(out: &mut String, dev: &DeviceReport, w: Option<f64>, color: bool) {
     let i = &dev.indices;
     let _ = writeln!(
         out,
-        "\n{} ({})  queues {}  QPI {}  ISI {} (norm {})  table QPI {}",
+        "\n{} ({}, {} RX queue{})  {}",
         dev.name,
         dev.driver.as_deref().unwrap_or("virtual"),
         dev.rx_queues.len(),
+        if dev.rx_queues.len() == 1 { "" } else { "s" },
+        paint(dev.regime.name(), dev.regime.rank(), color),
+    );
+    let _ = writeln!(
+        out,
+        "  QPI {}  ISI {} (norm {})  table QPI {}  HAF95 {}",
         fmt_index(i.qpi),
         fmt_index(i.isi),
         fmt_index(i.isi_normalized),
         fmt_index(i.table_qpi),
+        fmt_us(i.haf95_us),
     );
+    if dev.regime.rank() > 0 {
+        wrap(out, "  advice: ", dev.advice);
+    }
     if !dev.irq_cpus_off_node.is_empty() {
         let _ = writeln!(
             out,
@@ -136,4 +166,114 @@ fn render_device(out: &mut String, dev: &DeviceReport, w: Option<f64>) {
     if queues.len() > MAX_ROWS {
         let _ = writeln!(out, "  … {} quieter queues", queues.len() - MAX_ROWS);
     }
+}
+
+fn render_group(out: &mut String, g: &ReuseportGroupReport, w: Option<f64>, color: bool) {
+    let i = &g.indices;
+    let _ = writeln!(
+        out,
+        "\nreuseport {} {}:{}  netns {}  {}  P_hot {}",
+        g.protocol,
+        g.address,
+        g.port,
+        g.netns,
+        paint(g.regime.name(), g.regime.rank(), color),
+        fmt_index(g.p_hot),
+    );
+    let _ = writeln!(
+        out,
+        "  LSI {}  HCR1 {}  HCR5 {}  LQD {}  BCI {}",
+        fmt_index(i.lsi),
+        fmt_index(i.hcr_1),
+        fmt_index(i.hcr_5),
+        i.lqd.map(|x| human(x)).unwrap_or_else(|| "-".into()),
+        fmt_index(i.bci),
+    );
+    let _ = writeln!(
+        out,
+        "  age p50/p95/p99 {}/{}/{}  DLG {}  off-CPU reads {}",
+        fmt_us(i.ingress_age_p50_us),
+        fmt_us(i.ingress_age_p95_us),
+        fmt_us(i.ingress_age_p99_us),
+        fmt_us(i.dlg_us),
+        i.locality_miss_ratio
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .unwrap_or_else(|| "-".into()),
+    );
+    if g.regime.rank() > 0 {
+        wrap(out, "  advice: ", g.advice);
+    }
+    let _ = writeln!(
+        out,
+        "  idx  inode       events   queue  drops  age p95  owner"
+    );
+    for l in g.listeners.iter().take(MAX_ROWS) {
+        let owner = match (l.pid, &l.comm) {
+            (Some(pid), Some(comm)) => format!("{pid}/{comm}"),
+            (Some(pid), None) => pid.to_string(),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:>3}  {:<10} {:>7}  {:>6}  {:>5}  {:>7}  {}",
+            l.index.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+            l.inode,
+            fmt_count(Some(l.events), w),
+            human(l.queue_depth as f64),
+            l.drops
+                .map(|d| human(d as f64))
+                .unwrap_or_else(|| "-".into()),
+            fmt_us(l.ingress_age_p95_us),
+            owner,
+        );
+    }
+    if g.listeners.len() > MAX_ROWS {
+        let _ = writeln!(out, "  … {} more listeners", g.listeners.len() - MAX_ROWS);
+    }
+    let flows: Vec<String> = g
+        .top_flows
+        .iter()
+        .take(3)
+        .map(|f| format!("{}:{} {}", f.saddr, f.sport, fmt_count(Some(f.packets), w)))
+        .collect();
+    if !flows.is_empty() {
+        wrap(out, "  top flows: ", &flows.join(", "));
+    }
+}
+
+fn fmt_us(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(us) if us.abs() >= 1000.0 => format!("{:.1}ms", us / 1000.0),
+        Some(us) => format!("{us:.0}us"),
+    }
+}
+
+/// A regime name, coloured by rank when asked (green, yellow, orange, red).
+fn paint(name: &str, rank: usize, color: bool) -> String {
+    if !color {
+        return format!("[{name}]");
+    }
+    let code = ["32", "33", "38;5;208", "31"][rank.min(3)];
+    format!("\x1b[1;{code}m[{name}]\x1b[0m")
+}
+
+/// Write `text` after `prefix`, wrapped at 80 columns with a hanging indent.
+fn wrap(out: &mut String, prefix: &str, text: &str) {
+    let indent = " ".repeat(prefix.chars().count());
+    let mut line = prefix.to_string();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        if !empty && line.chars().count() + 1 + word.chars().count() > 80 {
+            let _ = writeln!(out, "{line}");
+            line = indent.clone();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    let _ = writeln!(out, "{line}");
 }

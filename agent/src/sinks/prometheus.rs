@@ -525,8 +525,11 @@ async fn handle(
 mod tests {
     use super::*;
 
-    /// Cases from the Collector's translator tests (otlptranslator metric_namer_test.go
-    /// and the specification's examples).
+    /// Names the Collector gives well-known streams (hostmetrics:
+    /// system_filesystem_usage_bytes, system_cpu_utilization_ratio,
+    /// system_network_io_bytes_total) and the edge cases of otlptranslator's
+    /// `normalizeName`/`addUnitTokens` (unit already in the name, `{…}` units, `/s`,
+    /// `total`/`ratio` not doubled, leading digit).
     #[test]
     fn names_match_the_collector_translator() {
         let cases = [

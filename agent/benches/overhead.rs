@@ -1,0 +1,539 @@
+//! `make bench`: what the agent's default probes cost the data path.
+//!
+//! A UDP flood over loopback inside a private network namespace, into a 4-socket
+//! SO_REUSEPORT group with one draining thread per socket, measured in datagrams the
+//! group received per second. Runs without the agent alternate with runs with every
+//! default probe attached and the group's port watched (`Collector::new` plus one
+//! `collect()`, as in production); the medians and their ratio are printed side by side
+//! (target: ratio >= 0.97). Then one more run with the agent while BPF run-time stats are
+//! on gives each program's own cost: BPF_ENABLE_STATS (bpf(2), Linux 5.8) accounts run
+//! time while the returned fd is held, so no sysctl is written.
+//!
+//! Loopback delivers in the sender's softirq on the sender's CPU, so one pinned sender
+//! does the whole send-and-deliver path per datagram (about 1-2 us) and that CPU is the
+//! bottleneck the ratio measures; the readers run on the other CPU.
+//!
+//! Root only (netns, eBPF): prints why and exits 0 otherwise. Every loop is bounded:
+//! ROUNDS x 2 runs of RUN_SECS, a warm-up and one accounted run. Overrides:
+//! SKEWSCOPE_BENCH_ROUNDS (1..=20, default 5), SKEWSCOPE_BENCH_RUN_SECS (1..=10,
+//! default 2).
+
+use std::net::UdpSocket;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use skewscope::cycle::{CollectOptions, Collector};
+use skewscope::snapshot::SourceOutcome;
+use skewscope::sources::netns::in_netns;
+use skewscope::sources::HostRoot;
+use skewscope_probes::ProgramStats;
+
+const ADDR: [u8; 4] = [10, 77, 0, 1];
+const PORT: u16 = 9400;
+const GROUP_SOCKETS: usize = 4;
+const SOURCE_PORTS: usize = 32;
+const BATCH: usize = 32;
+const PAYLOAD_BYTES: usize = 64;
+const TARGET_RATIO: f64 = 0.97;
+
+/// A private network namespace with lo up and ADDR on it; deleted on drop (also when a
+/// panic unwinds through main).
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new() -> Result<Self, String> {
+        let name = format!("ss-bench-overhead-{}", std::process::id());
+        let ns = Netns { name };
+        ns.ip(&["netns", "add", &ns.name])?;
+        ns.ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        let addr = format!("{}/32", ipv4(ADDR));
+        ns.ip(&["-n", &ns.name, "addr", "add", &addr, "dev", "lo"])?;
+        Ok(ns)
+    }
+
+    fn ip(&self, args: &[&str]) -> Result<(), String> {
+        let out = Command::new("ip")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from(skewscope::sources::netns::NETNS_RUN_DIR).join(&self.name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(e) = self.ip(&["netns", "del", &self.name]) {
+            eprintln!("overhead: {e}");
+        }
+    }
+}
+
+fn ipv4(a: [u8; 4]) -> String {
+    format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3])
+}
+
+fn sockaddr(port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_be_bytes(ADDR).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+fn check(rc: libc::c_int, what: &str) {
+    assert!(rc >= 0, "{what}: {}", std::io::Error::last_os_error());
+}
+
+fn set_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int, what: &str) {
+    // SAFETY: setsockopt on a socket we own with a c_int option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            &value as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    check(rc, what);
+}
+
+fn udp_socket() -> OwnedFd {
+    // SAFETY: socket(2) returns a new fd or -1.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    check(fd, "socket");
+    // SAFETY: fd is a fresh, valid descriptor we own.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn bind(fd: &OwnedFd, port: u16) {
+    let sin = sockaddr(port);
+    // SAFETY: bind with a valid sockaddr_in and its size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sin as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of_val(&sin) as libc::socklen_t,
+        )
+    };
+    check(rc, "bind");
+}
+
+/// The group (GROUP_SOCKETS reuseport sockets on ADDR:PORT) and SOURCE_PORTS senders
+/// connected to it, all made inside the namespace.
+fn make_sockets(ns: &Netns) -> (Vec<UdpSocket>, Vec<UdpSocket>) {
+    in_netns(&ns.path(), || {
+        let group = (0..GROUP_SOCKETS)
+            .map(|_| {
+                let fd = udp_socket();
+                set_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1, "SO_REUSEPORT");
+                // Room for bursts while a reader is descheduled (root: FORCE ignores
+                // net.core.rmem_max, which is left alone).
+                set_int(
+                    &fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    4 << 20,
+                    "SO_RCVBUFFORCE",
+                );
+                bind(&fd, PORT);
+                let socket = UdpSocket::from(fd);
+                socket
+                    .set_read_timeout(Some(Duration::from_millis(50)))
+                    .expect("SO_RCVTIMEO");
+                socket
+            })
+            .collect();
+        let senders = (0..SOURCE_PORTS)
+            .map(|_| {
+                let fd = udp_socket();
+                bind(&fd, 0);
+                let socket = UdpSocket::from(fd);
+                socket
+                    .connect((ipv4(ADDR).as_str(), PORT))
+                    .expect("connect sender");
+                socket
+            })
+            .collect();
+        (group, senders)
+    })
+    .expect("enter the bench namespace")
+}
+
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t with one CPU set, applied to the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        check(rc, "sched_setaffinity");
+    }
+}
+
+/// One thread per group socket, reading with recvmmsg until `stop`; `received` counts
+/// datagrams per socket.
+fn start_readers(
+    group: Vec<UdpSocket>,
+    reader_cpu: Option<usize>,
+    stop: &Arc<AtomicBool>,
+    received: &Arc<Vec<AtomicU64>>,
+) -> Vec<JoinHandle<()>> {
+    group
+        .into_iter()
+        .enumerate()
+        .map(|(i, socket)| {
+            let (stop, received) = (stop.clone(), received.clone());
+            std::thread::spawn(move || {
+                if let Some(cpu) = reader_cpu {
+                    pin_to_cpu(cpu);
+                }
+                let mut bufs = vec![[0u8; PAYLOAD_BYTES]; BATCH];
+                let mut iovs: Vec<libc::iovec> = bufs
+                    .iter_mut()
+                    .map(|b| libc::iovec {
+                        iov_base: b.as_mut_ptr() as *mut libc::c_void,
+                        iov_len: b.len(),
+                    })
+                    .collect();
+                // SAFETY: an all-zero mmsghdr is valid (no name, no control).
+                let mut msgs: Vec<libc::mmsghdr> =
+                    (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+                for (msg, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
+                    msg.msg_hdr.msg_iov = iov;
+                    msg.msg_hdr.msg_iovlen = 1;
+                }
+                while !stop.load(Ordering::Relaxed) {
+                    // SAFETY: msgs/iovs/bufs outlive the call; SO_RCVTIMEO bounds it.
+                    let n = unsafe {
+                        libc::recvmmsg(
+                            socket.as_raw_fd(),
+                            msgs.as_mut_ptr(),
+                            BATCH as libc::c_uint,
+                            libc::MSG_WAITFORONE,
+                            std::ptr::null_mut(),
+                        )
+                    };
+                    if n > 0 {
+                        received[i].fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Floods the group from every sender for `duration` on a thread pinned to
+/// `sender_cpu`; returns datagrams sent and the time taken.
+fn flood(senders: &[UdpSocket], sender_cpu: usize, duration: Duration) -> (u64, Duration) {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            pin_to_cpu(sender_cpu);
+            let payload = [0x5au8; PAYLOAD_BYTES];
+            let mut iov = libc::iovec {
+                iov_base: payload.as_ptr() as *mut libc::c_void,
+                iov_len: payload.len(),
+            };
+            // SAFETY: an all-zero mmsghdr is valid; connected sockets need no name.
+            let mut msgs: Vec<libc::mmsghdr> =
+                (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+            for msg in &mut msgs {
+                msg.msg_hdr.msg_iov = &mut iov;
+                msg.msg_hdr.msg_iovlen = 1;
+            }
+            let mut sent = 0u64;
+            let start = Instant::now();
+            'flood: loop {
+                for socket in senders {
+                    if start.elapsed() >= duration {
+                        break 'flood;
+                    }
+                    // SAFETY: msgs and the iovec they point to outlive the call.
+                    let n = unsafe {
+                        libc::sendmmsg(
+                            socket.as_raw_fd(),
+                            msgs.as_mut_ptr(),
+                            BATCH as libc::c_uint,
+                            0,
+                        )
+                    };
+                    if n > 0 {
+                        sent += n as u64;
+                    }
+                }
+            }
+            (sent, start.elapsed())
+        })
+        .join()
+        .expect("sender thread")
+    })
+}
+
+struct Run {
+    received_pps: f64,
+    sent_pps: f64,
+    received: u64,
+}
+
+fn measured_run(
+    senders: &[UdpSocket],
+    received: &[AtomicU64],
+    sender_cpu: usize,
+    duration: Duration,
+) -> Run {
+    let total = || {
+        received
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    let before = total();
+    let (sent, elapsed) = flood(senders, sender_cpu, duration);
+    let got = total() - before;
+    let secs = elapsed.as_secs_f64();
+    // Let the readers drain what is queued so the next run starts empty.
+    std::thread::sleep(Duration::from_millis(200));
+    Run {
+        received_pps: got as f64 / secs,
+        sent_pps: sent as f64 / secs,
+        received: got,
+    }
+}
+
+/// The agent as production runs it: every default probe loaded, one cycle collected so
+/// every reuseport group's (protocol, port), ours included, is watched.
+fn start_agent() -> Collector {
+    let mut collector = Collector::new(CollectOptions::new(HostRoot::default()));
+    let snapshot = collector.collect();
+    for source in &snapshot.sources {
+        if source.name.starts_with("ebpf_") && source.status != SourceOutcome::Ok {
+            eprintln!(
+                "overhead: {} {:?}: {}",
+                source.name,
+                source.status,
+                source.error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let watched = snapshot.listeners.as_ref().is_some_and(|l| {
+        l.sockets
+            .iter()
+            .any(|s| s.local.port() == PORT && s.local.ip().to_string() == ipv4(ADDR))
+    });
+    if !watched {
+        eprintln!("overhead: the agent did not see the bench group; its port is not watched");
+    }
+    collector
+}
+
+/// BPF_ENABLE_STATS(BPF_STATS_RUN_TIME): the kernel accounts every program's run count
+/// and time while the returned fd is open (Linux 5.8, commit d46edd671a14 "bpf: Sharing
+/// bpf runtime stats with BPF_ENABLE_STATS").
+fn enable_bpf_stats() -> Result<OwnedFd, std::io::Error> {
+    const BPF_ENABLE_STATS: libc::c_long = 32;
+    const BPF_STATS_RUN_TIME: u32 = 0;
+    // union bpf_attr's enable_stats member, padded like the kernel's check expects
+    // (bytes past the member must be zero).
+    let mut attr = [0u8; 16];
+    attr[..4].copy_from_slice(&BPF_STATS_RUN_TIME.to_ne_bytes());
+    // SAFETY: bpf(2) reads `attr` (size given) and returns a new fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_ENABLE_STATS,
+            attr.as_mut_ptr(),
+            attr.len() as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+fn env_bounded(name: &str, default: u64, max: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(default, |v| v.clamp(1, max))
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing to parse.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("overhead: skipped: needs root (network namespace, eBPF)");
+        return;
+    }
+    if !skewscope_probes::probes_built() {
+        println!("overhead: skipped: BPF objects not built (clang missing at build time)");
+        return;
+    }
+    let rounds = env_bounded("SKEWSCOPE_BENCH_ROUNDS", 5, 20) as usize;
+    let run = Duration::from_secs(env_bounded("SKEWSCOPE_BENCH_RUN_SECS", 2, 10));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (sender_cpu, reader_cpu) = if cpus >= 2 { (0, Some(1)) } else { (0, None) };
+
+    let ns = match Netns::new() {
+        Ok(ns) => ns,
+        Err(e) => {
+            println!("overhead: skipped: {e}");
+            return;
+        }
+    };
+    let (group, senders) = make_sockets(&ns);
+    let stop = Arc::new(AtomicBool::new(false));
+    let received: Arc<Vec<AtomicU64>> =
+        Arc::new((0..GROUP_SOCKETS).map(|_| AtomicU64::new(0)).collect());
+    let readers = start_readers(group, reader_cpu, &stop, &received);
+
+    println!(
+        "overhead: UDP loopback flood in netns {}, {PAYLOAD_BYTES}-byte datagrams from \
+         {SOURCE_PORTS} source ports (sendmmsg x{BATCH}, sender on CPU {sender_cpu}) into a \
+         {GROUP_SOCKETS}-socket SO_REUSEPORT group (readers on {}); {rounds} rounds of {}s \
+         without / with the agent's default probes",
+        ns.name,
+        reader_cpu.map_or("any CPU".to_owned(), |c| format!("CPU {c}")),
+        run.as_secs()
+    );
+    measured_run(&senders, &received, sender_cpu, Duration::from_millis(500)); // warm-up
+
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let base = measured_run(&senders, &received, sender_cpu, run);
+        let agent = start_agent();
+        let probed = measured_run(&senders, &received, sender_cpu, run);
+        drop(agent);
+        println!(
+            "  round {}: without {:>9.0} pps (sent {:>9.0}), with {:>9.0} pps (sent {:>9.0})",
+            round + 1,
+            base.received_pps,
+            base.sent_pps,
+            probed.received_pps,
+            probed.sent_pps
+        );
+        without.push(base.received_pps);
+        with.push(probed.received_pps);
+    }
+    let (base, probed) = (median(&without), median(&with));
+    let ratio = probed / base;
+    println!(
+        "{:<34} {:>12} {:>12} {:>8} {:>8}",
+        "overhead (median received pps)", "without", "with", "ratio", "target"
+    );
+    println!(
+        "{:<34} {:>12.0} {:>12.0} {:>8.3} {:>8}",
+        "udp loopback flood, default probes",
+        base,
+        probed,
+        ratio,
+        format!(">={TARGET_RATIO}")
+    );
+    println!(
+        "  extra sender-CPU time per datagram: {:.0} ns ({:.0} -> {:.0} ns)",
+        1e9 / probed - 1e9 / base,
+        1e9 / base,
+        1e9 / probed
+    );
+
+    per_program_cost(&senders, &received, sender_cpu, run);
+
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.join().expect("reader thread");
+    }
+    drop(ns);
+}
+
+/// One more run with the agent while BPF run-time stats are on: runs and ns/run of each
+/// attached program, and what that is per datagram received.
+fn per_program_cost(
+    senders: &[UdpSocket],
+    received: &[AtomicU64],
+    sender_cpu: usize,
+    run: Duration,
+) {
+    let agent = start_agent();
+    let before: Vec<(String, ProgramStats)> = agent.program_stats();
+    let stats_fd = match enable_bpf_stats() {
+        Ok(fd) => fd,
+        Err(e) => {
+            println!("per-program cost: unavailable (BPF_ENABLE_STATS: {e})");
+            return;
+        }
+    };
+    let probed = measured_run(senders, received, sender_cpu, run);
+    drop(stats_fd);
+    let after = agent.program_stats();
+    drop(agent);
+    let datagrams = probed.received.max(1) as f64;
+    println!(
+        "per-program cost (BPF_ENABLE_STATS, one {}s run with the agent, {} datagrams \
+         received, {:.0} pps with accounting on)",
+        run.as_secs(),
+        probed.received,
+        probed.received_pps
+    );
+    println!(
+        "  {:<32} {:>11} {:>10} {:>8} {:>12}",
+        "program", "runs", "runs/dgram", "ns/run", "ns/datagram"
+    );
+    let mut total_ns_per_datagram = 0.0;
+    for (name, stat) in &after {
+        let earlier = before.iter().find(|(n, _)| n == name).map(|(_, s)| s);
+        let runs = stat.run_count - earlier.map_or(0, |s| s.run_count);
+        let ns = stat.run_time_ns - earlier.map_or(0, |s| s.run_time_ns);
+        let per_datagram = ns as f64 / datagrams;
+        total_ns_per_datagram += per_datagram;
+        let per_run = if runs > 0 {
+            format!("{:.0}", ns as f64 / runs as f64)
+        } else {
+            "-".to_owned()
+        };
+        println!(
+            "  {:<32} {:>11} {:>10.2} {:>8} {:>12.1}",
+            name,
+            runs,
+            runs as f64 / datagrams,
+            per_run,
+            per_datagram
+        );
+    }
+    println!(
+        "  {:<32} {:>11} {:>10} {:>8} {:>12.1}",
+        "total", "", "", "", total_ns_per_datagram
+    );
+}

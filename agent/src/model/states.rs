@@ -1,0 +1,143 @@
+//! Regimes, listener estimators and P_hot over finished indices: the observe-only
+//! controller states of the field notes. Reported as advice; nothing here acts.
+
+use std::collections::HashMap;
+
+use super::estimator::{EstimatorConfig, ListenerEstimator, ListenerObservation};
+use super::hotspot::{self, HotspotConfig, HotspotFeatures};
+use super::regime::{
+    DeviceInputs, DeviceRegimeMachine, GroupInputs, GroupRegimeMachine, Regime, RegimeConfig,
+};
+use super::ModelConfig;
+use crate::report::{Report, TransitionEvent};
+
+/// Machines and estimators, one per group, device and listener, kept across cycles.
+#[derive(Debug, Default, Clone)]
+pub struct StateMachines {
+    cycle: u64,
+    groups: HashMap<String, GroupRegimeMachine>,
+    devices: HashMap<String, DeviceRegimeMachine>,
+    listeners: HashMap<u64, ListenerEstimator>,
+}
+
+/// Settings of the controller-state layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StatesConfig {
+    pub regime: RegimeConfig,
+    pub hotspot: HotspotConfig,
+    pub estimator: EstimatorConfig,
+    /// The p95 ingress-age budget of hot queues (µs) HAF95 is measured against.
+    pub haf95_target_us: f64,
+}
+
+/// Fill regimes, P_hot and listener states into `report`, and list this cycle's
+/// transitions (also logged with the indices that triggered them).
+pub fn apply(report: &mut Report, cfg: &ModelConfig, sm: &mut StateMachines) {
+    sm.cycle += 1;
+    let cycle = sm.cycle;
+    let cycle_secs = report.window_secs.filter(|s| *s > 0.0).unwrap_or(1.0);
+    let states = &cfg.states;
+    let mut transitions = Vec::new();
+
+    for g in report.reuseport_groups.iter_mut() {
+        let volumes: Vec<u64> = g.top_flows.iter().map(|f| f.packets).collect();
+        let target = cfg.listener.ingress_age_target_us;
+        let dlg_over_target = g
+            .indices
+            .dlg_us
+            .filter(|_| target > 0.0)
+            .map(|d| d / target);
+        let (lqd_entries, lqd_bytes) = match g.protocol {
+            "tcp" => (g.indices.lqd, None),
+            _ => (None, g.indices.lqd),
+        };
+        g.p_hot = hotspot::p_hot(
+            &HotspotFeatures {
+                lsi: g.indices.lsi,
+                hcr_1: g.indices.hcr_1,
+                lqd_entries,
+                lqd_bytes,
+                bci: g.indices.bci,
+                dlg_over_target,
+                top_flow_entropy: hotspot::top_flow_entropy(&volumes),
+            },
+            &states.hotspot,
+        );
+        let key = format!("{}/{}/{}:{}", g.netns, g.protocol, g.address, g.port);
+        let machine = sm.groups.entry(key.clone()).or_default();
+        let inputs = GroupInputs {
+            lsi: g.indices.lsi,
+            hcr_1: g.indices.hcr_1,
+            lqd_entries,
+            lqd_bytes,
+            bci: g.indices.bci,
+            dlg_us: g.indices.dlg_us,
+            dlg_target_us: target,
+            p_hot: g.p_hot,
+        };
+        if let Some(t) = machine.update(cycle, cycle_secs, &inputs, &states.regime) {
+            log::info!("reuseport group {key}: {t}");
+            transitions.push(TransitionEvent {
+                scope: "reuseport_group",
+                key,
+                from: t.from.name(),
+                to: t.to.name(),
+                reason: t.reason.clone(),
+            });
+        }
+        g.regime = machine.state();
+        g.advice = machine.state().advice();
+        g.regime_transitions = machine.transitions_total();
+
+        for l in g.listeners.iter_mut() {
+            let est = sm
+                .listeners
+                .entry(l.inode)
+                .or_insert_with(|| ListenerEstimator::new(&states.estimator));
+            l.state = Some(est.update(
+                cycle_secs,
+                &ListenerObservation {
+                    events: l.events,
+                    queue_depth: l.queue_depth as f64,
+                    queue_counts_events: g.protocol == "tcp",
+                },
+            ));
+        }
+    }
+
+    let spi = report.host.indices.spi;
+    for d in report.devices.iter_mut() {
+        let machine = sm.devices.entry(d.name.clone()).or_default();
+        // SPI is host-wide: it speaks for a device only when RSS can spread its load, so a
+        // single-queue device is never called polarized for the host's CPU skew.
+        let inputs = DeviceInputs {
+            qpi: d.indices.qpi,
+            isi_normalized: d.indices.isi_normalized,
+            spi: spi.filter(|_| d.rx_queues.len() > 1),
+            haf95_us: d.indices.haf95_us,
+            haf95_target_us: states.haf95_target_us,
+        };
+        if let Some(t) = machine.update(cycle, cycle_secs, &inputs, &states.regime) {
+            log::info!("device {}: {t}", d.name);
+            transitions.push(TransitionEvent {
+                scope: "device",
+                key: d.name.clone(),
+                from: t.from.name(),
+                to: t.to.name(),
+                reason: t.reason.clone(),
+            });
+        }
+        d.regime = machine.state();
+        d.advice = machine.state().advice();
+        d.regime_transitions = machine.transitions_total();
+    }
+
+    // Forget listeners that left every group (restarts create new inodes).
+    let live: std::collections::HashSet<u64> = report
+        .reuseport_groups
+        .iter()
+        .flat_map(|g| g.listeners.iter().map(|l| l.inode))
+        .collect();
+    sm.listeners.retain(|inode, _| live.contains(inode));
+    report.transitions = transitions;
+}
