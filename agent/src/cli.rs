@@ -109,6 +109,12 @@ pub struct RunArgs {
     pub count: Option<u64>,
     #[command(flatten)]
     pub sources: SourceArgs,
+    /// Replay each watched reuseport group's recent flows against this candidate selector
+    /// (repeatable; replaces `[shadow] candidates` of --config): builtin:cpu,
+    /// builtin:random, builtin:weighted, builtin:isolate-heavy, or PATH.o. Reported beside
+    /// the kernel default as `shadow` (docs/shadow.md).
+    #[arg(long = "shadow-candidate", value_name = "builtin:NAME|PATH.o")]
+    pub shadow_candidates: Vec<String>,
     /// Boxed: the export flags would make every [`Command`] as large as `run`.
     #[command(flatten)]
     pub telemetry: Box<TelemetryArgs>,
@@ -121,6 +127,7 @@ impl Default for RunArgs {
             output: OutputFormat::Table,
             count: None,
             sources: SourceArgs::default(),
+            shadow_candidates: Vec::new(),
             telemetry: Box::default(),
         }
     }
@@ -131,7 +138,7 @@ impl Default for RunArgs {
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Export")]
 pub struct TelemetryArgs {
-    /// Config file (TOML): [otlp], [prometheus], [limits], [resource].
+    /// Config file (TOML): [otlp], [prometheus], [limits], [resource], [model].
     #[arg(long, value_name = "FILE", env = "SKEWSCOPE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Export metrics over OTLP to this collector URL (e.g. http://127.0.0.1:4317 for

@@ -102,6 +102,94 @@ pub struct FileConfig {
     /// Index targets, regime thresholds, P_hot weights (docs/regimes.md).
     #[serde(default)]
     pub model: ModelFile,
+    /// Live shadow replay of candidate reuseport selectors (docs/shadow.md).
+    #[serde(default)]
+    pub shadow: ShadowFile,
+}
+
+/// `[shadow]`: live shadow replay in `run`. Off unless candidates are given.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowFile {
+    /// Selectors replayed beside the kernel default: `builtin:NAME` or a path to an ELF
+    /// object (`--shadow-candidate` replaces the list). Empty: no live replay (default).
+    #[serde(default)]
+    pub candidates: Vec<String>,
+    /// Seconds between replays of the flows observed since the last one (default 30).
+    pub interval_secs: Option<f64>,
+    /// Heaviest flows replayed per group (default 5000).
+    pub max_flows: Option<usize>,
+}
+
+/// Resolved live-replay settings; `candidates` empty means off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowConfig {
+    pub candidates: Vec<skewscope_shadow::Candidate>,
+    pub interval: Duration,
+    pub max_flows: usize,
+}
+
+pub const DEFAULT_SHADOW_INTERVAL_SECS: f64 = 30.0;
+pub const DEFAULT_SHADOW_MAX_FLOWS: usize = 5000;
+/// Most candidates besides the default: each costs a replay per group per interval, and
+/// the `policy` attribute must stay bounded.
+pub const MAX_SHADOW_CANDIDATES: usize = 8;
+/// The most flows one replay may take (the engine replays ~400k UDP samples/s).
+pub const MAX_SHADOW_FLOWS: usize = 200_000;
+
+impl ShadowConfig {
+    pub fn enabled(&self) -> bool {
+        !self.candidates.is_empty()
+    }
+}
+
+/// `[shadow]` with `--shadow-candidate` flags (which replace the file's list when given),
+/// validated: a candidate that does not parse is an error naming it.
+pub fn resolve_shadow(flags: &[String], file: &ShadowFile) -> Result<ShadowConfig, ConfigError> {
+    let (specs, what) = if flags.is_empty() {
+        (&file.candidates[..], "shadow.candidates")
+    } else {
+        (flags, "--shadow-candidate")
+    };
+    let mut candidates: Vec<skewscope_shadow::Candidate> = Vec::new();
+    for spec in specs {
+        let c = spec
+            .parse::<skewscope_shadow::Candidate>()
+            .map_err(|e| invalid(what, e.to_string()))?;
+        if c.is_default() {
+            // The default is always replayed, as the reference.
+            continue;
+        }
+        if !candidates.contains(&c) {
+            candidates.push(c);
+        }
+    }
+    if candidates.len() > MAX_SHADOW_CANDIDATES {
+        return Err(invalid(
+            what,
+            format!(
+                "{} candidates; at most {MAX_SHADOW_CANDIDATES} (each is replayed per group \
+                 every interval)",
+                candidates.len()
+            ),
+        ));
+    }
+    let interval = secs(
+        "shadow.interval_secs",
+        file.interval_secs.unwrap_or(DEFAULT_SHADOW_INTERVAL_SECS),
+    )?;
+    let max_flows = file.max_flows.unwrap_or(DEFAULT_SHADOW_MAX_FLOWS);
+    if !(1..=MAX_SHADOW_FLOWS).contains(&max_flows) {
+        return Err(invalid(
+            "shadow.max_flows",
+            format!("{max_flows} is outside 1..={MAX_SHADOW_FLOWS}"),
+        ));
+    }
+    Ok(ShadowConfig {
+        candidates,
+        interval,
+        max_flows,
+    })
 }
 
 /// `[model]`: what changes the numbers and the regimes, not what is collected.
@@ -893,5 +981,38 @@ mod tests {
             ..TelemetryArgs::default()
         };
         assert!(resolve(&flags, None, &FileConfig::default(), &env(&[])).is_err());
+    }
+}
+
+#[cfg(test)]
+mod model_section_tests {
+    use super::*;
+
+    /// The `[model]` example of docs/configuration.md, verbatim.
+    fn doc_example() -> String {
+        let doc = include_str!("../../docs/configuration.md");
+        let start = doc.find("```toml\n[model]").expect("the [model] example") + "```toml\n".len();
+        let end = start + doc[start..].find("```").unwrap();
+        doc[start..end].to_string()
+    }
+
+    #[test]
+    fn documented_model_example_parses_and_applies() {
+        let file = FileConfig::parse(&doc_example(), Path::new("docs/configuration.md")).unwrap();
+        let cfg = file.model_config().unwrap();
+        assert_eq!(cfg.listener.bci_window_secs, 60.0);
+        assert_eq!(cfg.states.regime.min_dwell_secs, 3.0);
+        let orange = cfg.states.regime.group.orange.lsi.unwrap();
+        assert_eq!((orange.enter, orange.exit), (0.5, 0.35));
+    }
+
+    #[test]
+    fn bad_model_values_name_the_key() {
+        let file =
+            FileConfig::parse("[model]\nbci_window_secs = -1\n", Path::new("x.toml")).unwrap();
+        let err = file.model_config().unwrap_err().to_string();
+        assert!(err.contains("model.bci_window_secs"), "{err}");
+        let err = FileConfig::parse("[model]\nnope = 1\n", Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
     }
 }

@@ -22,6 +22,51 @@ pub struct Report {
     /// Regime transitions in this cycle (also logged).
     pub transitions: Vec<TransitionEvent>,
     pub sources: Vec<SourceStatus>,
+    /// Shadow replay of each watched group's recent flows against the configured
+    /// candidate selectors (`run` with `[shadow] candidates`; empty otherwise). Attached
+    /// by the run loop from the replay worker's latest results, not built by the model.
+    pub shadow: Vec<ShadowGroupReport>,
+}
+
+/// The latest shadow replay of one reuseport group: the flows observed since the hand-off
+/// before it, replayed through a private replica of `sockets` sockets per policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShadowGroupReport {
+    pub netns: u64,
+    /// "udp" or "tcp".
+    pub protocol: &'static str,
+    pub address: String,
+    pub port: u16,
+    /// Seconds between the end of this replay and this report.
+    pub replayed_secs_ago: f64,
+    /// Flow samples replayed (the heaviest, up to `[shadow] max_flows`).
+    pub flows: usize,
+    /// Replica group size: the group's listener count at the hand-off.
+    pub sockets: u32,
+    /// Why the whole replay failed (no policy results then), e.g. missing privileges.
+    pub error: Option<String>,
+    /// `default` (the kernel's hash) first, then the candidates in configured order.
+    pub policies: Vec<ShadowPolicyReport>,
+    /// Hand-offs skipped since the agent started because the replay worker was still
+    /// busy (one worker replays every group in turn).
+    pub skipped_handoffs: u64,
+}
+
+/// One policy's predicted distribution over the replica group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShadowPolicyReport {
+    /// `default`, `builtin:NAME` or the object's path.
+    pub policy: String,
+    /// "none" (default), "accepted" or "rejected".
+    pub verifier: &'static str,
+    /// Why the candidate was rejected (contract, load or verifier failure).
+    pub error: Option<String>,
+    /// Predicted LSI: std/mean of the replica sockets' weights (null when rejected).
+    pub lsi: Option<f64>,
+    /// Largest socket share of the delivered weight.
+    pub max_share: Option<f64>,
+    /// (LSI_default − LSI_policy) / LSI_default; null when rejected or the default is even.
+    pub skew_reduction: Option<f64>,
 }
 
 /// A regime change of a group or a device, with the indices that caused it.

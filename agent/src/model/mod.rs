@@ -81,6 +81,8 @@ pub fn build_report(
         host,
         transitions: Vec::new(),
         sources: snap.sources.clone(),
+        // Attached by `run` from the shadow replay worker; the model never replays.
+        shadow: Vec::new(),
     };
     states::apply(&mut report, cfg, &mut state.machines);
     report
