@@ -138,7 +138,7 @@ impl Default for RunArgs {
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Export")]
 pub struct TelemetryArgs {
-    /// Config file (TOML): [otlp], [prometheus], [limits], [resource], [model].
+    /// Config file (TOML): [otlp], [prometheus], [limits], [resource], [model], [shadow].
     #[arg(long, value_name = "FILE", env = "SKEWSCOPE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Export metrics over OTLP to this collector URL (e.g. http://127.0.0.1:4317 for

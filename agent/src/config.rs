@@ -134,8 +134,9 @@ pub const DEFAULT_SHADOW_MAX_FLOWS: usize = 5000;
 /// Most candidates besides the default: each costs a replay per group per interval, and
 /// the `policy` attribute must stay bounded.
 pub const MAX_SHADOW_CANDIDATES: usize = 8;
-/// The most flows one replay may take (the engine replays ~400k UDP samples/s).
-pub const MAX_SHADOW_FLOWS: usize = 200_000;
+/// The most flows one replay may take: what the live accumulator holds over all groups
+/// (`shadow_live::MAX_ACCUMULATED_FLOWS`; the engine replays ~400k UDP samples/s).
+pub const MAX_SHADOW_FLOWS: usize = 65_536;
 
 impl ShadowConfig {
     pub fn enabled(&self) -> bool {
@@ -1014,5 +1015,74 @@ mod model_section_tests {
         assert!(err.contains("model.bci_window_secs"), "{err}");
         let err = FileConfig::parse("[model]\nnope = 1\n", Path::new("x.toml")).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod shadow_section_tests {
+    use super::*;
+
+    fn file(text: &str) -> FileConfig {
+        FileConfig::parse(text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn shadow_is_off_by_default() {
+        let s = resolve_shadow(&[], &FileConfig::default().shadow).unwrap();
+        assert!(!s.enabled());
+        assert_eq!(s.interval, Duration::from_secs(30));
+        assert_eq!(s.max_flows, DEFAULT_SHADOW_MAX_FLOWS);
+    }
+
+    #[test]
+    fn file_candidates_and_flags_that_replace_them() {
+        let f = file(
+            "[shadow]\ncandidates = [\"builtin:isolate-heavy\", \"default\", \"./sel.bpf.o\", \
+             \"builtin:isolate-heavy\"]\ninterval_secs = 2\nmax_flows = 100\n",
+        );
+        let s = resolve_shadow(&[], &f.shadow).unwrap();
+        let names: Vec<String> = s.candidates.iter().map(|c| c.policy_name()).collect();
+        // The default is always replayed anyway; duplicates once.
+        assert_eq!(names, ["builtin:isolate-heavy", "./sel.bpf.o"]);
+        assert_eq!(s.interval, Duration::from_secs(2));
+        assert_eq!(s.max_flows, 100);
+        let s = resolve_shadow(&["builtin:cpu".into()], &f.shadow).unwrap();
+        let names: Vec<String> = s.candidates.iter().map(|c| c.policy_name()).collect();
+        assert_eq!(names, ["builtin:cpu"]);
+        assert_eq!(
+            s.interval,
+            Duration::from_secs(2),
+            "the flag replaces only the list"
+        );
+    }
+
+    #[test]
+    fn bad_shadow_values_name_the_key_and_candidate() {
+        let e = resolve_shadow(
+            &[],
+            &file("[shadow]\ncandidates = [\"builtin:least\"]\n").shadow,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("shadow.candidates") && e.contains("builtin:least"),
+            "{e}"
+        );
+        let e = resolve_shadow(&["cpu".into()], &ShadowFile::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--shadow-candidate") && e.contains("\"cpu\""),
+            "{e}"
+        );
+        let nine: Vec<String> = (0..9).map(|i| format!("./c{i}.o")).collect();
+        assert!(resolve_shadow(&nine, &ShadowFile::default()).is_err());
+        for bad in ["interval_secs = 0", "max_flows = 0", "max_flows = 1000000"] {
+            let f = file(&format!(
+                "[shadow]\ncandidates = [\"builtin:cpu\"]\n{bad}\n"
+            ));
+            assert!(resolve_shadow(&[], &f.shadow).is_err(), "{bad}");
+        }
+        assert!(FileConfig::parse("[shadow]\ncandidate = []\n", Path::new("t.toml")).is_err());
     }
 }

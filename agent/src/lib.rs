@@ -13,6 +13,7 @@ pub mod error;
 pub mod model;
 pub mod record;
 pub mod report;
+pub mod shadow_live;
 pub mod sinks;
 pub mod snapshot;
 pub mod sources;

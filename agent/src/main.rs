@@ -9,6 +9,7 @@ use skewscope::cli::{Cli, Command, OutputFormat, RunArgs, SnapshotArgs, SourceAr
 use skewscope::config::{self, FileConfig};
 use skewscope::cycle::{CollectOptions, Collector};
 use skewscope::model::{self, ModelConfig};
+use skewscope::shadow_live::ShadowWorker;
 use skewscope::sinks;
 use skewscope::sources::HostRoot;
 use skewscope::telemetry::Telemetry;
@@ -147,6 +148,7 @@ fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
     for w in &settings.warnings {
         log::warn!("{w}");
     }
+    let shadow_cfg = config::resolve_shadow(&args.shadow_candidates, &file.shadow)?;
     // Built outside the run loop's runtime: it owns its own for export I/O.
     let telemetry = if settings.telemetry.enabled() {
         Some(Telemetry::start(&settings.telemetry)?)
@@ -159,6 +161,7 @@ fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
         args,
         settings.interval_secs,
         model_cfg,
+        shadow_cfg,
         telemetry.as_ref(),
     ));
     drop(rt);
@@ -173,6 +176,7 @@ async fn run_loop(
     args: RunArgs,
     interval_secs: f64,
     cfg: ModelConfig,
+    shadow_cfg: config::ShadowConfig,
     telemetry: Option<&Telemetry>,
 ) -> anyhow::Result<()> {
     let opts = collect_options(root, &args.sources);
@@ -187,6 +191,25 @@ async fn run_loop(
     let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
         && std::env::var_os("NO_COLOR").is_none();
     let mut reports = 0u64;
+    // Live shadow replay on a thread of its own; the cycle only hands it flows.
+    let mut shadow = if shadow_cfg.enabled() {
+        log::info!(
+            "shadow replay every {:?} against {}",
+            shadow_cfg.interval,
+            shadow_cfg
+                .candidates
+                .iter()
+                .map(|c| c.policy_name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Some(
+            ShadowWorker::start(&shadow_cfg, std::time::Instant::now())
+                .context("starting the shadow replay worker")?,
+        )
+    } else {
+        None
+    };
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -202,8 +225,13 @@ async fn run_loop(
         collector = c;
         if let Some(prev) = &previous {
             let secs = snap.taken_at.duration_since(prev.taken_at).as_secs_f64();
-            let report =
-                model::build_report(&model::window(prev, &snap), Some(secs), &cfg, &mut state);
+            let window = model::window(prev, &snap);
+            let mut report = model::build_report(&window, Some(secs), &cfg, &mut state);
+            if let Some(worker) = &mut shadow {
+                let now = std::time::Instant::now();
+                worker.observe(&window, now);
+                report.shadow = worker.reports(now);
+            }
             if let Some(t) = telemetry {
                 t.publish(&report, cycle_start.elapsed());
             }

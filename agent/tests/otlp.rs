@@ -928,8 +928,9 @@ fn slow_or_refusing_collector_never_stalls_the_cycle() {
         (times.len(), max_gap)
     };
     let (n, gap) = window(&agent, 4.0);
-    // 20 cycles expected; the bound leaves room for a loaded 2-core test machine.
-    assert!(n >= 12, "{n} reports in 4 s with a slow collector");
+    // 20 cycles expected. A cycle that waited on the 5 s export would allow at most one
+    // report here; the bound leaves room for a loaded 2-core machine (8 seen under load).
+    assert!(n >= 6, "{n} reports in 4 s with a slow collector");
     assert!(gap < Duration::from_secs(1), "a cycle waited {gap:?}");
     let slow_failures = scrape_value(&prom, "skewscope_agent_export_failures_total").unwrap();
     assert!(slow_failures >= 2.0, "{slow_failures}");
@@ -942,7 +943,7 @@ fn slow_or_refusing_collector_never_stalls_the_cycle() {
         &["--grpc-port", &port, "--fail-with", "UNAVAILABLE"],
     );
     let (n, gap) = window(&agent, 3.0);
-    assert!(n >= 9, "{n} reports in 3 s with a refusing collector");
+    assert!(n >= 5, "{n} reports in 3 s with a refusing collector");
     assert!(gap < Duration::from_secs(1), "a cycle waited {gap:?}");
     let refused = scrape_value(&prom, "skewscope_agent_export_failures_total").unwrap();
     assert!(

@@ -131,7 +131,10 @@ impl Limits {
                 let n = s
                     .steps
                     .iter()
-                    .map(|st| st.limit.map_or(usize::MAX, |l| self.get(l)))
+                    .map(|st| {
+                        st.limit
+                            .map_or(st.max_len.unwrap_or(usize::MAX), |l| self.get(l))
+                    })
                     .fold(1usize, |a, b| a.saturating_mul(b));
                 (s.name, n)
             })
@@ -190,6 +193,9 @@ pub struct Step {
     pub attrs: &'static [Attr],
     /// Keep only elements whose string at this key starts with this prefix.
     pub only: Option<(&'static str, &'static str)>,
+    /// A bound the agent itself enforces on the array (not configurable), for arrays
+    /// without a `limit`.
+    pub max_len: Option<usize>,
 }
 
 /// A set of series sharing the same walk: one element per series.
@@ -225,6 +231,11 @@ const FLOW_ATTRS: &[Attr] = &[
     attr("flow.peer.address", "saddr", "the flow's source address"),
     attr("flow.peer.port", "sport", "the flow's source port"),
 ];
+const POLICY_ATTRS: &[Attr] = &[attr(
+    "policy",
+    "policy",
+    "replayed selector: `default` (the kernel's hash), `builtin:NAME` or an object's path",
+)];
 const SOURCE_ATTRS: &[Attr] = &[attr("source", "name", "collector source name")];
 const PROBE_ATTRS: &[Attr] = &[attr("probe", "name", "eBPF probe source name")];
 
@@ -233,12 +244,14 @@ const DEVICES: Step = Step {
     limit: Some(Limit::Devices),
     attrs: DEVICE_ATTRS,
     only: None,
+    max_len: None,
 };
 const GROUPS: Step = Step {
     array: "reuseport_groups",
     limit: Some(Limit::Groups),
     attrs: GROUP_ATTRS,
     only: None,
+    max_len: None,
 };
 
 pub const HOST: Scope = Scope {
@@ -252,6 +265,7 @@ pub const CPU: Scope = Scope {
         limit: Some(Limit::Cpus),
         attrs: CPU_ATTRS,
         only: None,
+        max_len: None,
     }],
 };
 pub const DEVICE: Scope = Scope {
@@ -267,6 +281,7 @@ pub const QUEUE: Scope = Scope {
             limit: Some(Limit::QueuesPerDevice),
             attrs: QUEUE_ATTRS,
             only: None,
+            max_len: None,
         },
     ],
 };
@@ -283,6 +298,7 @@ pub const LISTENER: Scope = Scope {
             limit: Some(Limit::ListenersPerGroup),
             attrs: LISTENER_ATTRS,
             only: None,
+            max_len: None,
         },
     ],
 };
@@ -295,6 +311,28 @@ pub const FLOW: Scope = Scope {
             limit: Some(Limit::TopFlows),
             attrs: FLOW_ATTRS,
             only: None,
+            max_len: None,
+        },
+    ],
+};
+/// The live shadow replay: per group (bounded like the groups) and policy (the default
+/// and at most [`crate::config::MAX_SHADOW_CANDIDATES`] candidates).
+pub const SHADOW: Scope = Scope {
+    name: "shadow",
+    steps: &[
+        Step {
+            array: "shadow",
+            limit: Some(Limit::Groups),
+            attrs: GROUP_ATTRS,
+            only: None,
+            max_len: None,
+        },
+        Step {
+            array: "policies",
+            limit: None,
+            attrs: POLICY_ATTRS,
+            only: None,
+            max_len: Some(1 + crate::config::MAX_SHADOW_CANDIDATES),
         },
     ],
 };
@@ -305,6 +343,7 @@ pub const SOURCE: Scope = Scope {
         limit: Some(Limit::Sources),
         attrs: SOURCE_ATTRS,
         only: None,
+        max_len: None,
     }],
 };
 pub const PROBE: Scope = Scope {
@@ -314,12 +353,13 @@ pub const PROBE: Scope = Scope {
         limit: Some(Limit::Sources),
         attrs: PROBE_ATTRS,
         only: Some(("name", "ebpf_")),
+        max_len: None,
     }],
 };
 
 /// Every scope, in evaluation order.
 pub const SCOPES: &[&Scope] = &[
-    &HOST, &CPU, &DEVICE, &QUEUE, &GROUP, &LISTENER, &FLOW, &SOURCE, &PROBE,
+    &HOST, &CPU, &DEVICE, &QUEUE, &GROUP, &LISTENER, &FLOW, &SHADOW, &SOURCE, &PROBE,
 ];
 
 /// What a report-fed metric reads from each element of its scope.
@@ -871,6 +911,29 @@ pub static CATALOG: &[MetricDef] = &[
         "Bytes per second of one of the group's heaviest flows (sampled).",
         key(&FLOW, "bytes").rate(),
     ),
+    // Live shadow replay, per group and policy.
+    gauge(
+        "skewscope.shadow.lsi",
+        "{index}",
+        "Predicted LSI of the group's recent flows under the policy, replayed through a \
+         private replica of the group (`default`: the kernel's hash); beside \
+         skewscope.reuseport.lsi, the LSI the group shows.",
+        key(&SHADOW, "lsi"),
+    ),
+    gauge(
+        "skewscope.shadow.max_share",
+        "1",
+        "Predicted largest share of the group's recent traffic on one socket under the \
+         policy.",
+        key(&SHADOW, "max_share"),
+    ),
+    gauge(
+        "skewscope.shadow.skew_reduction",
+        "1",
+        "Predicted skew reduction of the policy against the default: (LSI_default − \
+         LSI_policy) / LSI_default (negative: more skewed).",
+        key(&SHADOW, "skew_reduction"),
+    ),
     // The agent itself.
     gauge(
         "skewscope.agent.source.ok",
@@ -1040,7 +1103,9 @@ fn walk<'a>(report: &'a Value, scope: &Scope, limits: &Limits) -> (Vec<Element<'
             let Some(items) = parent.value.get(step.array).and_then(Value::as_array) else {
                 continue;
             };
-            let bound = step.limit.map_or(usize::MAX, |l| limits.get(l));
+            let bound = step
+                .limit
+                .map_or(step.max_len.unwrap_or(usize::MAX), |l| limits.get(l));
             let mut kept = 0usize;
             for (i, item) in items.iter().enumerate() {
                 if let Some((k, prefix)) = step.only {
@@ -1257,6 +1322,7 @@ pub fn markdown() -> String {
         ("device", "Per device (RSS)"),
         ("rss", "Per device (RSS)"),
         ("reuseport", "Per SO_REUSEPORT group, listener and flow"),
+        ("shadow", "Live shadow replay, per group and policy"),
         ("agent", "The agent itself"),
     ];
     let mut last_title = "";
@@ -1502,6 +1568,46 @@ mod tests {
             vec![("probe", s("ebpf_softirq_time")), ("status", s("failed"))]
         );
         assert!(e.capped.is_empty());
+    }
+
+    #[test]
+    fn shadow_policies_carry_the_group_and_policy() {
+        let report = json!({
+            "window_secs": 1.0,
+            "shadow": [{
+                "netns": 7, "protocol": "udp", "address": "0.0.0.0", "port": 53,
+                "replayed_secs_ago": 3.5, "flows": 40, "sockets": 4, "error": null,
+                "skipped_handoffs": 0,
+                "policies": [
+                    {"policy": "default", "verifier": "none", "error": null,
+                     "lsi": 1.2, "max_share": 0.8, "skew_reduction": 0.0},
+                    {"policy": "builtin:isolate-heavy", "verifier": "accepted", "error": null,
+                     "lsi": 0.3, "max_share": 0.5, "skew_reduction": 0.75},
+                    {"policy": "/x.o", "verifier": "rejected", "error": "no such file",
+                     "lsi": null, "max_share": null, "skew_reduction": null}]
+            }]
+        });
+        assert_eq!(missing_keys(&report), Vec::<String>::new());
+        let e = evaluate(&report, &Limits::default());
+        let lsi = points(&e, "skewscope.shadow.lsi");
+        assert_eq!(lsi.len(), 2, "a rejected policy has no point: {lsi:?}");
+        assert_eq!(
+            lsi[1],
+            Point {
+                attrs: vec![
+                    ("protocol", s("udp")),
+                    ("address", s("0.0.0.0")),
+                    ("port", AttrValue::Int(53)),
+                    ("netns", AttrValue::Int(7)),
+                    ("policy", s("builtin:isolate-heavy")),
+                ],
+                value: 0.3
+            }
+        );
+        assert_eq!(points(&e, "skewscope.shadow.max_share")[0].value, 0.8);
+        assert_eq!(points(&e, "skewscope.shadow.skew_reduction")[1].value, 0.75);
+        let series = Limits::default().worst_case_series();
+        assert!(series.contains(&("shadow", 32 * (1 + crate::config::MAX_SHADOW_CANDIDATES))));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::model::regime::Regime;
-use crate::report::{DeviceReport, Report, ReuseportGroupReport};
+use crate::report::{DeviceReport, Report, ReuseportGroupReport, ShadowGroupReport};
 
 /// Rows per table: the busiest ones, so a large host fits a terminal.
 const MAX_ROWS: usize = 16;
@@ -53,8 +53,26 @@ pub fn render_with(report: &Report, color: bool) -> String {
     for dev in &report.devices {
         render_device(&mut out, dev, w, color);
     }
+    let same_group = |s: &ShadowGroupReport, g: &ReuseportGroupReport| {
+        (s.netns, s.protocol, s.address.as_str(), s.port)
+            == (g.netns, g.protocol, g.address.as_str(), g.port)
+    };
     for g in &report.reuseport_groups {
         render_group(&mut out, g, w, color);
+        // The shadow replay right under the group it predicts for, beside its actual LSI.
+        for s in report.shadow.iter().filter(|s| same_group(s, g)) {
+            render_shadow(&mut out, s);
+        }
+    }
+    for s in &report.shadow {
+        if !report.reuseport_groups.iter().any(|g| same_group(s, g)) {
+            let _ = writeln!(
+                out,
+                "\nreuseport {} {}:{}  netns {}  (gone)",
+                s.protocol, s.address, s.port, s.netns
+            );
+            render_shadow(&mut out, s);
+        }
     }
     for t in &report.transitions {
         let _ = writeln!(
@@ -186,7 +204,7 @@ fn render_group(out: &mut String, g: &ReuseportGroupReport, w: Option<f64>, colo
         fmt_index(i.lsi),
         fmt_index(i.hcr_1),
         fmt_index(i.hcr_5),
-        i.lqd.map(|x| human(x)).unwrap_or_else(|| "-".into()),
+        i.lqd.map(human).unwrap_or_else(|| "-".into()),
         fmt_index(i.bci),
     );
     let _ = writeln!(
@@ -241,6 +259,54 @@ fn render_group(out: &mut String, g: &ReuseportGroupReport, w: Option<f64>, colo
     }
 }
 
+/// One group's latest shadow replay: every policy's predicted LSI and its reduction
+/// against the default, wrapped at 80 columns.
+fn render_shadow(out: &mut String, s: &ShadowGroupReport) {
+    let prefix = format!("  shadow ({:.0}s ago): ", s.replayed_secs_ago);
+    if let Some(e) = &s.error {
+        wrap(out, &prefix, &format!("replay failed: {e}"));
+        return;
+    }
+    let parts: Vec<String> = s
+        .policies
+        .iter()
+        .map(|p| match (p.lsi, p.skew_reduction) {
+            _ if p.verifier == "rejected" => format!("{} rejected", p.policy),
+            (Some(lsi), Some(r)) if p.policy != "default" => {
+                // −z% is a reduction of the skew, +z% an increase.
+                let pct = -r * 100.0;
+                let sign = if pct < 0.0 { '−' } else { '+' };
+                format!("{} LSI {lsi:.3} ({sign}{:.0}%)", p.policy, pct.abs())
+            }
+            (lsi, _) => format!("{} LSI {}", p.policy, fmt_index(lsi)),
+        })
+        .collect();
+    // A policy's words stay together on one line where they fit.
+    let text = parts
+        .iter()
+        .map(|p| p.replace(' ', KEEP))
+        .collect::<Vec<_>>()
+        .join(" | ");
+    let mut wrapped = String::new();
+    wrap(&mut wrapped, &prefix, &text);
+    out.push_str(&wrapped.replace(KEEP, " "));
+    for p in s.policies.iter().filter(|p| p.verifier == "rejected") {
+        // The first line only: a verifier refusal carries the log's tail.
+        let error = p.error.as_deref().unwrap_or("rejected");
+        let first: String = error
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
+        wrap(out, &format!("    {}: ", p.policy), &first);
+    }
+}
+
+/// Stands for a space that `wrap` must not break at (not whitespace to `split_whitespace`).
+const KEEP: &str = "\u{1}";
+
 fn fmt_us(v: Option<f64>) -> String {
     match v {
         None => "-".into(),
@@ -276,4 +342,79 @@ fn wrap(out: &mut String, prefix: &str, text: &str) {
         empty = false;
     }
     let _ = writeln!(out, "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ShadowPolicyReport;
+
+    fn policy(
+        name: &str,
+        verifier: &'static str,
+        lsi: Option<f64>,
+        r: Option<f64>,
+    ) -> ShadowPolicyReport {
+        ShadowPolicyReport {
+            policy: name.into(),
+            verifier,
+            error: (verifier == "rejected")
+                .then(|| "reading /x/bad.o: No such file or directory (os error 2)\nmore".into()),
+            lsi,
+            max_share: lsi.map(|_| 0.5),
+            skew_reduction: r,
+        }
+    }
+
+    #[test]
+    fn shadow_block_wraps_at_80_columns_between_policies() {
+        let s = ShadowGroupReport {
+            netns: 1,
+            protocol: "udp",
+            address: "10.0.0.1".into(),
+            port: 53,
+            replayed_secs_ago: 4.2,
+            flows: 40,
+            sockets: 4,
+            error: None,
+            policies: vec![
+                policy("default", "none", Some(1.2), Some(0.0)),
+                policy("builtin:isolate-heavy", "accepted", Some(0.3), Some(0.75)),
+                policy("builtin:cpu", "accepted", Some(1.5), Some(-0.25)),
+                policy("builtin:weighted", "accepted", Some(1.2), Some(0.0)),
+                policy("/x/bad.o", "rejected", None, None),
+            ],
+            skipped_handoffs: 0,
+        };
+        let mut out = String::new();
+        render_shadow(&mut out, &s);
+        assert!(
+            out.starts_with(
+                "  shadow (4s ago): default LSI 1.200 | builtin:isolate-heavy LSI 0.300 (−75%)"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("builtin:cpu LSI 1.500 (+25%)"), "{out}");
+        assert!(out.contains("/x/bad.o rejected"), "{out}");
+        assert!(
+            out.contains("    /x/bad.o: reading /x/bad.o: No such file"),
+            "{out}"
+        );
+        assert!(!out.contains("more"), "first line of the error only: {out}");
+        for line in out.lines() {
+            assert!(line.chars().count() <= 80, "{line:?}");
+            assert!(!line.contains('\u{1}'));
+        }
+        let failed = ShadowGroupReport {
+            error: Some("private network namespace: unshare: Operation not permitted".into()),
+            policies: Vec::new(),
+            ..s
+        };
+        let mut out = String::new();
+        render_shadow(&mut out, &failed);
+        assert!(
+            out.contains("replay failed: private network namespace"),
+            "{out}"
+        );
+    }
 }
