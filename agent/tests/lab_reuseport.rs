@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{bind, group, inode_of, lsi, privileged, reuseport_socket, Netns, ADDR};
+use common::{
+    bind, group, inode_of, lsi, privileged, reuseport_socket, CountingReaders, Netns, ADDR,
+};
 
 /// Start the agent and wait until its window is open (it logs that on stderr).
 fn agent_window(args: &[&str]) -> Child {
@@ -59,15 +61,7 @@ fn udp_group_events_lsi_and_top_flow_match_ground_truth() {
     let ns = Netns::new("udp");
     let port = 9100;
     let group_addr: SocketAddr = format!("{ADDR}:{port}").parse().unwrap();
-    let servers: Vec<UdpSocket> = ns.enter(|| {
-        (0..4)
-            .map(|_| {
-                let fd = reuseport_socket(libc::SOCK_DGRAM);
-                bind(&fd, group_addr);
-                UdpSocket::from(fd)
-            })
-            .collect()
-    });
+    let servers: Vec<UdpSocket> = ns.udp_group(group_addr, 4);
     // Heavy flows 30000 (1500 datagrams) and 30001 (900); 40 light flows of 15 each.
     let mut plan: Vec<(u16, u64)> = vec![(30000, 1500), (30001, 900)];
     plan.extend((0..40).map(|i| (31000 + i, 15)));
@@ -78,25 +72,8 @@ fn udp_group_events_lsi_and_top_flow_match_ground_truth() {
             .collect()
     });
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let counts: Arc<Vec<AtomicU64>> = Arc::new((0..4).map(|_| AtomicU64::new(0)).collect());
     let inodes: Vec<u64> = servers.iter().map(inode_of).collect();
-    let readers: Vec<_> = servers
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let (stop, counts) = (stop.clone(), counts.clone());
-            std::thread::spawn(move || {
-                s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-                let mut buf = [0u8; 256];
-                while !stop.load(Ordering::Relaxed) {
-                    if s.recv(&mut buf).is_ok() {
-                        counts[i].fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
+    let readers = CountingReaders::start(servers);
 
     let agent = agent_window(&["snapshot", "--json", "--duration", "3"]);
     // Interleave flows so no socket queue overflows; bounded by the plan.
@@ -112,9 +89,7 @@ fn udp_group_events_lsi_and_top_flow_match_ground_truth() {
     }
     let report = finish(agent);
     std::thread::sleep(Duration::from_millis(200));
-    stop.store(true, Ordering::Relaxed);
-    readers.into_iter().for_each(|r| r.join().unwrap());
-    let truth: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let truth = readers.stop();
     assert_eq!(truth.iter().sum::<u64>(), total, "every datagram read");
 
     let g = group(&report, ns.inode(), port);
@@ -293,13 +268,7 @@ fn membership_change_is_recorded() {
     let ns = Netns::new("member");
     let port = 9300;
     let addr: SocketAddr = format!("{ADDR}:{port}").parse().unwrap();
-    let make = || {
-        ns.enter(|| {
-            let fd = reuseport_socket(libc::SOCK_DGRAM);
-            bind(&fd, addr);
-            UdpSocket::from(fd)
-        })
-    };
+    let make = || ns.udp_member(addr);
     let mut sockets = vec![make(), make(), make()];
     let mut agent = Command::new(env!("CARGO_BIN_EXE_skewscope"))
         .args([
@@ -348,15 +317,7 @@ fn regime_follows_the_lab_from_balanced_to_skewed_and_back() {
     let ns = Netns::new("regime");
     let port = 9400;
     let group_addr: SocketAddr = format!("{ADDR}:{port}").parse().unwrap();
-    let servers: Vec<UdpSocket> = ns.enter(|| {
-        (0..4)
-            .map(|_| {
-                let fd = reuseport_socket(libc::SOCK_DGRAM);
-                bind(&fd, group_addr);
-                UdpSocket::from(fd)
-            })
-            .collect()
-    });
+    let servers: Vec<UdpSocket> = ns.udp_group(group_addr, 4);
     for s in &servers {
         s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
     }
@@ -383,19 +344,7 @@ fn regime_follows_the_lab_from_balanced_to_skewed_and_back() {
         "every socket got two flows"
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = servers
-        .into_iter()
-        .map(|s| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 256];
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = s.recv(&mut buf);
-                }
-            })
-        })
-        .collect();
+    let readers = CountingReaders::start(servers);
 
     let interval = 0.5;
     // BCI looks back 5 s instead of a minute, so a skew episode leaves it within the test.
@@ -461,8 +410,7 @@ fn regime_follows_the_lab_from_balanced_to_skewed_and_back() {
     let seen = regimes.join().unwrap();
     let _ = agent.kill();
     let _ = agent.wait();
-    stop.store(true, Ordering::Relaxed);
-    readers.into_iter().for_each(|r| r.join().unwrap());
+    readers.stop();
 
     let cycles = |from: Instant, to: Instant| {
         seen.iter()

@@ -8,12 +8,12 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{bind, group, lsi, privileged, reuseport_socket, Netns, ADDR};
+use common::{group, lsi, privileged, CountingReaders, Netns, ADDR};
 
 const PORT: u16 = 9500;
 /// Datagrams per round: the heavy flow, two medium flows, nine light flows.
@@ -95,15 +95,7 @@ fn run_replays_the_group_live_and_reports_rejected_candidates() {
     }
     let ns = Netns::new("shadow");
     let group_addr: SocketAddr = format!("{ADDR}:{PORT}").parse().unwrap();
-    let servers: Vec<UdpSocket> = ns.enter(|| {
-        (0..4)
-            .map(|_| {
-                let fd = reuseport_socket(libc::SOCK_DGRAM);
-                bind(&fd, group_addr);
-                UdpSocket::from(fd)
-            })
-            .collect()
-    });
+    let servers: Vec<UdpSocket> = ns.udp_group(group_addr, 4);
     // One heavy flow (half the traffic), two medium, nine light: (sport, datagrams/round).
     let mut plan: Vec<(u16, u64)> = vec![(30000, HEAVY), (30001, MEDIUM), (30002, MEDIUM)];
     plan.extend((0..LIGHT_FLOWS).map(|i| (31000 + i, 1)));
@@ -113,24 +105,7 @@ fn run_replays_the_group_live_and_reports_rejected_candidates() {
             .collect()
     });
 
-    let stop_readers = Arc::new(AtomicBool::new(false));
-    let received: Arc<Vec<AtomicU64>> = Arc::new((0..4).map(|_| AtomicU64::new(0)).collect());
-    let readers: Vec<_> = servers
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let (stop, received) = (stop_readers.clone(), received.clone());
-            std::thread::spawn(move || {
-                s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-                let mut buf = [0u8; 256];
-                while !stop.load(Ordering::Relaxed) {
-                    if s.recv(&mut buf).is_ok() {
-                        received[i].fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
+    let readers = CountingReaders::start(servers);
 
     // Rounds of 30 datagrams every 10 ms (~3k/s) until told to stop, at most 120 s.
     let stop_traffic = Arc::new(AtomicBool::new(false));
@@ -296,18 +271,10 @@ fn run_replays_the_group_live_and_reports_rejected_candidates() {
     stop_traffic.store(true, Ordering::Relaxed);
     let sent = traffic.join().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    let total = || {
-        received
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum::<u64>()
-    };
-    while total() < sent && Instant::now() < deadline {
+    while readers.counts().iter().sum::<u64>() < sent && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    stop_readers.store(true, Ordering::Relaxed);
-    readers.into_iter().for_each(|r| r.join().unwrap());
-    let truth: Vec<u64> = received.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let truth = readers.stop();
     eprintln!(
         "production group: sent {sent}, received {truth:?} (LSI {:.3})",
         lsi(&truth)

@@ -149,3 +149,77 @@ pub fn lsi(counts: &[u64]) -> f64 {
         / n;
     var.sqrt() / (mean + 1e-9)
 }
+
+impl Netns {
+    /// `n` UDP sockets in one SO_REUSEPORT group on `addr`, made inside the namespace.
+    pub fn udp_group(&self, addr: SocketAddr, n: usize) -> Vec<std::net::UdpSocket> {
+        self.enter(|| (0..n).map(|_| self_udp_member(addr)).collect())
+    }
+
+    /// One more member of a UDP reuseport group on `addr` (a restart joining).
+    pub fn udp_member(&self, addr: SocketAddr) -> std::net::UdpSocket {
+        self.enter(|| self_udp_member(addr))
+    }
+}
+
+fn self_udp_member(addr: SocketAddr) -> std::net::UdpSocket {
+    let fd = reuseport_socket(libc::SOCK_DGRAM);
+    bind(&fd, addr);
+    std::net::UdpSocket::from(fd)
+}
+
+/// One reader thread per socket counting what it receives: the ground truth of a lab.
+pub struct CountingReaders {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    counts: std::sync::Arc<Vec<std::sync::atomic::AtomicU64>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl CountingReaders {
+    pub fn start(sockets: Vec<std::net::UdpSocket>) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts: Arc<Vec<AtomicU64>> =
+            Arc::new(sockets.iter().map(|_| AtomicU64::new(0)).collect());
+        let threads = sockets
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let (stop, counts) = (stop.clone(), counts.clone());
+                std::thread::spawn(move || {
+                    s.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+                        .unwrap();
+                    let mut buf = [0u8; 256];
+                    while !stop.load(Ordering::Relaxed) {
+                        if s.recv(&mut buf).is_ok() {
+                            counts[i].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            counts,
+            threads,
+        }
+    }
+
+    /// Datagrams each socket has read so far.
+    pub fn counts(&self) -> Vec<u64> {
+        self.counts
+            .iter()
+            .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Stop the readers and return the final counts.
+    pub fn stop(mut self) -> Vec<u64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in std::mem::take(&mut self.threads) {
+            t.join().unwrap();
+        }
+        self.counts()
+    }
+}
