@@ -4,13 +4,10 @@
  * sockets, with the socket's SO_REUSEPORT group id, its index in the group
  * and the group size at the time of the event.
  *
- * BTF-enabled raw tracepoint (tp_btf; Linux 5.5, commit 9e15db66136a "bpf:
- * Implement accurate raw_tp context access via BTF") on sock:sk_data_ready,
- * TP_PROTO(const struct sock *sk) (include/trace/events/sock.h; commit
- * 40e0b0908142 "net/sock: Introduce trace_sk_data_ready()", Linux 6.3). The
- * socket is BTF-typed, so its fields are plain loads (skewscope_sock.h). It
- * fires in sock_def_readable() and the other ->sk_data_ready()
- * implementations:
+ * Raw tracepoint sock:sk_data_ready, TP_PROTO(const struct sock *sk)
+ * (include/trace/events/sock.h; commit 40e0b0908142 "net/sock: Introduce
+ * trace_sk_data_ready()", Linux 6.3). It fires in sock_def_readable() and
+ * the other ->sk_data_ready() implementations:
  * - TCP listener: tcp_child_process() wakes the parent once per child that
  *   completes the handshake, i.e. once per connection entering the accept
  *   queue.
@@ -21,17 +18,10 @@
  *   went from empty to non-empty. tests/listener_events_live.rs checks the
  *   per-datagram behaviour on the running kernel.
  *
- * It fires once per UDP datagram on the receiving softirq's CPU, so the
- * per-event work is kept to loads, two inlined ARRAY lookups (filter), one
- * per-CPU hash lookup and bpf_jiffies64(). The socket's index in its group
- * changes only with membership: the index found last on this CPU is
- * checked with one read of socks[index], and the group is scanned again
- * only when that slot no longer holds the socket.
- *
  * sk->sk_reuseport_cb is RCU-protected; the tracepoint runs inside the
- * caller's RCU read section and socks[] (a flexible array, outside the
- * typed struct) is read with bpf_probe_read_kernel, so a concurrent group
- * change yields a stale or not-found index, never a fault.
+ * caller's RCU read section and the fields are read with
+ * bpf_probe_read_kernel (CO-RE), so a concurrent group change yields a stale
+ * or not-found index, never a fault.
  */
 #include "skewscope_core.h"
 #include <bpf/bpf_helpers.h>
@@ -49,13 +39,12 @@ struct {
 	__type(value, struct listener_value);
 } listener_stats SEC(".maps");
 
-/* Bitmap of local ports to watch (see listener_events.h); used only when
- * filter_ports is 1. */
+/* Local ports to watch (host order); used only when filter_ports is 1. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, LISTENER_WATCH_WORDS);
-	__type(key, __u32);
-	__type(value, __u64);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
 } watched_ports SEC(".maps");
 
 struct {
@@ -68,26 +57,12 @@ struct {
 static __always_inline int port_watched(__u16 port)
 {
 	struct listener_config *config;
-	__u32 zero = 0, word = port / 64;
-	__u64 *bits;
+	__u32 zero = 0;
 
 	config = bpf_map_lookup_elem(&listener_config, &zero);
 	if (!config || !config->filter_ports)
 		return 1;
-	bits = bpf_map_lookup_elem(&watched_ports, &word);
-	return bits && (*bits >> (port % 64)) & 1;
-}
-
-/* reuse->socks[index], or NULL when it cannot be read. */
-static __always_inline struct sock *reuseport_slot(const struct sock_reuseport *reuse,
-						   __u32 index)
-{
-	void *socks = (void *)reuse + bpf_core_field_offset(struct sock_reuseport, socks);
-	struct sock *member = NULL;
-
-	if (bpf_probe_read_kernel(&member, sizeof(member), socks + index * sizeof(struct sock *)))
-		return NULL;
-	return member;
+	return bpf_map_lookup_elem(&watched_ports, &port) != NULL;
 }
 
 /* Position of `sk` in reuse->socks[0..num_socks), bounded by
@@ -97,13 +72,18 @@ static __always_inline struct sock *reuseport_slot(const struct sock_reuseport *
 static __always_inline __u32 reuseport_index(const struct sock_reuseport *reuse,
 					     const struct sock *sk, __u16 num_socks)
 {
+	void *socks = (void *)reuse + bpf_core_field_offset(struct sock_reuseport, socks);
+	struct sock *member;
 	__u32 i;
 
 #pragma clang loop unroll(disable)
 	for (i = 0; i < LISTENER_MAX_SCAN; i++) {
 		if (i >= num_socks)
 			break;
-		if (reuseport_slot(reuse, i) == sk)
+		if (bpf_probe_read_kernel(&member, sizeof(member),
+					  socks + i * sizeof(struct sock *)))
+			break;
+		if (member == sk)
 			return i;
 	}
 	return LISTENER_NO_INDEX;
@@ -114,24 +94,22 @@ static __always_inline int handle_data_ready(const struct sock *sk)
 	struct listener_value *value, fresh = {};
 	struct listener_key key = {};
 	struct sock_reuseport *reuse;
-	__u32 reuseport_id = 0, index = LISTENER_NO_INDEX;
-	__u16 protocol, port, num_socks = 0;
-	__u8 has_group = 0;
+	__u16 protocol, port;
 
-	protocol = sk->sk_protocol;
+	protocol = BPF_CORE_READ(sk, sk_protocol);
 	if (protocol == IPPROTO_TCP) {
-		if (sk->__sk_common.skc_state != TCP_LISTEN)
+		if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN)
 			return 0;
 	} else if (protocol != IPPROTO_UDP) {
 		return 0;
 	}
-	port = sk->__sk_common.skc_num;
+	port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	if (!port_watched(port))
 		return 0;
-	key.inode = sock_inode_btf(sk);
+	key.inode = sock_inode(sk);
 	if (!key.inode)
 		return 0;
-	key.netns = sock_netns_btf(sk);
+	key.netns = sock_netns(sk);
 
 	value = bpf_map_lookup_elem(&listener_stats, &key);
 	if (!value) {
@@ -140,37 +118,30 @@ static __always_inline int handle_data_ready(const struct sock *sk)
 		if (!value)
 			return 0;
 	}
-
-	reuse = sk->sk_reuseport_cb;
-	if (reuse) {
-		has_group = 1;
-		reuseport_id = reuse->reuseport_id;
-		num_socks = reuse->num_socks;
-		/* A new element, or one that another CPU created, reads all
-		 * zeroes here: value->events == 0 forces the scan. */
-		index = value->index;
-		if (!value->events || !value->has_group || index >= num_socks ||
-		    reuseport_slot(reuse, index) != sk)
-			index = reuseport_index(reuse, sk, num_socks);
-	}
-	if (!value->events || value->has_group != has_group ||
-	    value->reuseport_id != reuseport_id || value->index != index ||
-	    value->num_socks != num_socks) {
-		value->facts_ns = bpf_ktime_get_ns();
-		value->has_group = has_group;
-		value->reuseport_id = reuseport_id;
-		value->index = index;
-		value->num_socks = num_socks;
-		value->port = port;
-		value->protocol = protocol;
-		value->family = sk->__sk_common.skc_family;
-	}
 	value->events++;
-	value->last_jiffies = bpf_jiffies64();
+	value->last_ns = bpf_ktime_get_ns();
+	value->port = port;
+	value->protocol = protocol;
+	value->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	reuse = BPF_CORE_READ(sk, sk_reuseport_cb);
+	if (reuse) {
+		__u16 num_socks = BPF_CORE_READ(reuse, num_socks);
+
+		value->has_group = 1;
+		value->reuseport_id = BPF_CORE_READ(reuse, reuseport_id);
+		value->num_socks = num_socks;
+		value->index = reuseport_index(reuse, sk, num_socks);
+	} else {
+		value->has_group = 0;
+		value->reuseport_id = 0;
+		value->num_socks = 0;
+		value->index = LISTENER_NO_INDEX;
+	}
 	return 0;
 }
 
-SEC("tp_btf/sk_data_ready")
+SEC("raw_tp/sk_data_ready")
 int BPF_PROG(sk_data_ready, const struct sock *sk)
 {
 	return handle_data_ready(sk);

@@ -19,18 +19,10 @@ struct listener_key {
 	__u64 inode; /* socket inode (sock_i_ino), as sock_diag's idiag_inode */
 };
 
-/* `watched_ports` is a bitmap of local ports: 1024 64-bit words, port p is
- * bit p % 64 of word p / 64. */
-#define LISTENER_WATCH_WORDS 1024
-
-/* Value of `listener_stats`, per CPU. Userspace takes the socket facts from
- * the CPU with the latest event: the highest last_jiffies, ties broken by
- * the highest facts_ns. */
+/* Value of `listener_stats`, per CPU. */
 struct listener_value {
 	__u64 events;       /* sk_data_ready calls on this CPU */
-	__u64 last_jiffies; /* bpf_jiffies64() at the latest one (cheap) */
-	__u64 facts_ns;     /* bpf_ktime_get_ns() when this CPU last saw the
-			     * facts below change (or its first event) */
+	__u64 last_ns;      /* bpf_ktime_get_ns() of the latest one */
 	__u32 reuseport_id; /* sock_reuseport.reuseport_id, if has_group */
 	__u32 index;        /* position in socks[], or LISTENER_NO_INDEX */
 	__u16 num_socks;    /* sock_reuseport.num_socks, if has_group */

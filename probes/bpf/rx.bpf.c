@@ -3,14 +3,7 @@
  * rx: per-RX-queue packet counts, a flow table and ingress-age histograms
  * for watched ports.
  *
- * BTF-enabled raw tracepoints (tp_btf: BPF_PROG_TYPE_TRACING attached with
- * BPF_RAW_TRACEPOINT_OPEN; Linux 5.5, commit 9e15db66136a "bpf: Implement
- * accurate raw_tp context access via BTF"): the same hooks as raw
- * tracepoints, but the arguments are BTF-typed, so kernel fields are read
- * with plain loads (see skewscope_sock.h) and bpf_probe_read_kernel() is
- * left for packet bytes and memory outside the typed structs.
- *
- * Tracepoints (prototypes as in the 6.18 BTF, btf_trace_<name>):
+ * Raw tracepoints (prototypes as in the 6.18 BTF, btf_trace_<name>):
  * - net:netif_receive_skb, TP_PROTO(struct sk_buff *skb): fires once per skb
  *   entering __netif_receive_skb_core() (net/core/dev.c), after GRO and
  *   after the driver's eth_type_trans() pulled the MAC header. Right after
@@ -36,14 +29,9 @@
  * socket. With several threads reading one socket concurrently the pairing
  * can slip by one datagram; it resynchronizes at the next read.
  *
- * Per-queue counts cover every packet. Packets to watched (protocol, port)
- * pairs (a bitmap: one inlined ARRAY lookup) are counted into flows, 1 in
- * sample_every at random (default 1: every packet, exact). 1 in
- * age_sample_every of those is timestamped for ingress ages: a stamp costs
- * a clock read and an LRU insert + delete, the most expensive steps here,
- * and age histograms only need a fair sample. The read side pays one
- * bitmap check for sockets of unwatched ports, and a hash lookup that
- * misses for unsampled packets of watched ones.
+ * Only packets to watched (protocol, port) pairs are parsed into flows and
+ * timestamped; per-queue counts cover every packet. Sampling (sample_every
+ * = N > 1) keeps 1 in N watched packets at random for flows and ages.
  *
  * Per-queue counts live in a per-CPU map. The flow table and histograms are
  * shared maps with atomic adds: their values are large (40-272 bytes) and a
@@ -63,10 +51,8 @@
 #define MSG_PEEK 0x2
 #define MSG_ERRQUEUE 0x2000
 
-/* Set at load time (RxConfig). Flows: 1 = every watched packet, N = 1 in N
- * at random. Ages: 1 in age_sample_every of the packets kept for flows. */
+/* 1 = every watched packet; N = 1 in N at random. Set at load time. */
 const volatile __u32 sample_every = 1;
-const volatile __u32 age_sample_every = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
@@ -76,10 +62,10 @@ struct {
 } queue_stats SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, RX_WATCH_WORDS);
-	__type(key, __u32);
-	__type(value, __u64);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct rx_watch_key);
+	__type(value, __u8);
 } watched SEC(".maps");
 
 struct {
@@ -137,27 +123,19 @@ struct {
  * queue q - 1 and TX queue 0 as "not recorded". */
 static __always_inline __u32 rx_queue_of(const struct sk_buff *skb)
 {
-	__u16 mapping = skb->queue_mapping;
+	__u16 mapping = BPF_CORE_READ(skb, queue_mapping);
 
 	return mapping ? (__u32)mapping - 1 : RX_QUEUE_NOT_RECORDED;
 }
 
-/* Wire packets behind one skb: a GRO/GSO skb stands for gso_segs of them.
- * Such an skb is never linear: GRO appends the merged segments as page
- * frags or a frag_list (net/core/gro.c skb_gro_receive*), and GSO payloads
- * from sockets are paged; both count in data_len. So a linear skb is one
- * packet, and skb_shinfo() -- outside the typed struct, one helper call --
- * is only read for non-linear ones. */
+/* Wire packets behind one skb: a GRO/GSO skb stands for gso_segs of them. */
 static __always_inline __u32 skb_segments(const struct sk_buff *skb)
 {
-	struct skb_shared_info *shinfo;
-	__u16 segs = 0;
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned int end = BPF_CORE_READ(skb, end);
+	struct skb_shared_info *shinfo = (void *)(head + end);
+	__u16 segs = BPF_CORE_READ(shinfo, gso_segs);
 
-	if (!skb->data_len)
-		return 1;
-	shinfo = (void *)(skb->head + skb->end);
-	bpf_probe_read_kernel(&segs, sizeof(segs),
-			      (void *)shinfo + bpf_core_field_offset(struct skb_shared_info, gso_segs));
 	return segs ? segs : 1;
 }
 
@@ -179,36 +157,20 @@ static __always_inline void count_queue(const struct rx_queue_key *key, __u32 se
 
 static __always_inline int port_watched(__u8 protocol, __u16 port)
 {
-	__u32 word = port / 64;
-	__u64 *bits;
+	struct rx_watch_key key = { .protocol = protocol, .port = port };
 
-	if (protocol == IPPROTO_UDP)
-		word += RX_WATCH_WORDS_PER_PROTO;
-	else if (protocol != IPPROTO_TCP)
-		return 0;
-	bits = bpf_map_lookup_elem(&watched, &word);
-	return bits && (*bits >> (port % 64)) & 1;
-}
-
-/* 1 with probability 1/every: bpf_get_prandom_u32() below 2^32 / every
- * (multiply and shift, no division); always 1 for every = 1. */
-static __always_inline int sampled(__u32 every)
-{
-	if (every <= 1)
-		return 1;
-	return (((__u64)bpf_get_prandom_u32() * every) >> 32) == 0;
+	return bpf_map_lookup_elem(&watched, &key) != NULL;
 }
 
 /* Fills the addresses, protocol and ports of `key` from the headers at
  * skb->data (the L3 header at this tracepoint). Returns 0 on success. */
 static __always_inline int parse_flow(const struct sk_buff *skb, struct rx_flow_key *key)
 {
-	__be16 proto = skb->protocol;
+	unsigned int linear = BPF_CORE_READ(skb, len) - BPF_CORE_READ(skb, data_len);
 	struct skewscope_tuple tuple = {};
 
-	if (proto != ETH_P_IP_BE && proto != ETH_P_IPV6_BE)
-		return -1;
-	if (parse_ip_tuple(skb->data, skb->len - skb->data_len, proto, &tuple))
+	if (parse_ip_tuple(BPF_CORE_READ(skb, data), linear, BPF_CORE_READ(skb, protocol),
+			   &tuple))
 		return -1;
 	key->family = tuple.family;
 	key->protocol = tuple.protocol;
@@ -220,7 +182,7 @@ static __always_inline int parse_flow(const struct sk_buff *skb, struct rx_flow_
 }
 
 static __always_inline void count_flow(const struct rx_flow_key *key, __u32 segs, __u32 len,
-				       __u32 cpu, __u32 queue, __u32 ifindex)
+				       __u32 cpu, __u32 queue, __u32 ifindex, __u64 now)
 {
 	struct rx_flow_value *value, fresh = {};
 
@@ -228,6 +190,7 @@ static __always_inline void count_flow(const struct rx_flow_key *key, __u32 segs
 	if (!value) {
 		fresh.packets = segs;
 		fresh.bytes = len;
+		fresh.last_ns = now;
 		fresh.rx_cpu = cpu;
 		fresh.rx_queue = queue;
 		fresh.ifindex = ifindex;
@@ -240,6 +203,7 @@ static __always_inline void count_flow(const struct rx_flow_key *key, __u32 segs
 	}
 	__sync_fetch_and_add(&value->packets, segs);
 	__sync_fetch_and_add(&value->bytes, len);
+	value->last_ns = now;
 	value->rx_cpu = cpu;
 	value->rx_queue = queue;
 	value->ifindex = ifindex;
@@ -247,21 +211,19 @@ static __always_inline void count_flow(const struct rx_flow_key *key, __u32 segs
 
 static __always_inline int handle_receive(struct sk_buff *skb)
 {
-	struct net_device *dev = skb->dev;
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	struct rx_queue_key queue_key = {};
 	struct rx_flow_key flow_key = {};
 	struct rx_ingress stamp = {};
 	struct rx_config *config;
 	__u32 segs, len, cpu, zero = 0;
-	__u64 skb_addr;
+	__u64 skb_addr, now;
 
-	if (dev) {
-		queue_key.netns = dev_netns_btf(dev);
-		queue_key.ifindex = dev->ifindex;
-	}
+	queue_key.netns = dev_netns(dev);
+	queue_key.ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
 	queue_key.queue = rx_queue_of(skb);
 	segs = skb_segments(skb);
-	len = skb->len;
+	len = BPF_CORE_READ(skb, len);
 	count_queue(&queue_key, segs, len);
 
 	config = bpf_map_lookup_elem(&rx_config, &zero);
@@ -271,16 +233,17 @@ static __always_inline int handle_receive(struct sk_buff *skb)
 		return 0;
 	if (!port_watched(flow_key.protocol, flow_key.dport))
 		return 0;
-	if (!sampled(sample_every))
+	if (sample_every > 1 && bpf_get_prandom_u32() % sample_every)
 		return 0;
 
 	flow_key.netns = queue_key.netns;
 	cpu = bpf_get_smp_processor_id();
-	count_flow(&flow_key, segs, len, cpu, queue_key.queue, queue_key.ifindex);
+	now = bpf_ktime_get_ns();
+	count_flow(&flow_key, segs, len, cpu, queue_key.queue, queue_key.ifindex, now);
 
-	if (!config->track_ages || !sampled(age_sample_every))
+	if (!config->track_ages)
 		return 0;
-	stamp.ts_ns = bpf_ktime_get_ns();
+	stamp.ts_ns = now;
 	stamp.rx_cpu = cpu;
 	stamp.ifindex = queue_key.ifindex;
 	stamp.rx_queue = queue_key.queue;
@@ -345,8 +308,8 @@ static __always_inline void record_read(const struct sock *sk, __u64 skb_addr, _
 	if (!stamp)
 		return;
 	now = bpf_ktime_get_ns();
-	if (stamp->protocol != protocol || stamp->dport != sk->__sk_common.skc_num ||
-	    now < stamp->ts_ns) {
+	if (stamp->protocol != protocol ||
+	    stamp->dport != BPF_CORE_READ(sk, __sk_common.skc_num) || now < stamp->ts_ns) {
 		bpf_map_delete_elem(&ingress, &skb_addr);
 		return;
 	}
@@ -357,7 +320,7 @@ static __always_inline void record_read(const struct sock *sk, __u64 skb_addr, _
 	queue_key.queue = stamp->rx_queue;
 	bpf_map_delete_elem(&ingress, &skb_addr);
 
-	inode = sock_inode_btf(sk);
+	inode = sock_inode(sk);
 	if (inode)
 		add_age(&socket_ages, &inode, bucket, same_cpu);
 	add_age(&queue_ages, &queue_key, bucket, same_cpu);
@@ -365,43 +328,33 @@ static __always_inline void record_read(const struct sock *sk, __u64 skb_addr, _
 
 static __always_inline int handle_copy(const struct sk_buff *skb)
 {
-	struct sock *sk = skb->sk;
+	struct sock *sk = BPF_CORE_READ(skb, sk);
 
-	/* UDP is tracked by sock_recv_length (see the header comment). This
-	 * fires for every TCP read on the host: leave unwatched ports before
-	 * the ingress lookup. */
-	if (!sk || sk->sk_protocol != IPPROTO_TCP ||
-	    !port_watched(IPPROTO_TCP, sk->__sk_common.skc_num))
+	/* UDP is tracked by sock_recv_length (see the header comment). */
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
 	record_read(sk, (__u64)skb, IPPROTO_TCP);
 	return 0;
 }
 
 /* The skb the next udp_recvmsg() on `sk` dequeues, or 0 when both queues
- * are empty. reader_queue lies past struct sock (in struct udp_sock), out
- * of reach of typed loads: one helper call reads its next pointer and
- * length together (struct sk_buff_head: next, prev, qlen, lock, unchanged
- * since the queue was introduced; the offsets are still CO-RE relocated). */
+ * are empty. */
 static __always_inline __u64 udp_queue_head(const struct sock *sk)
 {
-	__u64 head[3] = {};
-	__u32 next_off = bpf_core_field_offset(struct sk_buff_head, next);
-	__u32 qlen_off = bpf_core_field_offset(struct sk_buff_head, qlen);
+	const struct udp_sock *up = (const void *)sk;
 
-	if (next_off + sizeof(__u64) <= sizeof(head) && qlen_off + sizeof(__u32) <= sizeof(head) &&
-	    !bpf_probe_read_kernel(head, sizeof(head),
-				   (void *)sk + bpf_core_field_offset(struct udp_sock, reader_queue)) &&
-	    *(__u32 *)((void *)head + qlen_off))
-		return *(__u64 *)((void *)head + next_off);
-	if (sk->sk_receive_queue.qlen)
-		return (__u64)sk->sk_receive_queue.next;
+	if (BPF_CORE_READ(up, reader_queue.qlen))
+		return (__u64)BPF_CORE_READ(up, reader_queue.next);
+	if (BPF_CORE_READ(sk, sk_receive_queue.qlen))
+		return (__u64)BPF_CORE_READ(sk, sk_receive_queue.next);
 	return 0;
 }
 
 static __always_inline int udp_watched(const struct sock *sk)
 {
-	return sk->sk_protocol == IPPROTO_UDP &&
-	       port_watched(IPPROTO_UDP, sk->__sk_common.skc_num);
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+		return 0;
+	return port_watched(IPPROTO_UDP, BPF_CORE_READ(sk, __sk_common.skc_num));
 }
 
 static __always_inline int handle_recv_length(const struct sock *sk, int ret, int flags)
@@ -442,25 +395,25 @@ static __always_inline int handle_data_ready(const struct sock *sk)
 	return 0;
 }
 
-SEC("tp_btf/netif_receive_skb")
+SEC("raw_tp/netif_receive_skb")
 int BPF_PROG(rx_receive_skb, struct sk_buff *skb)
 {
 	return handle_receive(skb);
 }
 
-SEC("tp_btf/skb_copy_datagram_iovec")
+SEC("raw_tp/skb_copy_datagram_iovec")
 int BPF_PROG(rx_copy_dgram, const struct sk_buff *skb, int len)
 {
 	return handle_copy(skb);
 }
 
-SEC("tp_btf/sock_recv_length")
+SEC("raw_tp/sock_recv_length")
 int BPF_PROG(rx_recv_length, struct sock *sk, int ret, int flags)
 {
 	return handle_recv_length(sk, ret, flags);
 }
 
-SEC("tp_btf/sk_data_ready")
+SEC("raw_tp/sk_data_ready")
 int BPF_PROG(rx_data_ready, const struct sock *sk)
 {
 	return handle_data_ready(sk);

@@ -28,12 +28,12 @@ struct rx_queue_value {
 	__u64 bytes;   /* skb->len at the tracepoint (L3 and up) */
 };
 
-/* `watched` is a bitmap of local (destination) ports to follow, one bit per
- * (protocol, port): 64-bit words, TCP ports in words [0, 1024), UDP ports
- * in [1024, 2048); port p is bit p % 64 of word base + p / 64. An ARRAY
- * lookup is inlined by the verifier, so the check costs a few loads. */
-#define RX_WATCH_WORDS_PER_PROTO 1024
-#define RX_WATCH_WORDS (2 * RX_WATCH_WORDS_PER_PROTO)
+/* Key of `watched`: a local (destination) port to follow. */
+struct rx_watch_key {
+	__u8 protocol; /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 pad;
+	__u16 port; /* host order */
+};
 
 /* Key of `flows`. Addresses in network order; IPv4 uses the first 4 bytes. */
 struct rx_flow_key {
@@ -51,6 +51,7 @@ struct rx_flow_key {
 struct rx_flow_value {
 	__u64 packets;  /* sampled packets (gso_segs each) */
 	__u64 bytes;    /* sampled bytes */
+	__u64 last_ns;  /* bpf_ktime_get_ns() of the latest sampled packet */
 	__u32 rx_cpu;   /* CPU of the latest sampled packet */
 	__u32 rx_queue; /* its RX queue, or RX_QUEUE_NOT_RECORDED */
 	__u32 ifindex;  /* its device */

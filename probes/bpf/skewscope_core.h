@@ -73,17 +73,9 @@ struct inode {
 	unsigned long i_ino;
 };
 
-/* include/linux/fs.h. A socket's file is alloc_file_pseudo(SOCK_INODE(sock))
- * (net/socket.c sock_alloc_file), so f_inode is the socket's own inode. */
-struct file {
-	struct inode *f_inode;
-};
-
-/* include/linux/net.h. `file` is NULL for kernel sockets made without one
- * (sock_create_kern); its address is also used for container_of. */
+/* include/linux/net.h; only its address is used (container_of). */
 struct socket {
 	unsigned long state;
-	struct file *file;
 };
 
 /* include/net/sock.h: struct socket_alloc, so that SOCK_INODE(sock) can be
