@@ -61,6 +61,9 @@ fn main() {
     }
 }
 
+/// Objects compiled for BPF ISA v3 (see `compile`).
+const V3_OBJECTS: &[&str] = &["rx.bpf.o"];
+
 /// `softirq_time.bpf.c` -> `softirq_time.bpf.o`.
 fn object_name(source: &Path) -> String {
     let name = source
@@ -86,8 +89,14 @@ fn compile(clang: &str, source: &Path, object: &Path, include_dir: &Path) {
     };
 
     let mut cmd = Command::new(clang);
-    cmd.args(["-g", "-O2", "-Wall", "-target", bpf_target])
-        .arg(format!("-D__TARGET_ARCH_{bpf_arch}"))
+    cmd.args(["-g", "-O2", "-Wall", "-target", bpf_target]);
+    // BPF ISA v3 for the objects that claim shared slots with an atomic
+    // compare-and-exchange (BPF_CMPXCHG, Linux 5.12); they need Linux 6.3
+    // (sock:sk_data_ready) anyway. The others keep the default ISA.
+    if V3_OBJECTS.contains(&object_name(source).as_str()) {
+        cmd.arg("-mcpu=v3");
+    }
+    cmd.arg(format!("-D__TARGET_ARCH_{bpf_arch}"))
         .arg("-I")
         .arg(include_dir)
         // <asm/types.h> lives under the multiarch directory on Debian/Ubuntu;

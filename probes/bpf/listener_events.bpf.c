@@ -4,10 +4,13 @@
  * sockets, with the socket's SO_REUSEPORT group id, its index in the group
  * and the group size at the time of the event.
  *
- * Raw tracepoint sock:sk_data_ready, TP_PROTO(const struct sock *sk)
- * (include/trace/events/sock.h; commit 40e0b0908142 "net/sock: Introduce
- * trace_sk_data_ready()", Linux 6.3). It fires in sock_def_readable() and
- * the other ->sk_data_ready() implementations:
+ * BTF-enabled raw tracepoint (tp_btf; Linux 5.5, commit 9e15db66136a "bpf:
+ * Implement accurate raw_tp context access via BTF") on sock:sk_data_ready,
+ * TP_PROTO(const struct sock *sk) (include/trace/events/sock.h; commit
+ * 40e0b0908142 "net/sock: Introduce trace_sk_data_ready()", Linux 6.3). The
+ * socket is BTF-typed, so its fields are plain loads (skewscope_sock.h). It
+ * fires in sock_def_readable() and the other ->sk_data_ready()
+ * implementations:
  * - TCP listener: tcp_child_process() wakes the parent once per child that
  *   completes the handshake, i.e. once per connection entering the accept
  *   queue.
@@ -18,10 +21,18 @@
  *   went from empty to non-empty. tests/listener_events_live.rs checks the
  *   per-datagram behaviour on the running kernel.
  *
+ * It fires once per UDP datagram on the receiving softirq's CPU, so the
+ * per-event work is kept to loads, three inlined ARRAY lookups (filter and
+ * the per-CPU slot cache, see listener_events.h) and bpf_jiffies64(). The socket's index in its group
+ * changes only with membership: the index found last on this CPU is kept,
+ * checked with one read of socks[index] once per jiffy (and whenever the
+ * group size changes), and the group is scanned again only when that slot
+ * no longer holds the socket.
+ *
  * sk->sk_reuseport_cb is RCU-protected; the tracepoint runs inside the
- * caller's RCU read section and the fields are read with
- * bpf_probe_read_kernel (CO-RE), so a concurrent group change yields a stale
- * or not-found index, never a fault.
+ * caller's RCU read section and socks[] (a flexible array, outside the
+ * typed struct) is read with bpf_probe_read_kernel, so a concurrent group
+ * change yields a stale or not-found index, never a fault.
  */
 #include "skewscope_core.h"
 #include <bpf/bpf_helpers.h>
@@ -31,7 +42,8 @@
 #include "skewscope_sock.h"
 #include "listener_events.h"
 
-/* Per socket and CPU. LRU so sockets that are gone age out by themselves. */
+/* Per socket and CPU, for sockets whose slot is taken. LRU so sockets that
+ * are gone age out by themselves. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__uint(max_entries, 16384);
@@ -39,12 +51,20 @@ struct {
 	__type(value, struct listener_value);
 } listener_stats SEC(".maps");
 
-/* Local ports to watch (host order); used only when filter_ports is 1. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u16);
-	__type(value, __u8);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LISTENER_SLOTS);
+	__type(key, __u32);
+	__type(value, struct listener_slot);
+} listener_slots SEC(".maps");
+
+/* Bitmap of local ports to watch (see listener_events.h); used only when
+ * filter_ports is 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LISTENER_WATCH_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
 } watched_ports SEC(".maps");
 
 struct {
@@ -57,12 +77,26 @@ struct {
 static __always_inline int port_watched(__u16 port)
 {
 	struct listener_config *config;
-	__u32 zero = 0;
+	__u32 zero = 0, word = port / 64;
+	__u64 *bits;
 
 	config = bpf_map_lookup_elem(&listener_config, &zero);
 	if (!config || !config->filter_ports)
 		return 1;
-	return bpf_map_lookup_elem(&watched_ports, &port) != NULL;
+	bits = bpf_map_lookup_elem(&watched_ports, &word);
+	return bits && (*bits >> (port % 64)) & 1;
+}
+
+/* reuse->socks[index], or NULL when it cannot be read. */
+static __always_inline struct sock *reuseport_slot(const struct sock_reuseport *reuse,
+						   __u32 index)
+{
+	void *socks = (void *)reuse + bpf_core_field_offset(struct sock_reuseport, socks);
+	struct sock *member = NULL;
+
+	if (bpf_probe_read_kernel(&member, sizeof(member), socks + index * sizeof(struct sock *)))
+		return NULL;
+	return member;
 }
 
 /* Position of `sk` in reuse->socks[0..num_socks), bounded by
@@ -72,76 +106,112 @@ static __always_inline int port_watched(__u16 port)
 static __always_inline __u32 reuseport_index(const struct sock_reuseport *reuse,
 					     const struct sock *sk, __u16 num_socks)
 {
-	void *socks = (void *)reuse + bpf_core_field_offset(struct sock_reuseport, socks);
-	struct sock *member;
 	__u32 i;
 
 #pragma clang loop unroll(disable)
 	for (i = 0; i < LISTENER_MAX_SCAN; i++) {
 		if (i >= num_socks)
 			break;
-		if (bpf_probe_read_kernel(&member, sizeof(member),
-					  socks + i * sizeof(struct sock *)))
-			break;
-		if (member == sk)
+		if (reuseport_slot(reuse, i) == sk)
 			return i;
 	}
 	return LISTENER_NO_INDEX;
 }
 
-static __always_inline int handle_data_ready(const struct sock *sk)
+/* This CPU's counters of `key`: its listener_slots slot when the slot holds
+ * the key or is free (then claimed), else its listener_stats element
+ * (created if missing). NULL only when the hash is full and refuses. */
+static __always_inline struct listener_value *value_of(const struct listener_key *key)
 {
 	struct listener_value *value, fresh = {};
+	struct listener_slot *slot;
+	__u32 index = (key->inode * 0x9E3779B97F4A7C15ULL ^ key->netns) % LISTENER_SLOTS;
+
+	slot = bpf_map_lookup_elem(&listener_slots, &index);
+	if (slot) {
+		if (!slot->key.pad) {
+			slot->key = *key;
+			slot->key.pad = 1;
+		}
+		if (slot->key.inode == key->inode && slot->key.netns == key->netns)
+			return &slot->value;
+	}
+	value = bpf_map_lookup_elem(&listener_stats, key);
+	if (value)
+		return value;
+	bpf_map_update_elem(&listener_stats, key, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&listener_stats, key);
+}
+
+static __always_inline int handle_data_ready(const struct sock *sk)
+{
+	struct listener_value *value;
 	struct listener_key key = {};
 	struct sock_reuseport *reuse;
-	__u16 protocol, port;
+	__u32 reuseport_id = 0, index = LISTENER_NO_INDEX;
+	__u16 protocol, port, num_socks = 0;
+	__u64 now_jiffies;
+	__u8 has_group = 0;
 
-	protocol = BPF_CORE_READ(sk, sk_protocol);
+	protocol = sk->sk_protocol;
 	if (protocol == IPPROTO_TCP) {
-		if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN)
+		if (sk->__sk_common.skc_state != TCP_LISTEN)
 			return 0;
 	} else if (protocol != IPPROTO_UDP) {
 		return 0;
 	}
-	port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	port = sk->__sk_common.skc_num;
 	if (!port_watched(port))
 		return 0;
-	key.inode = sock_inode(sk);
+	key.inode = sock_inode_btf(sk);
 	if (!key.inode)
 		return 0;
-	key.netns = sock_netns(sk);
+	key.netns = sock_netns_btf(sk);
 
-	value = bpf_map_lookup_elem(&listener_stats, &key);
-	if (!value) {
-		bpf_map_update_elem(&listener_stats, &key, &fresh, BPF_NOEXIST);
-		value = bpf_map_lookup_elem(&listener_stats, &key);
-		if (!value)
-			return 0;
+	value = value_of(&key);
+	if (!value)
+		return 0;
+
+	now_jiffies = bpf_jiffies64();
+	reuse = sk->sk_reuseport_cb;
+	if (reuse) {
+		has_group = 1;
+		reuseport_id = reuse->reuseport_id;
+		num_socks = reuse->num_socks;
+		/* A new element, or one that another CPU created, reads all
+		 * zeroes here: value->events == 0 forces the scan. Otherwise
+		 * the index is checked at the first event of each jiffy on
+		 * this CPU, or at once when the group shrank below it: a
+		 * membership change that keeps the group size (one leaves,
+		 * one joins: reuseport_detach_sock() moves the last socket
+		 * into the hole) is seen within a jiffy. */
+		index = value->index;
+		if (!value->events || !value->has_group) {
+			index = reuseport_index(reuse, sk, num_socks);
+		} else if (value->last_jiffies != now_jiffies ||
+			   (index != LISTENER_NO_INDEX && index >= num_socks)) {
+			if (index >= num_socks || reuseport_slot(reuse, index) != sk)
+				index = reuseport_index(reuse, sk, num_socks);
+		}
+	}
+	if (!value->events || value->has_group != has_group ||
+	    value->reuseport_id != reuseport_id || value->index != index ||
+	    value->num_socks != num_socks) {
+		value->facts_ns = bpf_ktime_get_ns();
+		value->has_group = has_group;
+		value->reuseport_id = reuseport_id;
+		value->index = index;
+		value->num_socks = num_socks;
+		value->port = port;
+		value->protocol = protocol;
+		value->family = sk->__sk_common.skc_family;
 	}
 	value->events++;
-	value->last_ns = bpf_ktime_get_ns();
-	value->port = port;
-	value->protocol = protocol;
-	value->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-
-	reuse = BPF_CORE_READ(sk, sk_reuseport_cb);
-	if (reuse) {
-		__u16 num_socks = BPF_CORE_READ(reuse, num_socks);
-
-		value->has_group = 1;
-		value->reuseport_id = BPF_CORE_READ(reuse, reuseport_id);
-		value->num_socks = num_socks;
-		value->index = reuseport_index(reuse, sk, num_socks);
-	} else {
-		value->has_group = 0;
-		value->reuseport_id = 0;
-		value->num_socks = 0;
-		value->index = LISTENER_NO_INDEX;
-	}
+	value->last_jiffies = now_jiffies;
 	return 0;
 }
 
-SEC("raw_tp/sk_data_ready")
+SEC("tp_btf/sk_data_ready")
 int BPF_PROG(sk_data_ready, const struct sock *sk)
 {
 	return handle_data_ready(sk);

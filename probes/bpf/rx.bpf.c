@@ -3,7 +3,14 @@
  * rx: per-RX-queue packet counts, a flow table and ingress-age histograms
  * for watched ports.
  *
- * Raw tracepoints (prototypes as in the 6.18 BTF, btf_trace_<name>):
+ * BTF-enabled raw tracepoints (tp_btf: BPF_PROG_TYPE_TRACING attached with
+ * BPF_RAW_TRACEPOINT_OPEN; Linux 5.5, commit 9e15db66136a "bpf: Implement
+ * accurate raw_tp context access via BTF"): the same hooks as raw
+ * tracepoints, but the arguments are BTF-typed, so kernel fields are read
+ * with plain loads (see skewscope_sock.h) and bpf_probe_read_kernel() is
+ * left for packet bytes and memory outside the typed structs.
+ *
+ * Tracepoints (prototypes as in the 6.18 BTF, btf_trace_<name>):
  * - net:netif_receive_skb, TP_PROTO(struct sk_buff *skb): fires once per skb
  *   entering __netif_receive_skb_core() (net/core/dev.c), after GRO and
  *   after the driver's eth_type_trans() pulled the MAC header. Right after
@@ -25,18 +32,30 @@
  * UDP read tracking: a UDP socket's queue is FIFO and udp_recvmsg() takes
  * the head of udp_sk(sk)->reader_queue, or of sk_receive_queue when the
  * former is empty (net/ipv4/udp.c __skb_recv_udp). So the head observed at
- * the end of read k is the skb read k+1 returns; `udp_readers` keeps it per
+ * the end of read k is the skb read k+1 returns; `udp_reader_slots` (or
+ * `udp_readers` when the socket's slot is taken, see rx.h) keeps it per
  * socket. With several threads reading one socket concurrently the pairing
  * can slip by one datagram; it resynchronizes at the next read.
  *
- * Only packets to watched (protocol, port) pairs are parsed into flows and
- * timestamped; per-queue counts cover every packet. Sampling (sample_every
- * = N > 1) keeps 1 in N watched packets at random for flows and ages.
+ * Per-queue counts cover every packet. Packets to watched (protocol, port)
+ * pairs (a bitmap: one inlined ARRAY lookup) are counted into flows, 1 in
+ * sample_every at random (default 1: every packet, exact). 1 in
+ * age_sample_every of those on average (a per-CPU randomized countdown) is
+ * timestamped for ingress ages: a stamp costs a clock read and writes to a
+ * shared slot (`ingress`, see rx.h), and age histograms only need a fair
+ * sample. The read side pays one bitmap check for sockets of unwatched
+ * ports; for watched ones, a reader-slot lookup and one `ingress` slot
+ * load that finds no stamp for unsampled packets.
  *
- * Per-queue counts live in a per-CPU map. The flow table and histograms are
- * shared maps with atomic adds: their values are large (40-272 bytes) and a
- * per-CPU copy would multiply memory by the number of possible CPUs, while
- * one flow or socket is mostly touched from one CPU at a time.
+ * Hashing a kernel address needs it as a plain number, which a BTF-typed
+ * pointer is not to the verifier: address_of() (UDP reader slots use the
+ * socket inode instead).
+ *
+ * Per-queue counts live in per-CPU maps (a direct-mapped slot array in front
+ * of a hash, see rx.h). The flow table and histograms are shared maps with
+ * atomic adds: their values are large (32-272 bytes) and a per-CPU copy
+ * would multiply memory by the number of possible CPUs, while one flow or
+ * socket is mostly touched from one CPU at a time.
  */
 #include "skewscope_core.h"
 #include <bpf/bpf_helpers.h>
@@ -50,9 +69,16 @@
 /* include/linux/socket.h */
 #define MSG_PEEK 0x2
 #define MSG_ERRQUEUE 0x2000
+/* include/uapi/asm-generic/errno-base.h */
+#define EAGAIN 11
 
-/* 1 = every watched packet; N = 1 in N at random. Set at load time. */
+/* Set at load time (RxConfig). Flows: 1 = every watched packet, N = 1 in N
+ * at random. Ages: 1 in age_sample_every of the packets kept for flows. */
 const volatile __u32 sample_every = 1;
+const volatile __u32 age_sample_every = 1;
+/* Slots of `ingress` minus 1 (a power of two minus 1; RxConfig::max_inflight
+ * rounded up). */
+const volatile __u32 ingress_mask = 65535;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
@@ -62,10 +88,17 @@ struct {
 } queue_stats SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct rx_watch_key);
-	__type(value, __u8);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RX_QUEUE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct rx_queue_slot);
+} queue_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RX_WATCH_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
 } watched SEC(".maps");
 
 struct {
@@ -83,12 +116,12 @@ struct {
 	__type(value, struct rx_flow_value);
 } flows SEC(".maps");
 
-/* Received-but-unread sampled packets; max_entries set by the loader
- * (RxConfig::max_inflight). When full, the oldest entries are evicted. */
+/* Stamps of received-but-unread sampled packets (see rx.h); max_entries
+ * set by the loader to ingress_mask + 1. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 65536);
-	__type(key, __u64);
+	__type(key, __u32);
 	__type(value, struct rx_ingress);
 } ingress SEC(".maps");
 
@@ -113,6 +146,25 @@ struct {
 	__type(value, struct rx_udp_reader);
 } udp_readers SEC(".maps");
 
+/* Per-CPU scratch, one element per program that uses it: a softirq running
+ * rx_receive_skb can interrupt rx_copy_dgram between its store and load. */
+#define RX_SCRATCH_RECEIVE 0
+#define RX_SCRATCH_COPY 1
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct rx_scratch);
+} rx_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RX_READER_SLOTS);
+	__type(key, __u32);
+	__type(value, struct rx_udp_reader_slot);
+} udp_reader_slots SEC(".maps");
+
 /* RX queue recorded by the driver: skb_record_rx_queue() stores queue + 1
  * in queue_mapping and skb_get_rx_queue() subtracts it again; 0 means "not
  * recorded" (skb_rx_queue_recorded(), include/linux/skbuff.h). This is the
@@ -123,26 +175,59 @@ struct {
  * queue q - 1 and TX queue 0 as "not recorded". */
 static __always_inline __u32 rx_queue_of(const struct sk_buff *skb)
 {
-	__u16 mapping = BPF_CORE_READ(skb, queue_mapping);
+	__u16 mapping = skb->queue_mapping;
 
 	return mapping ? (__u32)mapping - 1 : RX_QUEUE_NOT_RECORDED;
 }
 
-/* Wire packets behind one skb: a GRO/GSO skb stands for gso_segs of them. */
+/* Wire packets behind one skb: a GRO/GSO skb stands for gso_segs of them.
+ * Such an skb is never linear: GRO appends the merged segments as page
+ * frags or a frag_list (net/core/gro.c skb_gro_receive*), and GSO payloads
+ * from sockets are paged; both count in data_len. So a linear skb is one
+ * packet, and skb_shinfo() -- outside the typed struct, one helper call --
+ * is only read for non-linear ones. */
 static __always_inline __u32 skb_segments(const struct sk_buff *skb)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	unsigned int end = BPF_CORE_READ(skb, end);
-	struct skb_shared_info *shinfo = (void *)(head + end);
-	__u16 segs = BPF_CORE_READ(shinfo, gso_segs);
+	struct skb_shared_info *shinfo;
+	__u16 segs = 0;
 
+	if (!skb->data_len)
+		return 1;
+	shinfo = (void *)(skb->head + skb->end);
+	bpf_probe_read_kernel(&segs, sizeof(segs),
+			      (void *)shinfo + bpf_core_field_offset(struct skb_shared_info, gso_segs));
 	return segs ? segs : 1;
+}
+
+/* Slot of `key` in queue_slots: a multiplicative hash of its fields. */
+static __always_inline __u32 rx_queue_slot_of(const struct rx_queue_key *key)
+{
+	__u32 h = key->netns * 2654435761U ^ key->ifindex * 2246822519U ^
+		  key->queue * 3266489917U;
+
+	return (h ^ (h >> 16)) % RX_QUEUE_SLOTS;
 }
 
 static __always_inline void count_queue(const struct rx_queue_key *key, __u32 segs,
 					__u32 len)
 {
 	struct rx_queue_value *value, fresh = {};
+	struct rx_queue_slot *slot;
+	__u32 index = rx_queue_slot_of(key);
+
+	slot = bpf_map_lookup_elem(&queue_slots, &index);
+	if (slot) {
+		if (!slot->key.pad) {
+			slot->key = *key;
+			slot->key.pad = 1;
+		}
+		if (slot->key.netns == key->netns && slot->key.ifindex == key->ifindex &&
+		    slot->key.queue == key->queue) {
+			slot->value.packets += segs;
+			slot->value.bytes += len;
+			return;
+		}
+	}
 
 	value = bpf_map_lookup_elem(&queue_stats, key);
 	if (!value) {
@@ -157,20 +242,84 @@ static __always_inline void count_queue(const struct rx_queue_key *key, __u32 se
 
 static __always_inline int port_watched(__u8 protocol, __u16 port)
 {
-	struct rx_watch_key key = { .protocol = protocol, .port = port };
+	__u32 word = port / 64;
+	__u64 *bits;
 
-	return bpf_map_lookup_elem(&watched, &key) != NULL;
+	if (protocol == IPPROTO_UDP)
+		word += RX_WATCH_WORDS_PER_PROTO;
+	else if (protocol != IPPROTO_TCP)
+		return 0;
+	bits = bpf_map_lookup_elem(&watched, &word);
+	return bits && (*bits >> (port % 64)) & 1;
+}
+
+/* 1 with probability 1/every: bpf_get_prandom_u32() below 2^32 / every
+ * (multiply and shift, no division); always 1 for every = 1. */
+static __always_inline int sampled(__u32 every)
+{
+	if (every <= 1)
+		return 1;
+	return (((__u64)bpf_get_prandom_u32() * every) >> 32) == 0;
+}
+
+/* 1 for one packet in age_sample_every on average, without a random draw
+ * per packet: a per-CPU countdown, reloaded at each pick with a uniform
+ * draw from [1, 2 * age_sample_every - 1] (mean age_sample_every), so the
+ * picks do not lock onto periodic traffic. */
+static __always_inline int age_sampled(void)
+{
+	struct rx_scratch *scratch;
+	__u32 index = RX_SCRATCH_RECEIVE;
+
+	if (age_sample_every <= 1)
+		return 1;
+	scratch = bpf_map_lookup_elem(&rx_scratch, &index);
+	if (!scratch)
+		return 0;
+	if (scratch->age_countdown > 1) {
+		scratch->age_countdown -= 1;
+		return 0;
+	}
+	scratch->age_countdown =
+		1 + (((__u64)bpf_get_prandom_u32() * (2 * age_sample_every - 1)) >> 32);
+	return 1;
+}
+
+/* The address `ptr` as a plain number. The verifier allows no arithmetic
+ * on a BTF-typed pointer (hashing it), but whatever is loaded from a map
+ * value is a number: the pointer takes a trip through this CPU's scratch
+ * element `index` (privileged programs may store pointers into maps). 0 on
+ * error. */
+static __always_inline __u64 address_of(const void *ptr, __u32 index)
+{
+	struct rx_scratch *scratch;
+
+	scratch = bpf_map_lookup_elem(&rx_scratch, &index);
+	if (!scratch)
+		return 0;
+	scratch->addr = (__u64)ptr;
+	return *(volatile __u64 *)&scratch->addr;
+}
+
+/* The `ingress` slot of skb address `addr` (sk_buffs are 256-byte slab
+ * objects: the low 8 bits carry nothing). */
+static __always_inline struct rx_ingress *ingress_slot_of(__u64 addr)
+{
+	__u32 index = (__u32)(((addr >> 8) * 0x9E3779B97F4A7C15ULL) >> 32) & ingress_mask;
+
+	return bpf_map_lookup_elem(&ingress, &index);
 }
 
 /* Fills the addresses, protocol and ports of `key` from the headers at
  * skb->data (the L3 header at this tracepoint). Returns 0 on success. */
 static __always_inline int parse_flow(const struct sk_buff *skb, struct rx_flow_key *key)
 {
-	unsigned int linear = BPF_CORE_READ(skb, len) - BPF_CORE_READ(skb, data_len);
+	__be16 proto = skb->protocol;
 	struct skewscope_tuple tuple = {};
 
-	if (parse_ip_tuple(BPF_CORE_READ(skb, data), linear, BPF_CORE_READ(skb, protocol),
-			   &tuple))
+	if (proto != ETH_P_IP_BE && proto != ETH_P_IPV6_BE)
+		return -1;
+	if (parse_ip_tuple(skb->data, skb->len - skb->data_len, proto, &tuple))
 		return -1;
 	key->family = tuple.family;
 	key->protocol = tuple.protocol;
@@ -182,7 +331,7 @@ static __always_inline int parse_flow(const struct sk_buff *skb, struct rx_flow_
 }
 
 static __always_inline void count_flow(const struct rx_flow_key *key, __u32 segs, __u32 len,
-				       __u32 cpu, __u32 queue, __u32 ifindex, __u64 now)
+				       __u32 cpu, __u32 queue, __u32 ifindex)
 {
 	struct rx_flow_value *value, fresh = {};
 
@@ -190,7 +339,6 @@ static __always_inline void count_flow(const struct rx_flow_key *key, __u32 segs
 	if (!value) {
 		fresh.packets = segs;
 		fresh.bytes = len;
-		fresh.last_ns = now;
 		fresh.rx_cpu = cpu;
 		fresh.rx_queue = queue;
 		fresh.ifindex = ifindex;
@@ -203,7 +351,6 @@ static __always_inline void count_flow(const struct rx_flow_key *key, __u32 segs
 	}
 	__sync_fetch_and_add(&value->packets, segs);
 	__sync_fetch_and_add(&value->bytes, len);
-	value->last_ns = now;
 	value->rx_cpu = cpu;
 	value->rx_queue = queue;
 	value->ifindex = ifindex;
@@ -211,19 +358,22 @@ static __always_inline void count_flow(const struct rx_flow_key *key, __u32 segs
 
 static __always_inline int handle_receive(struct sk_buff *skb)
 {
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct net_device *dev = skb->dev;
 	struct rx_queue_key queue_key = {};
 	struct rx_flow_key flow_key = {};
-	struct rx_ingress stamp = {};
+	struct rx_ingress *stamp;
 	struct rx_config *config;
 	__u32 segs, len, cpu, zero = 0;
-	__u64 skb_addr, now;
+	__u64 skb_addr;
+	int kept;
 
-	queue_key.netns = dev_netns(dev);
-	queue_key.ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
+	if (dev) {
+		queue_key.netns = dev_netns_btf(dev);
+		queue_key.ifindex = dev->ifindex;
+	}
 	queue_key.queue = rx_queue_of(skb);
 	segs = skb_segments(skb);
-	len = BPF_CORE_READ(skb, len);
+	len = skb->len;
 	count_queue(&queue_key, segs, len);
 
 	config = bpf_map_lookup_elem(&rx_config, &zero);
@@ -233,25 +383,31 @@ static __always_inline int handle_receive(struct sk_buff *skb)
 		return 0;
 	if (!port_watched(flow_key.protocol, flow_key.dport))
 		return 0;
-	if (sample_every > 1 && bpf_get_prandom_u32() % sample_every)
-		return 0;
 
 	flow_key.netns = queue_key.netns;
 	cpu = bpf_get_smp_processor_id();
-	now = bpf_ktime_get_ns();
-	count_flow(&flow_key, segs, len, cpu, queue_key.queue, queue_key.ifindex, now);
+	kept = sampled(sample_every);
+	if (kept)
+		count_flow(&flow_key, segs, len, cpu, queue_key.queue, queue_key.ifindex);
 
-	if (!config->track_ages)
+	if (!config->track_ages || !kept || !age_sampled())
 		return 0;
-	stamp.ts_ns = now;
-	stamp.rx_cpu = cpu;
-	stamp.ifindex = queue_key.ifindex;
-	stamp.rx_queue = queue_key.queue;
-	stamp.netns = queue_key.netns;
-	stamp.dport = flow_key.dport;
-	stamp.protocol = flow_key.protocol;
-	skb_addr = (__u64)skb;
-	bpf_map_update_elem(&ingress, &skb_addr, &stamp, BPF_ANY);
+	skb_addr = address_of(skb, RX_SCRATCH_RECEIVE);
+	stamp = ingress_slot_of(skb_addr);
+	if (!stamp)
+		return 0;
+	/* Unpublish, fill, publish: the exchange orders the fields before
+	 * `skb` for a reader on another CPU (see record_read). */
+	stamp->skb = 0;
+	barrier();
+	stamp->ts_ns = bpf_ktime_get_ns();
+	stamp->rx_cpu = cpu;
+	stamp->ifindex = queue_key.ifindex;
+	stamp->rx_queue = queue_key.queue;
+	stamp->netns = queue_key.netns;
+	stamp->dport = flow_key.dport;
+	stamp->protocol = flow_key.protocol;
+	__sync_lock_test_and_set(&stamp->skb, skb_addr);
 	return 0;
 }
 
@@ -293,34 +449,35 @@ static __always_inline void add_age(void *map, const void *key, __u32 bucket, in
 }
 
 /* Consumes the ingress stamp of skb address `skb_addr`, if any, and adds its
- * age to the histograms of socket `sk` and of the RX queue. The stamp must
- * match the socket's protocol and local port: skb memory is recycled, so a
- * stale stamp under a reused address is ignored. */
+ * age to the histograms of socket `sk` and of the RX queue. The fields are
+ * copied first and count only if the compare-and-exchange then takes the
+ * stamp (a writer unpublishes a slot before refilling it). The stamp must
+ * also match the socket's protocol and local port. */
 static __always_inline void record_read(const struct sock *sk, __u64 skb_addr, __u16 protocol)
 {
 	struct rx_queue_key queue_key = {};
-	struct rx_ingress *stamp;
+	struct rx_ingress *slot, stamp;
 	__u64 now, inode;
 	__u32 bucket;
 	int same_cpu;
 
-	stamp = bpf_map_lookup_elem(&ingress, &skb_addr);
-	if (!stamp)
+	slot = ingress_slot_of(skb_addr);
+	if (!slot || slot->skb != skb_addr)
+		return;
+	stamp = *slot;
+	if (__sync_val_compare_and_swap(&slot->skb, skb_addr, 0) != skb_addr)
 		return;
 	now = bpf_ktime_get_ns();
-	if (stamp->protocol != protocol ||
-	    stamp->dport != BPF_CORE_READ(sk, __sk_common.skc_num) || now < stamp->ts_ns) {
-		bpf_map_delete_elem(&ingress, &skb_addr);
+	if (stamp.protocol != protocol || stamp.dport != sk->__sk_common.skc_num ||
+	    now < stamp.ts_ns)
 		return;
-	}
-	bucket = age_bucket(now - stamp->ts_ns);
-	same_cpu = stamp->rx_cpu == bpf_get_smp_processor_id();
-	queue_key.netns = stamp->netns;
-	queue_key.ifindex = stamp->ifindex;
-	queue_key.queue = stamp->rx_queue;
-	bpf_map_delete_elem(&ingress, &skb_addr);
+	bucket = age_bucket(now - stamp.ts_ns);
+	same_cpu = stamp.rx_cpu == bpf_get_smp_processor_id();
+	queue_key.netns = stamp.netns;
+	queue_key.ifindex = stamp.ifindex;
+	queue_key.queue = stamp.rx_queue;
 
-	inode = sock_inode(sk);
+	inode = sock_inode_btf(sk);
 	if (inode)
 		add_age(&socket_ages, &inode, bucket, same_cpu);
 	add_age(&queue_ages, &queue_key, bucket, same_cpu);
@@ -328,33 +485,70 @@ static __always_inline void record_read(const struct sock *sk, __u64 skb_addr, _
 
 static __always_inline int handle_copy(const struct sk_buff *skb)
 {
-	struct sock *sk = BPF_CORE_READ(skb, sk);
+	struct sock *sk = skb->sk;
 
-	/* UDP is tracked by sock_recv_length (see the header comment). */
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	/* UDP is tracked by sock_recv_length (see the header comment). This
+	 * fires for every TCP read on the host: leave unwatched ports before
+	 * the ingress lookup. */
+	if (!sk || sk->sk_protocol != IPPROTO_TCP ||
+	    !port_watched(IPPROTO_TCP, sk->__sk_common.skc_num))
 		return 0;
-	record_read(sk, (__u64)skb, IPPROTO_TCP);
+	record_read(sk, address_of(skb, RX_SCRATCH_COPY), IPPROTO_TCP);
 	return 0;
 }
 
 /* The skb the next udp_recvmsg() on `sk` dequeues, or 0 when both queues
- * are empty. */
+ * are empty. reader_queue lies past struct sock (in struct udp_sock), out
+ * of reach of typed loads: one helper call reads its next pointer and
+ * length together (struct sk_buff_head: next, prev, qlen, lock, unchanged
+ * since the queue was introduced; the offsets are still CO-RE relocated). */
 static __always_inline __u64 udp_queue_head(const struct sock *sk)
 {
-	const struct udp_sock *up = (const void *)sk;
+	__u64 head[3] = {};
+	__u32 next_off = bpf_core_field_offset(struct sk_buff_head, next);
+	__u32 qlen_off = bpf_core_field_offset(struct sk_buff_head, qlen);
 
-	if (BPF_CORE_READ(up, reader_queue.qlen))
-		return (__u64)BPF_CORE_READ(up, reader_queue.next);
-	if (BPF_CORE_READ(sk, sk_receive_queue.qlen))
-		return (__u64)BPF_CORE_READ(sk, sk_receive_queue.next);
+	if (next_off + sizeof(__u64) <= sizeof(head) && qlen_off + sizeof(__u32) <= sizeof(head) &&
+	    !bpf_probe_read_kernel(head, sizeof(head),
+				   (void *)sk + bpf_core_field_offset(struct udp_sock, reader_queue)) &&
+	    *(__u32 *)((void *)head + qlen_off))
+		return *(__u64 *)((void *)head + next_off);
+	if (sk->sk_receive_queue.qlen)
+		return (__u64)sk->sk_receive_queue.next;
 	return 0;
 }
 
 static __always_inline int udp_watched(const struct sock *sk)
 {
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
-		return 0;
-	return port_watched(IPPROTO_UDP, BPF_CORE_READ(sk, __sk_common.skc_num));
+	return sk->sk_protocol == IPPROTO_UDP &&
+	       port_watched(IPPROTO_UDP, sk->__sk_common.skc_num);
+}
+
+/* The read-tracking state of socket `sk`: its udp_reader_slots slot when
+ * it holds or can claim it, else its udp_readers element, if any. */
+static __always_inline struct rx_udp_reader *reader_of(const struct sock *sk)
+{
+	struct rx_udp_reader_slot *slot;
+	__u64 owner, sk_addr = (__u64)sk;
+	__u32 index;
+
+	/* The slot comes from the socket inode (typed loads): the verifier
+	 * allows no arithmetic on the typed sk pointer. Ownership is by
+	 * address, as in udp_readers. */
+	index = (__u32)(sock_inode_btf(sk) * 0x9E3779B97F4A7C15ULL >> (64 - RX_READER_SLOT_BITS));
+
+	slot = bpf_map_lookup_elem(&udp_reader_slots, &index);
+	if (slot) {
+		owner = slot->sk;
+		if (!owner) {
+			owner = __sync_val_compare_and_swap(&slot->sk, 0, sk_addr);
+			if (!owner)
+				owner = sk_addr;
+		}
+		if (owner == sk_addr)
+			return &slot->reader;
+	}
+	return bpf_map_lookup_elem(&udp_readers, &sk_addr);
 }
 
 static __always_inline int handle_recv_length(const struct sock *sk, int ret, int flags)
@@ -362,15 +556,31 @@ static __always_inline int handle_recv_length(const struct sock *sk, int ret, in
 	struct rx_udp_reader *reader, fresh = {};
 	__u64 sk_addr = (__u64)sk, read_skb;
 
-	if (!sk || (flags & (MSG_PEEK | MSG_ERRQUEUE)) || !udp_watched(sk))
+	/* -EAGAIN: the queues were empty, so the last read already saw the
+	 * head as 0 or sk_data_ready has set it since; nothing to update.
+	 * (Event loops end every batch of reads with one such read.) Only a
+	 * datagram dropped on a checksum error inside this read would leave a
+	 * stale head, whose stamp then fails the port check or ages one read
+	 * wrongly. */
+	if (!sk || ret == -EAGAIN || (flags & (MSG_PEEK | MSG_ERRQUEUE)) || !udp_watched(sk))
 		return 0;
-	reader = bpf_map_lookup_elem(&udp_readers, &sk_addr);
+	reader = reader_of(sk);
 	read_skb = reader ? reader->next_skb : 0;
 	fresh.next_skb = udp_queue_head(sk);
-	if (reader)
+	if (reader && fresh.next_skb) {
 		reader->next_skb = fresh.next_skb;
-	else
+	} else if (reader) {
+		/* Seen empty: a datagram queued since may have had its
+		 * sk_data_ready find the old, non-zero head and leave. The
+		 * exchange (a full barrier) publishes the 0 first, then the
+		 * queue is looked at again. */
+		__sync_lock_test_and_set(&reader->next_skb, 0);
+		fresh.next_skb = udp_queue_head(sk);
+		if (fresh.next_skb)
+			reader->next_skb = fresh.next_skb;
+	} else {
 		bpf_map_update_elem(&udp_readers, &sk_addr, &fresh, BPF_ANY);
+	}
 	/* A failed read returned no datagram. */
 	if (ret >= 0 && read_skb)
 		record_read(sk, read_skb, IPPROTO_UDP);
@@ -384,7 +594,7 @@ static __always_inline int handle_data_ready(const struct sock *sk)
 
 	if (!udp_watched(sk))
 		return 0;
-	reader = bpf_map_lookup_elem(&udp_readers, &sk_addr);
+	reader = reader_of(sk);
 	if (reader && reader->next_skb)
 		return 0;
 	fresh.next_skb = udp_queue_head(sk);
@@ -395,25 +605,25 @@ static __always_inline int handle_data_ready(const struct sock *sk)
 	return 0;
 }
 
-SEC("raw_tp/netif_receive_skb")
+SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(rx_receive_skb, struct sk_buff *skb)
 {
 	return handle_receive(skb);
 }
 
-SEC("raw_tp/skb_copy_datagram_iovec")
+SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(rx_copy_dgram, const struct sk_buff *skb, int len)
 {
 	return handle_copy(skb);
 }
 
-SEC("raw_tp/sock_recv_length")
+SEC("tp_btf/sock_recv_length")
 int BPF_PROG(rx_recv_length, struct sock *sk, int ret, int flags)
 {
 	return handle_recv_length(sk, ret, flags);
 }
 
-SEC("raw_tp/sk_data_ready")
+SEC("tp_btf/sk_data_ready")
 int BPF_PROG(rx_data_ready, const struct sock *sk)
 {
 	return handle_data_ready(sk);

@@ -28,12 +28,25 @@ struct rx_queue_value {
 	__u64 bytes;   /* skb->len at the tracepoint (L3 and up) */
 };
 
-/* Key of `watched`: a local (destination) port to follow. */
-struct rx_watch_key {
-	__u8 protocol; /* IPPROTO_TCP / IPPROTO_UDP */
-	__u8 pad;
-	__u16 port; /* host order */
+/* `queue_slots`: a per-CPU direct-mapped cache in front of `queue_stats`,
+ * which every packet on the host goes through. A key is counted in slot
+ * rx_queue_slot_of(key) when that slot holds it or is still free, and in
+ * the queue_stats hash otherwise; a slot is never reassigned, so each key
+ * is counted in exactly one place per CPU. An ARRAY lookup is inlined by
+ * the verifier (a few ns against ~40 ns for the hash lookup). */
+#define RX_QUEUE_SLOTS 128
+
+struct rx_queue_slot {
+	struct rx_queue_key key; /* key.pad is 1 once the slot is claimed */
+	struct rx_queue_value value;
 };
+
+/* `watched` is a bitmap of local (destination) ports to follow, one bit per
+ * (protocol, port): 64-bit words, TCP ports in words [0, 1024), UDP ports
+ * in [1024, 2048); port p is bit p % 64 of word base + p / 64. An ARRAY
+ * lookup is inlined by the verifier, so the check costs a few loads. */
+#define RX_WATCH_WORDS_PER_PROTO 1024
+#define RX_WATCH_WORDS (2 * RX_WATCH_WORDS_PER_PROTO)
 
 /* Key of `flows`. Addresses in network order; IPv4 uses the first 4 bytes. */
 struct rx_flow_key {
@@ -51,16 +64,25 @@ struct rx_flow_key {
 struct rx_flow_value {
 	__u64 packets;  /* sampled packets (gso_segs each) */
 	__u64 bytes;    /* sampled bytes */
-	__u64 last_ns;  /* bpf_ktime_get_ns() of the latest sampled packet */
 	__u32 rx_cpu;   /* CPU of the latest sampled packet */
 	__u32 rx_queue; /* its RX queue, or RX_QUEUE_NOT_RECORDED */
 	__u32 ifindex;  /* its device */
 	__u32 pad;
 };
 
-/* Value of `ingress`, keyed by the skb's address: where and when a sampled
- * packet to a watched port was received. */
+/* Element of `ingress`, a direct-mapped ARRAY of stamps indexed by a hash
+ * of the skb address (ingress_slot_of() in rx.bpf.c): where and when a
+ * sampled packet to a watched port was received. A stamp is published by
+ * writing `skb` last and consumed by compare-and-exchanging it back to 0; a
+ * newer stamp in the same slot replaces an unread one (whose read then goes
+ * untimed). A stamp whose packet was dropped unread stays until a newer
+ * stamp takes its slot: if its (recycled) address comes back on an
+ * unsampled packet to the same port before that, that packet's read is
+ * aged from the old stamp. Clearing such stamps on every watched packet
+ * costs a random access into this array per packet (~40-75 ns measured),
+ * so it is not done; the LRU table this replaced had the same gap. */
 struct rx_ingress {
+	__u64 skb;   /* skb address; 0: free */
 	__u64 ts_ns; /* bpf_ktime_get_ns() at netif_receive_skb */
 	__u32 rx_cpu;
 	__u32 ifindex;
@@ -70,6 +92,13 @@ struct rx_ingress {
 	__u8 protocol;
 	__u8 pad;
 	__u32 pad2;
+};
+
+/* Value of the per-CPU `rx_scratch` array (one element per program). */
+struct rx_scratch {
+	__u64 addr;          /* a kernel address turned into a plain number */
+	__u32 age_countdown; /* rx_receive_skb: packets left until the next stamp */
+	__u32 pad;
 };
 
 /* Value of `socket_ages` (key: socket inode, __u64) and `queue_ages`
@@ -84,6 +113,19 @@ struct rx_age_hist {
  * socket's next read will return (0: unknown). */
 struct rx_udp_reader {
 	__u64 next_skb;
+};
+
+/* `udp_reader_slots`: a shared direct-mapped cache in front of
+ * `udp_readers`, indexed by a hash of the struct sock address. A socket
+ * keeps its state in its slot when it holds the slot or claims it while
+ * free (compare-and-exchange on `sk`), in the udp_readers hash otherwise;
+ * slots are never reassigned. Only sockets of watched ports get here. */
+#define RX_READER_SLOT_BITS 10
+#define RX_READER_SLOTS (1 << RX_READER_SLOT_BITS)
+
+struct rx_udp_reader_slot {
+	__u64 sk; /* owner's struct sock address; 0: free */
+	struct rx_udp_reader reader;
 };
 
 /* Value of the single-slot `rx_config` array. */

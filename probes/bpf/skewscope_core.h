@@ -73,9 +73,17 @@ struct inode {
 	unsigned long i_ino;
 };
 
-/* include/linux/net.h; only its address is used (container_of). */
+/* include/linux/fs.h. A socket's file is alloc_file_pseudo(SOCK_INODE(sock))
+ * (net/socket.c sock_alloc_file), so f_inode is the socket's own inode. */
+struct file {
+	struct inode *f_inode;
+};
+
+/* include/linux/net.h. `file` is NULL for kernel sockets made without one
+ * (sock_create_kern); its address is also used for container_of. */
 struct socket {
 	unsigned long state;
+	struct file *file;
 };
 
 /* include/net/sock.h: struct socket_alloc, so that SOCK_INODE(sock) can be
@@ -117,6 +125,10 @@ struct sock {
 	__u16 sk_protocol;
 	struct socket *sk_socket;
 	struct sock_reuseport *sk_reuseport_cb;
+	/* SOCK_INODE(sk_socket)->i_ino cached by sk_set_socket() since Linux
+	 * 6.17 (commit 5d6b58c932ec "net: lockless sock_i_ino()"); read it
+	 * behind bpf_core_field_exists(). */
+	unsigned long sk_ino;
 };
 
 /* include/linux/udp.h: the queue udp_recvmsg() dequeues from first

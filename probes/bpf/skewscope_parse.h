@@ -16,49 +16,63 @@ struct skewscope_tuple {
 	__u16 dport;
 };
 
+/* An IPv4 header without options or an IPv6 header, and the ports right
+ * after it: what one bpf_probe_read_kernel() fetches in the common case. */
+union skewscope_l3_l4 {
+	struct {
+		struct skewscope_iphdr ip;
+		struct skewscope_ports ports;
+	} v4;
+	struct {
+		struct skewscope_ipv6hdr ip6;
+		struct skewscope_ports ports;
+	} v6;
+};
+
 /* Parses the headers at `l3`, of which `avail` bytes are in the linear
  * area, for an skb of protocol `proto` (skb->protocol, network order).
  * Returns 0 for UDP/TCP over IPv4 (first or only fragment) or IPv6 without
- * extension headers, -1 otherwise. All reads are bpf_probe_read_kernel. */
+ * extension headers, -1 otherwise. One bpf_probe_read_kernel() covers the
+ * L3 header and the ports, a second one only for IPv4 with options. */
 static __always_inline int parse_ip_tuple(const unsigned char *l3, unsigned int avail,
 					  __be16 proto, struct skewscope_tuple *tuple)
 {
+	union skewscope_l3_l4 hdr;
 	struct skewscope_ports ports;
 	unsigned int l4_off;
 
 	if (proto == ETH_P_IP_BE) {
-		struct skewscope_iphdr ip;
-
-		if (avail < sizeof(ip) || bpf_probe_read_kernel(&ip, sizeof(ip), l3))
+		if (avail < sizeof(hdr.v4) || bpf_probe_read_kernel(&hdr.v4, sizeof(hdr.v4), l3))
 			return -1;
-		if ((ip.version_ihl >> 4) != 4 || (ip.frag_off & IP_OFFSET_MASK_BE))
+		if ((hdr.v4.ip.version_ihl >> 4) != 4 || (hdr.v4.ip.frag_off & IP_OFFSET_MASK_BE))
 			return -1;
-		l4_off = (ip.version_ihl & 0x0f) * 4;
-		if (l4_off < sizeof(ip))
+		l4_off = (hdr.v4.ip.version_ihl & 0x0f) * 4;
+		if (l4_off < sizeof(hdr.v4.ip))
 			return -1;
 		tuple->family = AF_INET;
-		tuple->protocol = ip.protocol;
-		__builtin_memcpy(tuple->saddr, &ip.saddr, 4);
-		__builtin_memcpy(tuple->daddr, &ip.daddr, 4);
+		tuple->protocol = hdr.v4.ip.protocol;
+		__builtin_memcpy(tuple->saddr, &hdr.v4.ip.saddr, 4);
+		__builtin_memcpy(tuple->daddr, &hdr.v4.ip.daddr, 4);
+		if (l4_off == sizeof(hdr.v4.ip)) {
+			ports = hdr.v4.ports;
+		} else if (avail < l4_off + sizeof(ports) ||
+			   bpf_probe_read_kernel(&ports, sizeof(ports), l3 + l4_off)) {
+			return -1;
+		}
 	} else if (proto == ETH_P_IPV6_BE) {
-		struct skewscope_ipv6hdr ip6;
-
-		if (avail < sizeof(ip6) || bpf_probe_read_kernel(&ip6, sizeof(ip6), l3))
+		if (avail < sizeof(hdr.v6) || bpf_probe_read_kernel(&hdr.v6, sizeof(hdr.v6), l3))
 			return -1;
-		if ((ip6.version_tc_flow & 0xf0) != 0x60)
+		if ((hdr.v6.ip6.version_tc_flow & 0xf0) != 0x60)
 			return -1;
-		l4_off = sizeof(ip6);
 		tuple->family = AF_INET6;
-		tuple->protocol = ip6.nexthdr;
-		__builtin_memcpy(tuple->saddr, ip6.saddr, 16);
-		__builtin_memcpy(tuple->daddr, ip6.daddr, 16);
+		tuple->protocol = hdr.v6.ip6.nexthdr;
+		__builtin_memcpy(tuple->saddr, hdr.v6.ip6.saddr, 16);
+		__builtin_memcpy(tuple->daddr, hdr.v6.ip6.daddr, 16);
+		ports = hdr.v6.ports;
 	} else {
 		return -1;
 	}
 	if (tuple->protocol != IPPROTO_UDP && tuple->protocol != IPPROTO_TCP)
-		return -1;
-	if (avail < l4_off + sizeof(ports) ||
-	    bpf_probe_read_kernel(&ports, sizeof(ports), l3 + l4_off))
 		return -1;
 	tuple->sport = skewscope_ntohs(ports.source);
 	tuple->dport = skewscope_ntohs(ports.dest);

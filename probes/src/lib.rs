@@ -18,14 +18,19 @@
 //! - [`caps`]: kernel facts and which attach methods work on this host.
 //!
 //! All tracepoint programs attach as raw tracepoints (no tracefs needed; see
-//! `loader.rs`). Every probe aggregates in the kernel and is read by
-//! polling; nothing is streamed per event. Counters are per-CPU maps, except
-//! the rx flow table and age histograms (large values: shared maps with
-//! atomic adds, see bpf/rx.bpf.c). Each probe is its own BPF object, loads
-//! and fails independently, owns its kernel objects and releases them on
-//! drop; nothing is pinned. [`ProgramStats`] (`program_stats()` on every
-//! probe) reports the kernel's run count/time per program when the
-//! administrator enabled kernel.bpf_stats_enabled; skewscope never does.
+//! `loader.rs`); the per-packet ones ([`ListenerEventsProbe`], [`RxProbe`])
+//! as BTF-enabled ones (tp_btf), whose typed arguments make field reads
+//! plain loads. Every probe aggregates in the kernel and is read by
+//! polling; nothing is streamed per event. Counters are per-CPU maps (the
+//! hot ones behind a direct-mapped slot array, whose lookup the verifier
+//! inlines), except the rx flow table and age histograms (large values:
+//! shared maps with atomic adds, see bpf/rx.bpf.c). Each probe is its own
+//! BPF object, loads and fails independently, owns its kernel objects and
+//! releases them on drop; nothing is pinned. [`ProgramStats`]
+//! (`program_stats()` on every probe) reports the kernel's run count/time
+//! per program while run-time stats are on (kernel.bpf_stats_enabled, or a
+//! held BPF_ENABLE_STATS fd as in agent/benches/overhead.rs); the agent
+//! never turns them on.
 //!
 //! The objects are compiled by build.rs. When clang was missing at build
 //! time, [`probes_built`] is false and every load fails with

@@ -1,14 +1,16 @@
 //! Per-socket sk_data_ready counts with SO_REUSEPORT group facts
 //! (bpf/listener_events.bpf.c).
 //!
-//! One raw tracepoint program on sock:sk_data_ready (Linux 6.3) counts, per
+//! One tp_btf program on sock:sk_data_ready (Linux 6.3) counts, per
 //! socket inode, the wakeups of TCP listeners (one per connection entering
 //! the accept queue) and UDP sockets (one per queued datagram on 6.18), and
 //! records the socket's reuseport group id, its index in the group and the
 //! group size. Sockets are keyed by inode so callers can join with
 //! sock_diag's `idiag_inode`.
 
-use aya::maps::{Array, HashMap, MapData, PerCpuHashMap};
+use std::collections::BTreeMap;
+
+use aya::maps::{Array, MapData, PerCpuArray, PerCpuHashMap};
 use aya::Ebpf;
 
 use crate::error::ProbeError;
@@ -16,6 +18,9 @@ use crate::loader::{self, map_read_error, map_write_error, ProgramStats};
 
 const PROBE: &str = "listener_events";
 const STATS_MAP: &str = "listener_stats";
+const SLOTS_MAP: &str = "listener_slots";
+/// LISTENER_SLOTS in bpf/listener_events.h.
+const SLOTS: u32 = 256;
 const PORTS_MAP: &str = "watched_ports";
 const CONFIG_MAP: &str = "listener_config";
 const PROGRAM: &str = "sk_data_ready";
@@ -23,15 +28,18 @@ const TRACEPOINT: &str = "sk_data_ready";
 /// `listener_value.index` when the socket was not found in the group
 /// (LISTENER_NO_INDEX in bpf/listener_events.h).
 const NO_INDEX: u32 = u32::MAX;
-/// Capacity of the watched_ports map (bpf/listener_events.bpf.c).
+/// Most ports [`ListenerEventsProbe::set_watched_ports`] accepts.
 pub const MAX_WATCHED_PORTS: usize = 1024;
+/// LISTENER_WATCH_WORDS in bpf/listener_events.h: 64-bit words of the port
+/// bitmap.
+const WATCH_WORDS: u32 = 1024;
 
 static OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/listener_events.bpf.o"));
 
 /// Mirror of `struct listener_key` (bpf/listener_events.h).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct ListenerKey {
     netns: u32,
     pad: u32,
@@ -43,7 +51,8 @@ pub(crate) struct ListenerKey {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ListenerValue {
     events: u64,
-    last_ns: u64,
+    last_jiffies: u64,
+    facts_ns: u64,
     reuseport_id: u32,
     index: u32,
     num_socks: u16,
@@ -51,6 +60,14 @@ pub(crate) struct ListenerValue {
     family: u16,
     protocol: u8,
     has_group: u8,
+}
+
+/// Mirror of `struct listener_slot` (bpf/listener_events.h).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ListenerSlot {
+    key: ListenerKey,
+    value: ListenerValue,
 }
 
 /// Mirror of `struct listener_config` (bpf/listener_events.h).
@@ -64,10 +81,12 @@ pub(crate) struct ListenerConfig {
 // pattern is valid.
 unsafe impl aya::Pod for ListenerKey {}
 unsafe impl aya::Pod for ListenerValue {}
+unsafe impl aya::Pod for ListenerSlot {}
 unsafe impl aya::Pod for ListenerConfig {}
 
 const _: () = assert!(std::mem::size_of::<ListenerKey>() == 16);
-const _: () = assert!(std::mem::size_of::<ListenerValue>() == 32);
+const _: () = assert!(std::mem::size_of::<ListenerValue>() == 40);
+const _: () = assert!(std::mem::size_of::<ListenerSlot>() == 56);
 const _: () = assert!(std::mem::size_of::<ListenerConfig>() == 4);
 
 /// sk_data_ready totals of one socket since the probe was loaded.
@@ -98,26 +117,33 @@ pub struct ListenerEvents {
 /// The loaded and attached probe. Dropping it detaches the link and frees
 /// the program and maps (nothing is pinned).
 pub struct ListenerEventsProbe {
+    slots: PerCpuArray<MapData, ListenerSlot>,
     stats: PerCpuHashMap<MapData, ListenerKey, ListenerValue>,
-    ports: HashMap<MapData, u16, u8>,
+    ports: Array<MapData, u64>,
+    /// The port bitmap as last written to `ports`, word by word.
+    port_words: Vec<u64>,
     config: Array<MapData, ListenerConfig>,
-    // Owns the program and its raw_tp link; see SoftirqTimeProbe.
+    // Owns the program and its link; see SoftirqTimeProbe.
     ebpf: Ebpf,
 }
 
 impl ListenerEventsProbe {
-    /// Loads the program through the verifier and attaches it. Fails with
-    /// an Attach error naming raw_tp/sk_data_ready (errno ENOENT) on kernels
-    /// without that tracepoint (before 6.3).
+    /// Loads the program through the verifier and attaches it (tp_btf).
+    /// Fails with a Load error naming sk_data_ready on kernels without that
+    /// tracepoint (before 6.3: no btf_trace_sk_data_ready type).
     pub fn load() -> Result<Self, ProbeError> {
-        let mut ebpf = loader::open_object(PROBE, OBJECT)?;
-        loader::attach_raw_tracepoint(&mut ebpf, PROBE, PROGRAM, TRACEPOINT)?;
+        let btf = loader::kernel_btf(PROBE)?;
+        let mut ebpf = loader::open_object_with(PROBE, OBJECT, &btf, &[], &[])?;
+        loader::attach_btf_tracepoint(&mut ebpf, &btf, PROBE, PROGRAM, TRACEPOINT)?;
+        let slots = loader::take_map(&mut ebpf, PROBE, SLOTS_MAP)?;
         let stats = loader::take_map(&mut ebpf, PROBE, STATS_MAP)?;
         let ports = loader::take_map(&mut ebpf, PROBE, PORTS_MAP)?;
         let config = loader::take_map(&mut ebpf, PROBE, CONFIG_MAP)?;
         Ok(Self {
+            slots,
             stats,
             ports,
+            port_words: vec![0; WATCH_WORDS as usize],
             config,
             ebpf,
         })
@@ -134,21 +160,17 @@ impl ListenerEventsProbe {
         }
         // Turn the filter off while the set changes so no port is missed.
         self.set_filter(false)?;
-        let stale: Vec<u16> = self
-            .ports
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|port| !ports.contains(port))
-            .collect();
-        for port in stale {
-            self.ports
-                .remove(&port)
-                .map_err(|err| map_write_error(PROBE, PORTS_MAP, &err))?;
+        let mut words = vec![0u64; self.port_words.len()];
+        for &port in ports {
+            words[usize::from(port / 64)] |= 1 << (port % 64);
         }
-        for port in ports {
-            self.ports
-                .insert(port, 1, 0)
-                .map_err(|err| map_write_error(PROBE, PORTS_MAP, &err))?;
+        for (index, (&new, old)) in words.iter().zip(self.port_words.iter_mut()).enumerate() {
+            if new != *old {
+                self.ports
+                    .set(index as u32, new, 0)
+                    .map_err(|err| map_write_error(PROBE, PORTS_MAP, &err))?;
+                *old = new;
+            }
         }
         self.set_filter(!ports.is_empty())
     }
@@ -165,15 +187,30 @@ impl ListenerEventsProbe {
     /// Totals per socket since `load`, sorted by (netns, inode). Events are
     /// summed over CPUs; the group facts are those of the latest event.
     pub fn read(&self) -> Result<Vec<ListenerEvents>, ProbeError> {
-        let mut sockets = Vec::new();
-        for entry in self.stats.iter() {
-            let (key, per_cpu) = entry.map_err(|err| map_read_error(PROBE, STATS_MAP, &err))?;
-            if let Some(events) = merge(&key, per_cpu.iter()) {
-                sockets.push(events);
+        // Per socket, every CPU's counters: from its slot on CPUs where it
+        // holds one, from the hash elsewhere.
+        let mut values: BTreeMap<ListenerKey, Vec<ListenerValue>> = BTreeMap::new();
+        for index in 0..SLOTS {
+            let per_cpu = self
+                .slots
+                .get(&index, 0)
+                .map_err(|err| map_read_error(PROBE, SLOTS_MAP, &err))?;
+            for slot in per_cpu.iter().filter(|slot| slot.key.pad != 0) {
+                let key = ListenerKey { pad: 0, ..slot.key };
+                values.entry(key).or_default().push(slot.value);
             }
         }
-        sockets.sort_by_key(|s| (s.netns, s.inode));
-        Ok(sockets)
+        for entry in self.stats.iter() {
+            let (key, per_cpu) = entry.map_err(|err| map_read_error(PROBE, STATS_MAP, &err))?;
+            values
+                .entry(key)
+                .or_default()
+                .extend(per_cpu.iter().copied());
+        }
+        Ok(values
+            .iter()
+            .filter_map(|(key, values)| merge(key, values.iter()))
+            .collect())
     }
 
     /// Run count and time of the program (non-zero only while the
@@ -194,7 +231,8 @@ impl ListenerEventsProbe {
 }
 
 /// Sums one socket's per-CPU values; the socket facts come from the CPU
-/// with the latest event. None when no CPU saw an event.
+/// with the latest event (highest jiffies; within one jiffy, the CPU that
+/// saw the facts change last). None when no CPU saw an event.
 fn merge<'a>(
     key: &ListenerKey,
     per_cpu: impl Iterator<Item = &'a ListenerValue>,
@@ -206,7 +244,9 @@ fn merge<'a>(
             continue;
         }
         events += value.events;
-        if latest.is_none_or(|l| value.last_ns > l.last_ns) {
+        if latest
+            .is_none_or(|l| (value.last_jiffies, value.facts_ns) > (l.last_jiffies, l.facts_ns))
+        {
             latest = Some(value);
         }
     }
@@ -229,10 +269,11 @@ fn merge<'a>(
 mod tests {
     use super::*;
 
-    fn value(events: u64, last_ns: u64, index: u32, has_group: u8) -> ListenerValue {
+    fn value(events: u64, last_jiffies: u64, index: u32, has_group: u8) -> ListenerValue {
         ListenerValue {
             events,
-            last_ns,
+            last_jiffies,
+            facts_ns: 0,
             reuseport_id: 7,
             index,
             num_socks: 4,
@@ -266,6 +307,26 @@ mod tests {
                 family: 2,
             }
         );
+    }
+
+    #[test]
+    fn merge_breaks_same_jiffy_ties_by_the_latest_facts_change() {
+        let key = ListenerKey::default();
+        // Both CPUs' latest events fell in jiffy 20; CPU 1 saw the group
+        // change (index 3) after CPU 0 last saw it (index 1).
+        let mut older = value(4, 20, 1, 1);
+        older.facts_ns = 1_000;
+        let mut newer = value(1, 20, 3, 1);
+        newer.facts_ns = 2_000;
+        let merged = merge(&key, [newer, older].iter()).unwrap();
+        assert_eq!((merged.events, merged.index), (5, Some(3)));
+        let merged = merge(&key, [older, newer].iter()).unwrap();
+        assert_eq!(merged.index, Some(3));
+        // A later jiffy wins over a later facts change.
+        let mut latest = value(1, 21, 1, 1);
+        latest.facts_ns = 500;
+        let merged = merge(&key, [newer, latest].iter()).unwrap();
+        assert_eq!(merged.index, Some(1));
     }
 
     #[test]

@@ -1,17 +1,26 @@
 //! Shared loading steps for the probes: open an embedded object, load and
-//! attach raw tracepoint programs, and list the kernel ids a probe owns.
+//! attach tracepoint programs, and list the kernel ids a probe owns.
 //!
-//! Tracepoints attach as raw tracepoints (BPF_PROG_TYPE_RAW_TRACEPOINT,
-//! BPF_RAW_TRACEPOINT_OPEN, Linux 4.17): they need no tracefs mount, skip the
-//! perf trace-buffer copy of classic tracepoints, and hand the program the
-//! TP_PROTO arguments themselves (read with CO-RE when they are pointers).
-//! Verified on the lab kernel (6.18, tracefs unmounted) by
+//! Tracepoints attach as raw tracepoints (BPF_RAW_TRACEPOINT_OPEN, Linux
+//! 4.17): they need no tracefs mount, skip the perf trace-buffer copy of
+//! classic tracepoints, and hand the program the TP_PROTO arguments
+//! themselves. Verified on the lab kernel (6.18, tracefs unmounted) by
 //! tests/softirq_time_live.rs and tests/caps_live.rs. The attachment is a
 //! bpf_link held by a file descriptor, so dropping it detaches.
+//!
+//! Two program types use that attachment:
+//! - raw_tp (BPF_PROG_TYPE_RAW_TRACEPOINT): pointer arguments are plain
+//!   integers, every field is read with bpf_probe_read_kernel (CO-RE).
+//! - tp_btf (BPF_PROG_TYPE_TRACING, Linux 5.5, commit 9e15db66136a "bpf:
+//!   Implement accurate raw_tp context access via BTF"): loaded against the
+//!   tracepoint's `btf_trace_<name>` type in the kernel BTF, so pointer
+//!   arguments are typed and fields are read with plain, fault-guarded
+//!   loads. A field read costs ~1 ns instead of ~15 ns for the helper call
+//!   (bpf_prog_info run time, 6.18 VM); the per-packet probes use it.
 
 use aya::maps::{Map, MapError};
-use aya::programs::RawTracePoint;
-use aya::{Ebpf, EbpfLoader};
+use aya::programs::{BtfTracePoint, RawTracePoint};
+use aya::{Btf, Ebpf, EbpfLoader};
 
 use crate::error::{error_chain_message, program_error_message, ProbeError};
 
@@ -27,6 +36,50 @@ pub(crate) fn open_object(probe: &'static str, object: &[u8]) -> Result<Ebpf, Pr
     })
 }
 
+fn load_error(
+    probe: &'static str,
+    program: &'static str,
+) -> impl Fn(aya::programs::ProgramError) -> ProbeError {
+    move |err| {
+        let msg = program_error_message(&err);
+        ProbeError::Load {
+            probe,
+            program,
+            errno: msg.errno,
+            detail: msg.text,
+        }
+    }
+}
+
+fn attach_error(
+    probe: &'static str,
+    program: &'static str,
+    target: String,
+) -> impl FnOnce(aya::programs::ProgramError) -> ProbeError {
+    move |err| {
+        let msg = program_error_message(&err);
+        ProbeError::Attach {
+            probe,
+            program,
+            target,
+            errno: msg.errno,
+            detail: msg.text,
+        }
+    }
+}
+
+fn program_mut<'a>(
+    ebpf: &'a mut Ebpf,
+    probe: &'static str,
+    program: &'static str,
+) -> Result<&'a mut aya::programs::Program, ProbeError> {
+    ebpf.program_mut(program).ok_or(ProbeError::Missing {
+        probe,
+        kind: "program",
+        name: program,
+    })
+}
+
 /// Loads `program` and attaches it to the raw tracepoint `tracepoint`
 /// (the event name without its category, e.g. "softirq_entry").
 /// The link stays owned by the program inside `ebpf`.
@@ -36,43 +89,49 @@ pub(crate) fn attach_raw_tracepoint(
     program: &'static str,
     tracepoint: &str,
 ) -> Result<(), ProbeError> {
-    let raw_tp: &mut RawTracePoint = ebpf
-        .program_mut(program)
-        .ok_or(ProbeError::Missing {
-            probe,
-            kind: "program",
-            name: program,
-        })?
+    let raw_tp: &mut RawTracePoint = program_mut(ebpf, probe, program)?
         .try_into()
-        .map_err(|err| {
-            let msg = program_error_message(&err);
-            ProbeError::Load {
-                probe,
-                program,
-                errno: msg.errno,
-                detail: msg.text,
-            }
-        })?;
-    raw_tp.load().map_err(|err| {
-        let msg = program_error_message(&err);
-        ProbeError::Load {
-            probe,
-            program,
-            errno: msg.errno,
-            detail: msg.text,
-        }
-    })?;
-    raw_tp.attach(tracepoint).map_err(|err| {
-        let msg = program_error_message(&err);
-        ProbeError::Attach {
-            probe,
-            program,
-            target: format!("raw_tp/{tracepoint}"),
-            errno: msg.errno,
-            detail: msg.text,
-        }
-    })?;
+        .map_err(load_error(probe, program))?;
+    raw_tp.load().map_err(load_error(probe, program))?;
+    raw_tp.attach(tracepoint).map_err(attach_error(
+        probe,
+        program,
+        format!("raw_tp/{tracepoint}"),
+    ))?;
     Ok(())
+}
+
+/// Loads the tp_btf `program` against `tracepoint`'s BTF type and attaches
+/// it. The link stays owned by the program inside `ebpf`.
+pub(crate) fn attach_btf_tracepoint(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    probe: &'static str,
+    program: &'static str,
+    tracepoint: &str,
+) -> Result<(), ProbeError> {
+    let tp_btf: &mut BtfTracePoint = program_mut(ebpf, probe, program)?
+        .try_into()
+        .map_err(load_error(probe, program))?;
+    tp_btf
+        .load(tracepoint, btf)
+        .map_err(load_error(probe, program))?;
+    tp_btf
+        .attach()
+        .map_err(attach_error(probe, program, format!("tp_btf/{tracepoint}")))?;
+    Ok(())
+}
+
+/// The running kernel's BTF (/sys/kernel/btf/vmlinux): CO-RE relocations
+/// and the attach types of tp_btf programs.
+pub(crate) fn kernel_btf(probe: &'static str) -> Result<Btf, ProbeError> {
+    Btf::from_sys_fs().map_err(|err| ProbeError::Open {
+        probe,
+        detail: format!(
+            "reading the kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF): {}",
+            error_chain_message(&err).text
+        ),
+    })
 }
 
 /// Kernel ids of the loaded programs of `ebpf` and of the maps they use.
@@ -103,12 +162,13 @@ pub(crate) fn kernel_ids(
     Ok((program_ids, map_ids))
 }
 
-/// Opens an embedded object with load-time settings: `globals` overrides
-/// `const volatile` variables (.rodata), `max_entries` resizes maps before
-/// they are created.
+/// Opens an embedded object, relocated against `btf`, with load-time
+/// settings: `globals` overrides `const volatile` variables (.rodata),
+/// `max_entries` resizes maps before they are created.
 pub(crate) fn open_object_with(
     probe: &'static str,
     object: &[u8],
+    btf: &Btf,
     globals: &[(&str, u32)],
     max_entries: &[(&str, u32)],
 ) -> Result<Ebpf, ProbeError> {
@@ -116,6 +176,7 @@ pub(crate) fn open_object_with(
         return Err(ProbeError::NotBuilt { probe });
     }
     let mut loader = EbpfLoader::new();
+    loader.btf(Some(btf));
     for (name, value) in globals {
         loader.override_global(name, value, true);
     }

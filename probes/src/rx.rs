@@ -5,7 +5,8 @@
 //!   net:netif_receive_skb) is counted per (netns, ifindex, RX queue).
 //! - Packets to watched (protocol, local port) pairs are parsed (IPv4/IPv6
 //!   without extension headers, UDP/TCP) into an LRU flow table, sampled 1 in
-//!   `sample_every`, and timestamped.
+//!   `sample_every` (default: every packet), and 1 in `age_sample_every` of
+//!   those is timestamped (default 1 in 16: ages are a sample).
 //! - The timestamp is consumed when the application reads the packet: TCP
 //!   through skb:skb_copy_datagram_iovec, UDP through sock:sock_recv_length
 //!   plus sock:sk_data_ready (UDP copies linear skbs without reaching
@@ -13,21 +14,27 @@
 //!   histograms per socket inode and per RX queue, with same-CPU/other-CPU
 //!   read counts.
 //!
+//! All programs are tp_btf (see loader.rs); per-packet work and its cost are
+//! described in bpf/rx.bpf.c.
+//!
 //! The read-side programs are optional: when one of them does not attach
 //! (e.g. kernels without sock:sock_recv_length), queue and flow counting
 //! still runs and [`RxProbe::ages_unavailable`] says why ages are missing.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use aya::maps::{Array, HashMap, MapData, PerCpuHashMap};
-use aya::programs::RawTracePoint;
-use aya::Ebpf;
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap};
+use aya::programs::BtfTracePoint;
+use aya::{Btf, Ebpf};
 
 use crate::error::{program_error_message, ProbeError};
 use crate::loader::{self, map_read_error, map_write_error, ProgramStats};
 
 const PROBE: &str = "rx";
 const QUEUE_MAP: &str = "queue_stats";
+const QUEUE_SLOTS_MAP: &str = "queue_slots";
+/// RX_QUEUE_SLOTS in bpf/rx.h.
+const QUEUE_SLOTS: u32 = 128;
 const WATCHED_MAP: &str = "watched";
 const CONFIG_MAP: &str = "rx_config";
 const FLOWS_MAP: &str = "flows";
@@ -35,6 +42,10 @@ const INGRESS_MAP: &str = "ingress";
 const SOCKET_AGES_MAP: &str = "socket_ages";
 const QUEUE_AGES_MAP: &str = "queue_ages";
 const SAMPLE_EVERY: &str = "sample_every";
+const AGE_SAMPLE_EVERY: &str = "age_sample_every";
+const INGRESS_MASK: &str = "ingress_mask";
+/// Most `ingress` slots (RxConfig::max_inflight is clamped to it).
+const MAX_INGRESS_SLOTS: u32 = 1 << 24;
 /// The packet-side program: required.
 const RECEIVE: (&str, &str) = ("rx_receive_skb", "netif_receive_skb");
 /// The read-side programs: all or none.
@@ -45,8 +56,13 @@ const READ_SIDE: [(&str, &str); 3] = [
 ];
 /// RX_QUEUE_NOT_RECORDED in bpf/rx.h.
 const QUEUE_NOT_RECORDED: u32 = u32::MAX;
-/// Capacity of the `watched` map.
+/// Most (protocol, port) pairs [`RxProbe::set_watched`] accepts.
 pub const MAX_WATCHED_RX: usize = 1024;
+/// RX_WATCH_WORDS_PER_PROTO in bpf/rx.h: 64-bit words of the port bitmap
+/// per protocol (TCP first, then UDP).
+const WATCH_WORDS_PER_PROTO: u32 = 1024;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
 /// Number of log2 ingress-age buckets (RX_AGE_BUCKETS in bpf/rx.h).
 pub const AGE_BUCKETS: usize = 32;
 
@@ -73,13 +89,12 @@ pub(crate) struct RxQueueValue {
     bytes: u64,
 }
 
-/// Mirror of `struct rx_watch_key` (bpf/rx.h).
+/// Mirror of `struct rx_queue_slot` (bpf/rx.h).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct RxWatchKey {
-    protocol: u8,
-    pad: u8,
-    port: u16,
+pub(crate) struct RxQueueSlot {
+    key: RxQueueKey,
+    value: RxQueueValue,
 }
 
 /// Mirror of `struct rx_flow_key` (bpf/rx.h).
@@ -102,7 +117,6 @@ pub(crate) struct RxFlowKey {
 pub(crate) struct RxFlowValue {
     packets: u64,
     bytes: u64,
-    last_ns: u64,
     rx_cpu: u32,
     rx_queue: u32,
     ifindex: u32,
@@ -130,7 +144,7 @@ pub(crate) struct RxConfigValue {
 // pattern is valid.
 unsafe impl aya::Pod for RxQueueKey {}
 unsafe impl aya::Pod for RxQueueValue {}
-unsafe impl aya::Pod for RxWatchKey {}
+unsafe impl aya::Pod for RxQueueSlot {}
 unsafe impl aya::Pod for RxFlowKey {}
 unsafe impl aya::Pod for RxFlowValue {}
 unsafe impl aya::Pod for RxAgeHist {}
@@ -138,9 +152,9 @@ unsafe impl aya::Pod for RxConfigValue {}
 
 const _: () = assert!(std::mem::size_of::<RxQueueKey>() == 16);
 const _: () = assert!(std::mem::size_of::<RxQueueValue>() == 16);
-const _: () = assert!(std::mem::size_of::<RxWatchKey>() == 4);
+const _: () = assert!(std::mem::size_of::<RxQueueSlot>() == 32);
 const _: () = assert!(std::mem::size_of::<RxFlowKey>() == 44);
-const _: () = assert!(std::mem::size_of::<RxFlowValue>() == 40);
+const _: () = assert!(std::mem::size_of::<RxFlowValue>() == 32);
 const _: () = assert!(std::mem::size_of::<RxAgeHist>() == 272);
 const _: () = assert!(std::mem::size_of::<RxConfigValue>() == 8);
 
@@ -151,11 +165,20 @@ pub struct RxConfig {
     /// follows 1 in N at random. Flow counts are then raw sample counts;
     /// multiply by [`RxProbe::sample_every`] to estimate totals.
     pub sample_every: u32,
+    /// Of the packets followed for flows, 1 in N at random is timestamped
+    /// for ingress ages (1: every one). Ages feed percentiles and
+    /// same/other-CPU shares, which a random sample estimates without
+    /// bias, while each stamp costs a clock read and atomic updates of
+    /// shared memory (bpf/rx.bpf.c). The pick is a randomized per-CPU
+    /// countdown, 1 in N on average. Default 16.
+    pub age_sample_every: u32,
     /// Flow table capacity (LRU: the least recently seen flows are evicted).
     pub max_flows: u32,
-    /// Capacity for received-but-unread watched packets awaiting their read
-    /// (LRU: when full, the oldest stamps are evicted and their reads are
-    /// not timed).
+    /// Slots for the stamps of received-but-unread sampled packets, rounded
+    /// up to a power of two (at most 2^24). Slots are picked by a hash of
+    /// the skb address: a stamp whose slot a newer one takes before the
+    /// read goes untimed, so this should stay well above the sampled
+    /// packets queued at any time.
     pub max_inflight: u32,
 }
 
@@ -163,6 +186,7 @@ impl Default for RxConfig {
     fn default() -> Self {
         Self {
             sample_every: 1,
+            age_sample_every: 16,
             max_flows: 65_536,
             max_inflight: 65_536,
         }
@@ -256,13 +280,17 @@ pub fn log2_bucket_bounds_ns(index: usize) -> (u64, u64) {
 /// The loaded and attached probe. Dropping it detaches every link and frees
 /// the programs and maps (nothing is pinned).
 pub struct RxProbe {
+    queue_slots: PerCpuArray<MapData, RxQueueSlot>,
     queues: PerCpuHashMap<MapData, RxQueueKey, RxQueueValue>,
-    watched: HashMap<MapData, RxWatchKey, u8>,
+    watched: Array<MapData, u64>,
+    /// The port bitmap as last written to `watched`, word by word.
+    watched_words: Vec<u64>,
     config: Array<MapData, RxConfigValue>,
     flows: HashMap<MapData, RxFlowKey, RxFlowValue>,
     socket_ages: HashMap<MapData, u64, RxAgeHist>,
     queue_ages: HashMap<MapData, RxQueueKey, RxAgeHist>,
     sample_every: u32,
+    age_sample_every: u32,
     track_ages: bool,
     ages_unavailable: Option<ProbeError>,
     // Owns the programs and their raw_tp links; see SoftirqTimeProbe.
@@ -276,6 +304,7 @@ impl RxProbe {
     pub fn load(config: RxConfig) -> Result<Self, ProbeError> {
         for (name, value) in [
             ("sample_every", config.sample_every),
+            ("age_sample_every", config.age_sample_every),
             ("max_flows", config.max_flows),
             ("max_inflight", config.max_inflight),
         ] {
@@ -286,26 +315,36 @@ impl RxProbe {
                 });
             }
         }
+        let ingress_slots = config
+            .max_inflight
+            .min(MAX_INGRESS_SLOTS)
+            .next_power_of_two();
+        let btf = loader::kernel_btf(PROBE)?;
         let mut ebpf = loader::open_object_with(
             PROBE,
             OBJECT,
-            &[(SAMPLE_EVERY, config.sample_every)],
+            &btf,
             &[
-                (FLOWS_MAP, config.max_flows),
-                (INGRESS_MAP, config.max_inflight),
+                (SAMPLE_EVERY, config.sample_every),
+                (AGE_SAMPLE_EVERY, config.age_sample_every),
+                (INGRESS_MASK, ingress_slots - 1),
             ],
+            &[(FLOWS_MAP, config.max_flows), (INGRESS_MAP, ingress_slots)],
         )?;
-        loader::attach_raw_tracepoint(&mut ebpf, PROBE, RECEIVE.0, RECEIVE.1)?;
-        let ages_unavailable = attach_read_side(&mut ebpf).err();
+        loader::attach_btf_tracepoint(&mut ebpf, &btf, PROBE, RECEIVE.0, RECEIVE.1)?;
+        let ages_unavailable = attach_read_side(&mut ebpf, &btf).err();
 
         let mut probe = Self {
+            queue_slots: loader::take_map(&mut ebpf, PROBE, QUEUE_SLOTS_MAP)?,
             queues: loader::take_map(&mut ebpf, PROBE, QUEUE_MAP)?,
             watched: loader::take_map(&mut ebpf, PROBE, WATCHED_MAP)?,
+            watched_words: vec![0; 2 * WATCH_WORDS_PER_PROTO as usize],
             config: loader::take_map(&mut ebpf, PROBE, CONFIG_MAP)?,
             flows: loader::take_map(&mut ebpf, PROBE, FLOWS_MAP)?,
             socket_ages: loader::take_map(&mut ebpf, PROBE, SOCKET_AGES_MAP)?,
             queue_ages: loader::take_map(&mut ebpf, PROBE, QUEUE_AGES_MAP)?,
             sample_every: config.sample_every,
+            age_sample_every: config.age_sample_every,
             track_ages: ages_unavailable.is_none(),
             ages_unavailable,
             ebpf,
@@ -317,6 +356,11 @@ impl RxProbe {
     /// The sampling rate the probe was loaded with (1 = every packet).
     pub fn sample_every(&self) -> u32 {
         self.sample_every
+    }
+
+    /// The ingress-age sampling rate among followed packets (1 = every one).
+    pub fn age_sample_every(&self) -> u32 {
+        self.age_sample_every
     }
 
     /// Why ingress ages are not tracked, when a read-side program failed to
@@ -335,31 +379,21 @@ impl RxProbe {
                 detail: format!("{} watched ports, at most {MAX_WATCHED_RX}", watched.len()),
             });
         }
-        let wanted: Vec<RxWatchKey> = watched
-            .iter()
-            .map(|&(protocol, port)| RxWatchKey {
-                protocol,
-                pad: 0,
-                port,
-            })
-            .collect();
-        let stale: Vec<RxWatchKey> = self
-            .watched
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|key| !wanted.contains(key))
-            .collect();
-        for key in stale {
-            self.watched
-                .remove(&key)
-                .map_err(|err| map_write_error(PROBE, WATCHED_MAP, &err))?;
+        let (words, count) = port_bitmap(watched)?;
+        // Ports leaving the set are cleared first, then new ones set, so a
+        // port in both the old and the new set is never dropped.
+        for clear_pass in [true, false] {
+            for (index, (&new, old)) in words.iter().zip(self.watched_words.iter_mut()).enumerate()
+            {
+                let next = if clear_pass { new & *old } else { new };
+                if next != *old {
+                    self.watched
+                        .set(index as u32, next, 0)
+                        .map_err(|err| map_write_error(PROBE, WATCHED_MAP, &err))?;
+                    *old = next;
+                }
+            }
         }
-        for key in &wanted {
-            self.watched
-                .insert(key, 1, 0)
-                .map_err(|err| map_write_error(PROBE, WATCHED_MAP, &err))?;
-        }
-        let count = u32::try_from(wanted.len()).unwrap_or(u32::MAX);
         self.write_config(count)
     }
 
@@ -374,27 +408,23 @@ impl RxProbe {
     }
 
     /// Packets and bytes per (netns, ifindex, RX queue) since `load`, summed
-    /// over CPUs, sorted by key.
+    /// over CPUs and over the slot cache and the hash (a key sits in one of
+    /// them per CPU), sorted by key.
     pub fn read_queues(&self) -> Result<Vec<QueueCount>, ProbeError> {
-        let mut queues = Vec::new();
+        let mut slots = Vec::new();
+        for index in 0..QUEUE_SLOTS {
+            let per_cpu = self
+                .queue_slots
+                .get(&index, 0)
+                .map_err(|err| map_read_error(PROBE, QUEUE_SLOTS_MAP, &err))?;
+            slots.extend(per_cpu.iter().copied());
+        }
+        let mut hashed = Vec::new();
         for entry in self.queues.iter() {
             let (key, per_cpu) = entry.map_err(|err| map_read_error(PROBE, QUEUE_MAP, &err))?;
-            let (packets, bytes) = per_cpu
-                .iter()
-                .fold((0u64, 0u64), |(p, b), v| (p + v.packets, b + v.bytes));
-            queues.push((key, packets, bytes));
+            hashed.extend(per_cpu.iter().map(|value| (key, *value)));
         }
-        queues.sort_by_key(|(key, _, _)| *key);
-        Ok(queues
-            .into_iter()
-            .map(|(key, packets, bytes)| QueueCount {
-                netns: u64::from(key.netns),
-                ifindex: key.ifindex,
-                queue: queue_of(key.queue),
-                packets,
-                bytes,
-            })
-            .collect())
+        Ok(queue_totals(&slots, &hashed))
     }
 
     /// Every flow in the table, most packets first.
@@ -471,14 +501,14 @@ impl RxProbe {
 
 /// Attaches the read-side programs; on the first failure unloads those
 /// already attached (unloading detaches) and returns the error.
-fn attach_read_side(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
+fn attach_read_side(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), ProbeError> {
     for (index, (program, tracepoint)) in READ_SIDE.iter().enumerate() {
-        if let Err(err) = loader::attach_raw_tracepoint(ebpf, PROBE, program, tracepoint) {
+        if let Err(err) = loader::attach_btf_tracepoint(ebpf, btf, PROBE, program, tracepoint) {
             for (attached, _) in &READ_SIDE[..=index] {
                 if let Some(program) = ebpf.program_mut(attached) {
-                    let raw_tp: Result<&mut RawTracePoint, _> = program.try_into();
-                    if let Ok(raw_tp) = raw_tp {
-                        if let Err(unload_err) = raw_tp.unload() {
+                    let tp_btf: Result<&mut BtfTracePoint, _> = program.try_into();
+                    if let Ok(tp_btf) = tp_btf {
+                        if let Err(unload_err) = tp_btf.unload() {
                             log::debug!(
                                 "rx: unloading {attached}: {}",
                                 program_error_message(&unload_err).text
@@ -491,6 +521,54 @@ fn attach_read_side(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
         }
     }
     Ok(())
+}
+
+/// Sums per-CPU queue counters from the slot cache (claimed slots only) and
+/// the hash by (netns, ifindex, queue), sorted by key.
+fn queue_totals(slots: &[RxQueueSlot], hashed: &[(RxQueueKey, RxQueueValue)]) -> Vec<QueueCount> {
+    let mut totals: std::collections::BTreeMap<RxQueueKey, (u64, u64)> =
+        std::collections::BTreeMap::new();
+    let claimed = slots
+        .iter()
+        .filter(|slot| slot.key.pad != 0)
+        .map(|slot| (RxQueueKey { pad: 0, ..slot.key }, slot.value));
+    for (key, value) in claimed.chain(hashed.iter().copied()) {
+        let total = totals.entry(key).or_default();
+        total.0 += value.packets;
+        total.1 += value.bytes;
+    }
+    totals
+        .into_iter()
+        .filter(|(_, (packets, _))| *packets > 0)
+        .map(|(key, (packets, bytes))| QueueCount {
+            netns: u64::from(key.netns),
+            ifindex: key.ifindex,
+            queue: queue_of(key.queue),
+            packets,
+            bytes,
+        })
+        .collect()
+}
+
+/// The `watched` bitmap for `watched` (protocol, port) pairs, and how many
+/// distinct pairs it holds.
+fn port_bitmap(watched: &[(u8, u16)]) -> Result<(Vec<u64>, u32), ProbeError> {
+    let mut words = vec![0u64; 2 * WATCH_WORDS_PER_PROTO as usize];
+    for &(protocol, port) in watched {
+        let base = match protocol {
+            IPPROTO_TCP => 0,
+            IPPROTO_UDP => WATCH_WORDS_PER_PROTO,
+            other => {
+                return Err(ProbeError::Config {
+                    probe: PROBE,
+                    detail: format!("watched protocol {other}: only TCP (6) and UDP (17)"),
+                })
+            }
+        };
+        words[(base + u32::from(port) / 64) as usize] |= 1 << (port % 64);
+    }
+    let count = words.iter().map(|w| w.count_ones()).sum();
+    Ok((words, count))
 }
 
 fn queue_of(raw: u32) -> Option<u32> {
@@ -538,6 +616,62 @@ mod tests {
         for i in 1..AGE_BUCKETS {
             assert_eq!(log2_bucket_bounds_ns(i - 1).1, log2_bucket_bounds_ns(i).0);
         }
+    }
+
+    #[test]
+    fn port_bitmap_sets_one_bit_per_pair_and_rejects_other_protocols() {
+        let (words, count) =
+            port_bitmap(&[(6, 80), (17, 53), (17, 53), (17, 65535), (6, 0)]).expect("bitmap");
+        assert_eq!(count, 4, "duplicates count once");
+        assert_eq!(words.len(), 2048);
+        assert_eq!(words[1], 1 << 16, "tcp 80: word 1, bit 16");
+        assert_eq!(words[0], 1, "tcp 0");
+        assert_eq!(words[1024], 1 << 53, "udp 53");
+        assert_eq!(words[2047], 1 << 63, "udp 65535");
+        assert_eq!(words.iter().map(|w| w.count_ones()).sum::<u32>(), 4);
+        assert!(port_bitmap(&[(1, 7)]).is_err());
+        assert_eq!(port_bitmap(&[]).expect("empty").1, 0);
+    }
+
+    #[test]
+    fn queue_totals_add_slots_and_hash_per_key() {
+        let key = |ifindex, queue| RxQueueKey {
+            netns: 7,
+            ifindex,
+            queue,
+            pad: 0,
+        };
+        let value = |packets, bytes| RxQueueValue { packets, bytes };
+        let slot = |key: RxQueueKey, packets, bytes| RxQueueSlot {
+            key: RxQueueKey { pad: 1, ..key },
+            value: value(packets, bytes),
+        };
+        // CPU 0 holds (2, 0) in a slot; CPU 1 had its slot taken and
+        // counted (2, 0) in the hash; an unclaimed slot is ignored.
+        let slots = [
+            slot(key(2, 0), 10, 1000),
+            RxQueueSlot::default(),
+            slot(key(1, QUEUE_NOT_RECORDED), 3, 300),
+        ];
+        let hashed = [
+            (key(2, 0), value(5, 500)),
+            (key(2, 0), value(0, 0)),
+            (key(3, 1), value(1, 60)),
+        ];
+        let totals = queue_totals(&slots, &hashed);
+        let rows: Vec<(u32, Option<u32>, u64, u64)> = totals
+            .iter()
+            .map(|q| (q.ifindex, q.queue, q.packets, q.bytes))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (1, None, 3, 300),
+                (2, Some(0), 15, 1500),
+                (3, Some(1), 1, 60)
+            ]
+        );
+        assert!(totals.iter().all(|q| q.netns == 7));
     }
 
     #[test]

@@ -27,6 +27,15 @@ fn lo_packets(queues: &[QueueCount], netns: u64) -> u64 {
         .sum()
 }
 
+/// Every watched packet counted and timestamped: the ground-truth setting
+/// (ages are sampled by default, see RxConfig::age_sample_every).
+fn exact() -> RxConfig {
+    RxConfig {
+        age_sample_every: 1,
+        ..RxConfig::default()
+    }
+}
+
 fn flow_from(flows: &[FlowSample], from: SocketAddr, to: SocketAddr) -> &FlowSample {
     flows
         .iter()
@@ -81,13 +90,14 @@ fn udp_flows_queues_and_ages_match_ground_truth() {
     receiver6.set_nonblocking(true).expect("nonblocking");
     let to6 = receiver6.local_addr().expect("v6 receiver addr");
 
-    let mut probe = RxProbe::load(RxConfig::default()).expect("load rx");
+    let mut probe = RxProbe::load(exact()).expect("load rx");
     assert!(
         probe.ages_unavailable().is_none(),
         "{:?}",
         probe.ages_unavailable()
     );
     assert_eq!(probe.sample_every(), 1);
+    assert_eq!(probe.age_sample_every(), 1);
     probe
         .set_watched(&[(IPPROTO_UDP, to.port()), (IPPROTO_UDP, to6.port())])
         .expect("watch");
@@ -193,7 +203,7 @@ fn tcp_ages_count_every_segment_read() {
     const MESSAGES: usize = 100;
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let mut probe = RxProbe::load(RxConfig::default()).expect("load rx");
+    let mut probe = RxProbe::load(exact()).expect("load rx");
     probe
         .set_watched(&[(IPPROTO_TCP, addr.port())])
         .expect("watch");
@@ -242,7 +252,7 @@ fn sampling_keeps_a_fraction_and_reports_the_rate() {
     let mut probe = RxProbe::load(RxConfig {
         sample_every: 4,
         max_flows: 128,
-        ..RxConfig::default()
+        ..exact()
     })
     .expect("load rx sampled");
     assert_eq!(probe.sample_every(), 4);
@@ -265,6 +275,94 @@ fn sampling_keeps_a_fraction_and_reports_the_rate() {
         .map(|a| a.buckets.iter().sum::<u64>())
         .sum();
     assert_eq!(total, flow.packets, "ages only for sampled datagrams");
+}
+
+#[test]
+fn default_config_counts_every_packet_and_samples_ages() {
+    if !common::can_run_privileged("default_config_counts_every_packet_and_samples_ages") {
+        return;
+    }
+    const DATAGRAMS: usize = 4000;
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind receiver");
+    receiver.set_nonblocking(true).expect("nonblocking");
+    let to = receiver.local_addr().expect("addr");
+    let mut probe = RxProbe::load(RxConfig::default()).expect("load rx");
+    assert_eq!(probe.sample_every(), 1, "flows are exact by default");
+    let every = u64::from(probe.age_sample_every());
+    assert_eq!(every, 16);
+    probe
+        .set_watched(&[(IPPROTO_UDP, to.port())])
+        .expect("watch");
+    let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+    send_flows(std::slice::from_ref(&client), &[DATAGRAMS], to, &receiver);
+    let flows = probe.read_flows().expect("flows");
+    let flow = flow_from(&flows, client.local_addr().unwrap(), to);
+    assert_eq!(flow.packets, DATAGRAMS as u64, "{flow:?}");
+    let inode = common::socket_inode(&receiver);
+    let ages = probe.read_socket_ages().expect("ages");
+    let age = ages.iter().find(|a| a.inode == inode).expect("ages");
+    let total: u64 = age.buckets.iter().sum();
+    eprintln!(
+        "{DATAGRAMS} datagrams, {total} ages (1 in {every}), same cpu {} other {}",
+        age.same_cpu, age.other_cpu
+    );
+    // 1 in 16 on average: 250 expected. Binomial(4000, 1/16) would have sd
+    // ~15.3 (the countdown's is smaller); 6 sd either side.
+    assert!((158..=342).contains(&total), "{total} ages");
+    assert_eq!(age.same_cpu + age.other_cpu, total);
+}
+
+/// 64 watched sockets over the 1024 slots of udp_reader_slots: some share a
+/// slot (P(no collision) ~ 14%) and keep their read state in the hash
+/// instead. Every socket must still get one age per datagram read.
+#[test]
+fn ages_stay_exact_when_sockets_share_a_reader_slot() {
+    if !common::can_run_privileged("ages_stay_exact_when_sockets_share_a_reader_slot") {
+        return;
+    }
+    const SOCKETS: usize = 64;
+    let sockets: Vec<UdpSocket> = (0..SOCKETS)
+        .map(|_| {
+            let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            socket.set_nonblocking(true).expect("nonblocking");
+            socket
+        })
+        .collect();
+    let watched: Vec<(u8, u16)> = sockets
+        .iter()
+        .map(|s| (IPPROTO_UDP, s.local_addr().expect("addr").port()))
+        .collect();
+    let mut probe = RxProbe::load(exact()).expect("load rx");
+    probe.set_watched(&watched).expect("watch");
+    let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+    let mut read = vec![0u64; SOCKETS];
+    for round in 0..3 {
+        for (i, socket) in sockets.iter().enumerate() {
+            if (i + round) % 2 == 0 {
+                client
+                    .send_to(PAYLOAD, socket.local_addr().expect("addr"))
+                    .expect("send");
+            }
+        }
+        let expected =
+            read.iter().sum::<u64>() + (0..SOCKETS).filter(|i| (i + round) % 2 == 0).count() as u64;
+        drain_udp(&sockets, &mut read, expected, Duration::from_secs(5));
+    }
+    let ages = probe.read_socket_ages().expect("ages");
+    for (i, socket) in sockets.iter().enumerate() {
+        let inode = common::socket_inode(socket);
+        let total: u64 = ages
+            .iter()
+            .filter(|a| a.inode == inode)
+            .map(|a| a.buckets.iter().sum::<u64>())
+            .sum();
+        assert_eq!(total, read[i], "socket {i}: ages vs datagrams read");
+    }
+    let flows = probe.read_flows().expect("flows");
+    assert_eq!(
+        flows.iter().map(|f| f.packets).sum::<u64>(),
+        read.iter().sum::<u64>()
+    );
 }
 
 /// Pins the calling thread to `cpu`.
@@ -300,7 +398,7 @@ fn locality_follows_pinned_sender_and_reader() {
     let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind receiver");
     let to = receiver.local_addr().expect("addr");
     let inode = common::socket_inode(&receiver);
-    let mut probe = RxProbe::load(RxConfig::default()).expect("load rx");
+    let mut probe = RxProbe::load(exact()).expect("load rx");
     probe
         .set_watched(&[(IPPROTO_UDP, to.port())])
         .expect("watch");
@@ -413,7 +511,7 @@ fn veth_queue_counts_follow_the_peer_tx_queue() {
     };
     let (cpu0_clients, cpu1_clients) = (new_clients(4), new_clients(2));
 
-    let mut probe = RxProbe::load(RxConfig::default()).expect("load rx");
+    let mut probe = RxProbe::load(exact()).expect("load rx");
     probe
         .set_watched(&[(IPPROTO_UDP, to.port())])
         .expect("watch");
@@ -479,7 +577,7 @@ fn drop_leaves_no_programs_links_or_maps() {
     if !common::can_run_privileged("rx drop_leaves_no_programs_links_or_maps") {
         return;
     }
-    let probe = RxProbe::load(RxConfig::default()).expect("load rx");
+    let probe = RxProbe::load(exact()).expect("load rx");
     let program_ids = probe.program_ids().expect("program ids");
     let map_ids = probe.map_ids().expect("map ids");
     assert_eq!(
@@ -488,9 +586,10 @@ fn drop_leaves_no_programs_links_or_maps() {
         "receive + copy + recv_length + data_ready"
     );
     assert_eq!(common::links_of(&program_ids).len(), 4);
-    // queue_stats, watched, rx_config, flows, ingress, socket_ages,
-    // queue_ages, udp_readers and .rodata (sample_every).
-    assert_eq!(map_ids.len(), 9, "{map_ids:?}");
+    // queue_slots, queue_stats, watched, rx_config, flows, rx_scratch,
+    // ingress, socket_ages, queue_ages, udp_reader_slots, udp_readers and
+    // .rodata (sample rates, ingress size).
+    assert_eq!(map_ids.len(), 12, "{map_ids:?}");
     let names: Vec<String> = probe
         .program_stats()
         .expect("program stats")
