@@ -2,12 +2,18 @@
 //!
 //! A UDP flood over loopback inside a private network namespace, into a 4-socket
 //! SO_REUSEPORT group with one draining thread per socket, measured in datagrams the
-//! group received per second. Runs without the agent alternate with runs with every
-//! default probe attached and the group's port watched (`Collector::new` plus one
-//! `collect()`, as in production); the medians and their ratio are printed side by side
-//! (target: ratio >= 0.97). Then one more run with the agent while BPF run-time stats are
-//! on gives each program's own cost: BPF_ENABLE_STATS (bpf(2), Linux 5.8) accounts run
-//! time while the returned fd is held, so no sysctl is written.
+//! group received per second. Each round runs three arms in turn: without the agent;
+//! with the agent as it runs by default (`Collector::new` plus one `collect()`, every
+//! default probe loaded and the group's port watched, under the default probe budget of
+//! 2% of a CPU, agent/src/probe_budget.rs); and with the probes attached all the time
+//! (`--probe-budget off`, exact counts at any rate). The medians and their ratios to the
+//! run without are printed side by side (target: default ratio >= 0.97), with the share
+//! of the run the budget kept the probes attached. Every run floods for WARMUP first,
+//! untimed, so the budget has judged the rate (it looks at the last second) before the
+//! timed part: the figure is the steady state of a long-running agent. Then one more run
+//! with the probes attached all the time while BPF run-time stats are on gives each
+//! program's own cost: BPF_ENABLE_STATS (bpf(2), Linux 5.8) accounts run time while the
+//! returned fd is held, so no sysctl is written.
 //!
 //! Loopback delivers in the sender's softirq on the sender's CPU, so one pinned sender
 //! does the whole send-and-deliver path per datagram (about 1.6 us on a 2-vCPU 6.18 VM)
@@ -19,10 +25,11 @@
 //! BPF programs: another agent's probes would run on the runs without ours too.
 //!
 //! The per-program table is the programs' own run time. Attaching a program to a
-//! tracepoint costs ~40-50 ns per datagram before it does anything (measured with
-//! empty programs on that VM), so with five hooks per datagram (softirq entry and
-//! exit, sk_data_ready twice, netif_receive_skb) the ratio cannot reach 0.97 on this
-//! path: 3% of 1.6 us is about one empty hook.
+//! tracepoint costs ~30-40 ns per datagram before it does anything (measured with an
+//! empty tp_btf program on sk_data_ready on that VM), so with five hooks per datagram
+//! (softirq entry and exit, sk_data_ready twice, netif_receive_skb) attached all the
+//! time the ratio cannot reach 0.97 on this path: 3% of 1.6 us is about one empty hook.
+//! That is why the default is a budget, not a cheaper program.
 //!
 //! Root only (netns, eBPF): prints why and exits 0 otherwise. Every loop is bounded:
 //! ROUNDS x 2 runs of RUN_SECS, a warm-up and one accounted run. Overrides:
@@ -39,6 +46,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use skewscope::cycle::{CollectOptions, Collector};
+use skewscope::probe_budget::ProbeSampling;
 use skewscope::snapshot::SourceOutcome;
 use skewscope::sources::netns::in_netns;
 use skewscope::sources::HostRoot;
@@ -51,6 +59,8 @@ const SOURCE_PORTS: usize = 32;
 const BATCH: usize = 32;
 const PAYLOAD_BYTES: usize = 64;
 const TARGET_RATIO: f64 = 0.97;
+/// Untimed flood before each timed one (see the module comment).
+const WARMUP: Duration = Duration::from_millis(1500);
 /// How long a round waits for other processes' BPF programs to go away.
 const FOREIGN_WAIT: Duration = Duration::from_secs(30);
 
@@ -337,6 +347,9 @@ struct Run {
     sent: u64,
     /// Sender CPU time per datagram sent.
     sender_cpu_ns: f64,
+    /// Share of the timed flood the agent's probes were attached (None: no agent, or
+    /// probes attached all the time).
+    attached_share: Option<f64>,
 }
 
 /// What a run needs: the senders, the readers' counters and switch, the CPU to send on.
@@ -347,7 +360,7 @@ struct Bench {
     sender_cpu: usize,
 }
 
-fn measured_run(bench: &Bench, duration: Duration) -> Run {
+fn measured_run(bench: &Bench, duration: Duration, mut agent: Option<&mut Collector>) -> Run {
     let total = || {
         bench
             .received
@@ -358,9 +371,16 @@ fn measured_run(bench: &Bench, duration: Duration) -> Run {
     bench.flooding.store(true, Ordering::Relaxed);
     // Let readers blocked in recvmmsg time out and start polling.
     std::thread::sleep(Duration::from_millis(100));
+    flood(&bench.senders, bench.sender_cpu, WARMUP);
+    let first = agent.as_mut().map(|a| a.collect());
     let before = total();
     let (sent, elapsed, cpu) = flood(&bench.senders, bench.sender_cpu, duration);
     let got = total() - before;
+    let attached_share = first.zip(agent.map(|a| a.collect())).and_then(|(a, b)| {
+        let (ca, cb) = (a.probe_coverage?, b.probe_coverage?);
+        let secs = b.taken_at.duration_since(a.taken_at).as_secs_f64();
+        Some((cb.attached - ca.attached).as_secs_f64() / secs)
+    });
     bench.flooding.store(false, Ordering::Relaxed);
     let secs = elapsed.as_secs_f64();
     // Let the readers drain what is queued so the next run starts empty.
@@ -370,6 +390,7 @@ fn measured_run(bench: &Bench, duration: Duration) -> Run {
         received: got,
         sent,
         sender_cpu_ns: cpu.as_nanos() as f64 / sent.max(1) as f64,
+        attached_share,
     }
 }
 
@@ -425,8 +446,10 @@ fn wait_for_no_foreign_bpf(limit: Duration) -> Vec<String> {
 
 /// The agent as production runs it: every default probe loaded, one cycle collected so
 /// every reuseport group's (protocol, port), ours included, is watched.
-fn start_agent() -> Collector {
-    let mut collector = Collector::new(CollectOptions::new(HostRoot::default()));
+fn start_agent(sampling: ProbeSampling) -> Collector {
+    let mut opts = CollectOptions::new(HostRoot::default());
+    opts.probe_sampling = sampling;
+    let mut collector = Collector::new(opts);
     let snapshot = collector.collect();
     for source in &snapshot.sources {
         if source.name.starts_with("ebpf_") && source.status != SourceOutcome::Ok {
@@ -535,65 +558,81 @@ fn main() {
         reader_cpu.map_or("any CPU".to_owned(), |c| format!("CPU {c}")),
         run.as_secs()
     );
-    measured_run(&bench, Duration::from_millis(500)); // warm-up
+    measured_run(&bench, Duration::from_millis(500), None); // warm-up
 
-    let (mut without, mut with) = (Vec::new(), Vec::new());
+    // (label, sampling): the arms with the agent, each beside the run without.
+    let arms = [
+        ("default (budget)", Some(ProbeSampling::DEFAULT)),
+        ("attached all the time", Some(ProbeSampling::Continuous)),
+    ];
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(), Vec::new(), Vec::new()];
     for round in 0..rounds {
         let foreign = wait_for_no_foreign_bpf(FOREIGN_WAIT);
         if !foreign.is_empty() {
             println!("    (other BPF users present, figures disturbed: {foreign:?})");
         }
-        let base = measured_run(&bench, run);
-        let agent = start_agent();
-        let probed = measured_run(&bench, run);
-        drop(agent);
-        println!(
-            "  round {}: without {:>8.0} pps ({:>5.0} ns/dgram sender CPU), \
-             with {:>8.0} pps ({:>5.0} ns/dgram)",
-            round + 1,
-            base.received_pps,
-            base.sender_cpu_ns,
-            probed.received_pps,
-            probed.sender_cpu_ns,
-        );
-        if [&base, &probed]
-            .iter()
-            .any(|r| (r.received as f64) < 0.99 * r.sent as f64)
-        {
-            println!("    (readers fell behind: received < sent)");
+        let mut line = format!("  round {}:", round + 1);
+        let all = std::iter::once(("without", None)).chain(arms);
+        for (i, (arm, sampling)) in all.enumerate() {
+            let mut agent = sampling.map(start_agent);
+            let r = measured_run(&bench, run, agent.as_mut());
+            drop(agent);
+            line += &format!(
+                " {arm} {:>7.0} pps ({:>4.0} ns/dgram{})",
+                r.received_pps,
+                r.sender_cpu_ns,
+                r.attached_share
+                    .map_or(String::new(), |s| format!(", attached {:.0}%", 100.0 * s))
+            );
+            if (r.received as f64) < 0.99 * r.sent as f64 {
+                line += " (readers fell behind)";
+            }
+            runs[i].push(r);
         }
-        without.push(base);
-        with.push(probed);
+        println!("{line}");
     }
     let pps = |runs: &[Run]| median(&runs.iter().map(|r| r.received_pps).collect::<Vec<_>>());
     let cpu = |runs: &[Run]| median(&runs.iter().map(|r| r.sender_cpu_ns).collect::<Vec<_>>());
+    let without = &runs[0];
     println!(
-        "{:<44} {:>10} {:>10} {:>7} {:>7}",
-        "overhead (medians)", "without", "with", "ratio", "target"
+        "{:<26} {:>10} {:>10} {:>7} {:>12} {:>9} {:>9} {:>7}",
+        "overhead (medians)",
+        "pps",
+        "ratio",
+        "target",
+        "ns/dgram",
+        "added ns",
+        "cpu ratio",
+        "attached"
     );
-    println!(
-        "{:<44} {:>10.0} {:>10.0} {:>7.3} {:>7}",
-        "received pps",
-        pps(&without),
-        pps(&with),
-        pps(&with) / pps(&without),
-        format!(">={TARGET_RATIO}")
-    );
-    // The sender's CPU time per datagram is what the probes add to; unlike
-    // wall-clock pps it does not move when another process takes the CPU.
-    println!(
-        "{:<44} {:>10.0} {:>10.0} {:>7.3}",
-        "pps per sender CPU-second (1e9 / ns per dgram)",
-        1e9 / cpu(&without),
-        1e9 / cpu(&with),
-        cpu(&without) / cpu(&with),
-    );
-    println!(
-        "  sender CPU per datagram: {:.0} -> {:.0} ns ({:+.0} ns)",
-        cpu(&without),
-        cpu(&with),
-        cpu(&with) - cpu(&without)
-    );
+    for (i, label) in ["without the agent", arms[0].0, arms[1].0]
+        .iter()
+        .enumerate()
+    {
+        let arm = &runs[i];
+        let share = median(
+            &arm.iter()
+                .map(|r| r.attached_share.unwrap_or(1.0))
+                .collect::<Vec<_>>(),
+        );
+        println!(
+            "{:<26} {:>10.0} {:>10.3} {:>7} {:>12.0} {:>+9.0} {:>9.3} {:>6.0}%",
+            label,
+            pps(arm),
+            pps(arm) / pps(without),
+            if i == 1 {
+                format!(">={TARGET_RATIO}")
+            } else {
+                String::new()
+            },
+            cpu(arm),
+            cpu(arm) - cpu(without),
+            // The sender's CPU time per datagram is what the probes add to; unlike
+            // wall-clock pps it does not move when another process takes the CPU.
+            cpu(without) / cpu(arm),
+            if i == 0 { 0.0 } else { 100.0 * share },
+        );
+    }
 
     wait_for_no_foreign_bpf(FOREIGN_WAIT);
     per_program_cost(&bench, run);
@@ -615,7 +654,7 @@ const READER_SIDE: &[&str] = &["rx/rx_recv_length", "rx/rx_copy_dgram"];
 /// the 6.18 VM this was written on) is not in it, and each run also counts the
 /// stats' own two clock reads.
 fn per_program_cost(bench: &Bench, run: Duration) {
-    let agent = start_agent();
+    let agent = start_agent(ProbeSampling::Continuous);
     let before: Vec<(String, ProgramStats)> = agent.program_stats();
     let stats_fd = match enable_bpf_stats() {
         Ok(fd) => fd,
@@ -624,7 +663,7 @@ fn per_program_cost(bench: &Bench, run: Duration) {
             return;
         }
     };
-    let probed = measured_run(bench, run);
+    let probed = measured_run(bench, run, None);
     drop(stats_fd);
     let after = agent.program_stats();
     drop(agent);

@@ -90,6 +90,11 @@ pub struct SourceArgs {
     /// Do not load eBPF probes.
     #[arg(long)]
     pub no_probes: bool,
+    /// Fraction of each CPU the per-packet probes may take, e.g. 0.02 (the default, or
+    /// `[probes]` in --config); above it they are attached for part of the time and
+    /// their counts are estimates. `off`: attached all the time, exact at any cost.
+    #[arg(long, value_name = "FRACTION|off")]
+    pub probe_budget: Option<crate::config::ProbeBudgetFlag>,
     /// Read captured `ethtool -S`/`ethtool -x` outputs from DIR (files named like a
     /// sosreport's: ethtool_-S_DEV, ethtool_-x_DEV) instead of asking the kernel.
     #[arg(long, value_name = "DIR")]

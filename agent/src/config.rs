@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::TelemetryArgs;
+use crate::probe_budget::ProbeSampling;
 use crate::sinks::catalog::Limits;
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +106,107 @@ pub struct FileConfig {
     /// Live shadow replay of candidate reuseport selectors (docs/shadow.md).
     #[serde(default)]
     pub shadow: ShadowFile,
+    /// The probe budget: how much of a CPU the per-packet probes may take.
+    #[serde(default)]
+    pub probes: ProbesFile,
+}
+
+/// `[probes]`: by default the per-packet probes may take 2% of each CPU
+/// (agent/src/probe_budget.rs); above that they are duty-cycled.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbesFile {
+    /// Fraction of each CPU the per-packet probes may take (default 0.02).
+    pub cpu_budget: Option<f64>,
+    /// Their cost per received packet, in nanoseconds (default 400: all default probes
+    /// on the VM `make bench` ran on; measure yours with `make bench`).
+    pub packet_cost_ns: Option<f64>,
+    /// Attach them for this fraction of every period instead, whatever the load.
+    pub duty: Option<f64>,
+    /// Attach them all the time: exact counts at any cost (`--probe-budget off`).
+    #[serde(default)]
+    pub continuous: bool,
+}
+
+/// The probe sampling from `--probe-budget` (a fraction, or "off"), else `[probes]`.
+pub fn resolve_probe_sampling(
+    flag: Option<ProbeBudgetFlag>,
+    file: &ProbesFile,
+) -> Result<ProbeSampling, ConfigError> {
+    let fraction = |what: &str, v: f64| {
+        if v > 0.0 && v <= 1.0 {
+            Ok(v)
+        } else {
+            Err(invalid(what, format!("{v} is outside (0, 1]")))
+        }
+    };
+    let packet_cost_ns = match file.packet_cost_ns {
+        Some(ns) if !(ns > 0.0 && ns <= 1e6) => {
+            return Err(invalid(
+                "probes.packet_cost_ns",
+                format!("{ns} is outside (0, 1e6] ns"),
+            ))
+        }
+        Some(ns) => ns,
+        None => DEFAULT_PACKET_COST_NS,
+    };
+    let budget = |cpu_fraction| ProbeSampling::Budget {
+        cpu_fraction,
+        packet_cost_ns,
+    };
+    match flag {
+        Some(ProbeBudgetFlag::Off) => return Ok(ProbeSampling::Continuous),
+        Some(ProbeBudgetFlag::Fraction(f)) => return Ok(budget(fraction("--probe-budget", f)?)),
+        None => {}
+    }
+    let set = [
+        file.continuous,
+        file.duty.is_some(),
+        file.cpu_budget.is_some(),
+    ];
+    if set.iter().filter(|s| **s).count() > 1 {
+        return Err(invalid(
+            "probes",
+            "continuous, duty and cpu_budget exclude each other",
+        ));
+    }
+    if file.continuous {
+        Ok(ProbeSampling::Continuous)
+    } else if let Some(duty) = file.duty {
+        Ok(ProbeSampling::Fixed {
+            duty: fraction("probes.duty", duty)?,
+        })
+    } else {
+        Ok(budget(fraction(
+            "probes.cpu_budget",
+            file.cpu_budget.unwrap_or(DEFAULT_CPU_BUDGET),
+        )?))
+    }
+}
+
+const DEFAULT_CPU_BUDGET: f64 = 0.02;
+const DEFAULT_PACKET_COST_NS: f64 = 400.0;
+
+/// `--probe-budget`: a fraction of each CPU, or `off` (probes attached all the time).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ProbeBudgetFlag {
+    Off,
+    Fraction(f64),
+}
+
+impl std::str::FromStr for ProbeBudgetFlag {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "off" {
+            return Ok(Self::Off);
+        }
+        match s.parse::<f64>() {
+            Ok(v) if v > 0.0 && v <= 1.0 => Ok(Self::Fraction(v)),
+            _ => Err(format!(
+                "{s:?} is neither a fraction of a CPU in (0, 1] nor \"off\""
+            )),
+        }
+    }
 }
 
 /// `[shadow]`: live shadow replay in `run`. Off unless candidates are given.

@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::SourceError;
+use crate::probe_budget::{DutyCycler, ProbeSampling};
 use crate::snapshot::{
     DeviceFacts, ListenerFacts, QueueCounters, Snapshot, SourceOutcome, SourceStatus,
 };
@@ -28,6 +29,11 @@ pub struct CollectOptions {
     pub netlink: bool,
     /// Only these devices (all multi-queue or bus-backed devices when empty).
     pub devices: Vec<String>,
+    /// How the per-packet probes are attached (see probe_budget).
+    pub probe_sampling: ProbeSampling,
+    /// The duty-cycle period when they are sampled: at most the collection interval,
+    /// so every window holds the same attached share.
+    pub probe_period: Duration,
 }
 
 impl CollectOptions {
@@ -38,6 +44,8 @@ impl CollectOptions {
             probes: true,
             netlink: true,
             devices: Vec::new(),
+            probe_sampling: ProbeSampling::default(),
+            probe_period: Duration::from_secs(1),
         }
     }
 
@@ -55,6 +63,9 @@ pub struct Collector {
     softirq_probe: Result<skewscope_probes::SoftirqTimeProbe, String>,
     listener_probe: Result<skewscope_probes::ListenerEventsProbe, String>,
     rx_probe: Result<skewscope_probes::RxProbe, String>,
+    /// Switches the per-packet probes on and off under a budget; None while they are
+    /// attached all the time.
+    duty: Option<DutyCycler>,
     /// (IP protocol, port) of every reuseport group, as last pushed to the probes.
     watched: BTreeSet<(u8, u16)>,
     /// Owners by socket inode, rescanned only when the set of group members changes.
@@ -86,12 +97,35 @@ impl Collector {
                 }),
             }
         }
+        let mut softirq_probe = load(skip, skewscope_probes::SoftirqTimeProbe::load);
+        let mut listener_probe = load(skip, skewscope_probes::ListenerEventsProbe::load);
+        let mut rx_probe = load(skip, || {
+            skewscope_probes::RxProbe::load(skewscope_probes::RxConfig::default())
+        });
+        let mut duty = None;
+        if opts.probe_sampling != ProbeSampling::Continuous {
+            let hooks: Vec<_> = [
+                softirq_probe.as_mut().ok().and_then(|p| p.take_hooks()),
+                listener_probe.as_mut().ok().and_then(|p| p.take_hooks()),
+                rx_probe.as_mut().ok().and_then(|p| p.take_hooks()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !hooks.is_empty() {
+                duty = Some(DutyCycler::start(
+                    hooks,
+                    opts.probe_sampling,
+                    opts.probe_period,
+                    opts.root.clone(),
+                ));
+            }
+        }
         Self {
-            softirq_probe: load(skip, skewscope_probes::SoftirqTimeProbe::load),
-            listener_probe: load(skip, skewscope_probes::ListenerEventsProbe::load),
-            rx_probe: load(skip, || {
-                skewscope_probes::RxProbe::load(skewscope_probes::RxConfig::default())
-            }),
+            softirq_probe,
+            listener_probe,
+            rx_probe,
+            duty,
             opts,
             watched: BTreeSet::new(),
             owners: HashMap::new(),
@@ -215,12 +249,14 @@ impl Collector {
         let rx_queue_ages = probe_read(&mut s, "ebpf_rx_queue_ages", &self.rx_probe, |p| {
             p.read_queue_ages()
         });
+        let probe_coverage = self.duty.as_ref().map(|d| d.coverage().reading(taken_at));
 
         Snapshot {
             host_netns,
             listeners,
             rx_queue_counts,
             rx_queue_ages,
+            probe_coverage,
             taken_at,
             interrupts,
             softirqs,
@@ -432,7 +468,7 @@ fn ebpf_queue_counters(
                 queue: c.queue?,
                 rx_packets: Some(c.packets),
                 rx_bytes: Some(c.bytes),
-                source: "ebpf",
+                source: crate::snapshot::EBPF_QUEUE_SOURCE,
             })
         })
         .collect();

@@ -11,6 +11,7 @@ pub mod cycle;
 pub mod doctor;
 pub mod error;
 pub mod model;
+pub mod probe_budget;
 pub mod record;
 pub mod report;
 pub mod shadow_live;

@@ -42,17 +42,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn collect_options(root: HostRoot, args: &SourceArgs) -> CollectOptions {
+/// `window_secs`: the collection interval or window; the probes' duty-cycle period is
+/// at most that, so every window holds the same attached share.
+fn collect_options(
+    root: HostRoot,
+    args: &SourceArgs,
+    probes: &config::ProbesFile,
+    window_secs: f64,
+) -> anyhow::Result<CollectOptions> {
     let mut opts = CollectOptions::new(root);
     opts.devices = args.devices.clone();
     opts.probes = !args.no_probes;
     opts.ethtool_dir = args.ethtool_dir.clone();
-    opts
+    opts.probe_sampling = config::resolve_probe_sampling(args.probe_budget, probes)?;
+    opts.probe_period = Duration::from_secs_f64(window_secs.min(1.0));
+    Ok(opts)
 }
 
 /// Observe the flows of every reuseport group for a window and write them as a trace.
 fn record(root: HostRoot, args: skewscope::cli::RecordArgs) -> anyhow::Result<()> {
-    let mut collector = Collector::new(collect_options(root, &SourceArgs::default()));
+    let mut collector = Collector::new(collect_options(
+        root,
+        &SourceArgs::default(),
+        &config::ProbesFile::default(),
+        args.duration,
+    )?);
     let first = collector.collect();
     log::info!("window open for {}s", args.duration);
     std::thread::sleep(Duration::from_secs_f64(args.duration));
@@ -78,7 +92,12 @@ fn record(root: HostRoot, args: skewscope::cli::RecordArgs) -> anyhow::Result<()
 }
 
 fn snapshot(root: HostRoot, args: SnapshotArgs) -> anyhow::Result<()> {
-    let mut opts = collect_options(root, &args.sources);
+    let mut opts = collect_options(
+        root,
+        &args.sources,
+        &config::ProbesFile::default(),
+        args.duration.unwrap_or(1.0),
+    )?;
     // Probes count from the moment they attach: only a window gives them meaning.
     opts.probes &= args.duration.is_some();
     let mut collector = Collector::new(opts);
@@ -149,6 +168,7 @@ fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
         log::warn!("{w}");
     }
     let shadow_cfg = config::resolve_shadow(&args.shadow_candidates, &file.shadow)?;
+    let opts = collect_options(root, &args.sources, &file.probes, settings.interval_secs)?;
     // Built outside the run loop's runtime: it owns its own for export I/O.
     let telemetry = if settings.telemetry.enabled() {
         Some(Telemetry::start(&settings.telemetry)?)
@@ -157,7 +177,7 @@ fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
     };
     let model_cfg = file.model_config()?;
     let result = rt.block_on(run_loop(
-        root,
+        opts,
         args,
         settings.interval_secs,
         model_cfg,
@@ -172,14 +192,13 @@ fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn run_loop(
-    root: HostRoot,
+    opts: CollectOptions,
     args: RunArgs,
     interval_secs: f64,
     cfg: ModelConfig,
     shadow_cfg: config::ShadowConfig,
     telemetry: Option<&Telemetry>,
 ) -> anyhow::Result<()> {
-    let opts = collect_options(root, &args.sources);
     // Collection blocks (procfs, netlink, BPF map reads): keep it off the runtime thread.
     let mut collector = tokio::task::spawn_blocking(move || Collector::new(opts)).await?;
     let mut state = model::ModelState::default();

@@ -30,6 +30,6 @@ pub fn trace_of(window: &Snapshot) -> Vec<FlowSample> {
             })
         })
         .collect();
-    samples.sort_by(|a, b| b.weight.cmp(&a.weight));
+    samples.sort_by_key(|s| std::cmp::Reverse(s.weight));
     samples
 }

@@ -26,6 +26,20 @@ pub struct Report {
     /// candidate selectors (`run` with `[shadow] candidates`; empty otherwise). Attached
     /// by the run loop from the replay worker's latest results, not built by the model.
     pub shadow: Vec<ShadowGroupReport>,
+    /// How the per-packet probes were attached: null while they run all the time (or
+    /// are not loaded), their counts then exact.
+    pub probe_sampling: Option<ProbeSamplingReport>,
+}
+
+/// The probe budget at work (docs/configuration.md, `[probes]`): above it the per-packet
+/// probes are attached for part of each period and their counts (listener events,
+/// flows, eBPF queue counts, softirq time) are estimates scaled from that part.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeSamplingReport {
+    /// Share of this window the probes were attached (null without a window); 1 = exact.
+    pub attached_share: Option<f64>,
+    /// The duty cycle in force at the end of the window.
+    pub duty: f64,
 }
 
 /// The latest shadow replay of one reuseport group: the flows observed since the hand-off

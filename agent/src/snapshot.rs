@@ -36,6 +36,9 @@ pub struct Snapshot {
     pub rx_queue_counts: Option<Vec<QueueCount>>,
     /// Ingress-age histograms per RX queue (eBPF).
     pub rx_queue_ages: Option<Vec<QueueAge>>,
+    /// How long the per-packet probes were attached (None: all the time, or not
+    /// loaded). Their counts in a window cover that share of it only.
+    pub probe_coverage: Option<crate::probe_budget::ProbeCoverage>,
     pub sources: Vec<SourceStatus>,
 }
 
@@ -74,6 +77,9 @@ pub struct QueueCounters {
     /// "ebpf" (netif_receive_skb).
     pub source: &'static str,
 }
+
+/// [`QueueCounters::source`] of counts from the rx probe's netif_receive_skb hook.
+pub const EBPF_QUEUE_SOURCE: &str = "ebpf";
 
 /// How one source fared in a cycle.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -3,55 +3,19 @@
 //! Root only (netns, eBPF); skipped with a reason otherwise, a failure under
 //! SKEWSCOPE_REQUIRE_PRIVILEGED=1. Every traffic loop is bounded.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    bind, group, inode_of, lsi, privileged, reuseport_socket, CountingReaders, Netns, ADDR,
+    agent_window, bind, connect, finish, group, inode_of, lsi, privileged, reuseport_socket,
+    CountingReaders, Netns, ADDR,
 };
-
-/// Start the agent and wait until its window is open (it logs that on stderr).
-fn agent_window(args: &[&str]) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_skewscope"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let line = lines
-            .next()
-            .expect("agent stderr closed before its window opened")
-            .unwrap();
-        if line.contains("window open") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "window never opened");
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    child
-}
-
-fn finish(mut child: Child) -> serde_json::Value {
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-    serde_json::from_str(&out).unwrap()
-}
 
 #[test]
 fn udp_group_events_lsi_and_top_flow_match_ground_truth() {
@@ -188,30 +152,9 @@ fn tcp_group_queue_depth_of_a_stalled_listener() {
             .map(|i| {
                 let fd = reuseport_socket(libc::SOCK_STREAM);
                 bind(&fd, format!("{ADDR}:{}", 40000 + i).parse().unwrap());
-                let s = TcpStream::from(fd);
-                let sin: SocketAddr = addr;
-                // connect via std: rebuild from the bound fd
-                let raw = s.as_raw_fd();
-                let SocketAddr::V4(v4) = sin else {
-                    unreachable!()
-                };
-                let sa = libc::sockaddr_in {
-                    sin_family: libc::AF_INET as libc::sa_family_t,
-                    sin_port: v4.port().to_be(),
-                    sin_addr: libc::in_addr {
-                        s_addr: u32::from(*v4.ip()).to_be(),
-                    },
-                    sin_zero: [0; 8],
-                };
-                let r = unsafe {
-                    libc::connect(
-                        raw,
-                        &sa as *const _ as *const libc::sockaddr,
-                        std::mem::size_of_val(&sa) as u32,
-                    )
-                };
-                assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-                s
+                // connect(2) on the bound fd: std cannot bind before connecting.
+                connect(&fd, addr);
+                TcpStream::from(fd)
             })
             .collect()
     });
@@ -424,21 +367,20 @@ fn regime_follows_the_lab_from_balanced_to_skewed_and_back() {
         "balanced phase: {balanced:?}"
     );
     let skewed = cycles(skew_at, rebalance_at);
-    let hot_after = skewed
+    // The cycle (1-based) at which the regime got there.
+    let hot_after = 1 + skewed
         .iter()
         .position(|r| r == "ORANGE" || r == "RED")
         .unwrap_or_else(|| panic!("never hot while skewed: {skewed:?}"));
     let after = cycles(rebalance_at, Instant::now());
-    let green_after = after
+    let green_after = 1 + after
         .iter()
         .position(|r| r == "GREEN")
         .unwrap_or_else(|| panic!("never GREEN again: {after:?}"));
     eprintln!(
-        "cycles of {interval}s: hot after {} cycles of skew, GREEN {} cycles after rebalancing; skewed {skewed:?}; after {after:?}",
-        hot_after + 1,
-        green_after + 1
+        "cycles of {interval}s: hot after {hot_after} cycles of skew, GREEN {green_after} cycles after rebalancing; skewed {skewed:?}; after {after:?}"
     );
     // Up may skip levels (one dwell at most); down is one level per dwell of 3 s.
-    assert!(hot_after + 1 <= 8, "hot within 8 cycles");
-    assert!(green_after + 1 <= 32, "GREEN within 32 cycles");
+    assert!(hot_after <= 8, "hot within 8 cycles");
+    assert!(green_after <= 32, "GREEN within 32 cycles");
 }

@@ -12,15 +12,17 @@
 //! (set by `make test`, which installs it) turns the skip into a failure.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use skewscope::sinks::catalog::{self, AttrValue, Instrument, Limits, Source, CATALOG};
+
+mod common;
+use common::{agent_command, free_port, Agent, ReuseportGroup};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -71,14 +73,6 @@ fn scratch(name: &str) -> Scratch {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     Scratch(dir)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A running scripts/otlp_receiver.py; killed on drop.
@@ -149,16 +143,6 @@ impl Drop for Receiver {
     }
 }
 
-/// The agent with a clean environment plus `env`.
-fn agent_command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skewscope"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .args(args);
-    cmd
-}
-
 /// Run to completion (bounded); stdout lines and stderr.
 fn run_agent(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> (Vec<String>, String) {
     let mut child = agent_command(args, env)
@@ -185,176 +169,36 @@ fn run_agent(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> (Vec<Str
     (lines, stderr)
 }
 
-/// A long-running agent whose stdout lines and stderr are collected as they come.
-struct Agent {
-    child: Child,
-    lines: Arc<Mutex<Vec<(Instant, String)>>>,
-    stderr: Arc<Mutex<String>>,
+/// The flags of an export over gRPC to `endpoint` every `export_interval` s with an
+/// export timeout of `timeout` s.
+fn grpc_export_args<'a>(
+    endpoint: &'a str,
+    export_interval: &'a str,
+    timeout: &'a str,
+) -> [&'a str; 8] {
+    [
+        "--otlp-protocol",
+        "grpc",
+        "--otlp-endpoint",
+        endpoint,
+        "--export-interval-secs",
+        export_interval,
+        "--otlp-timeout-secs",
+        timeout,
+    ]
 }
 
-impl Agent {
-    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Agent {
-        let mut child = agent_command(args, env)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (out, l) = (child.stdout.take().unwrap(), lines.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                l.lock().unwrap().push((Instant::now(), line));
-            }
-        });
-        let (err, e) = (child.stderr.take().unwrap(), stderr.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut s = e.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        Agent {
-            child,
-            lines,
-            stderr,
-        }
-    }
-
-    fn line_count(&self) -> usize {
-        self.lines.lock().unwrap().len()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// The address the agent logged for /metrics.
-    fn prometheus_addr(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let err = self.stderr();
-            if let Some(rest) = err.split("serving Prometheus metrics on http://").nth(1) {
-                return rest.split("/metrics").next().unwrap().to_string();
-            }
-            assert!(Instant::now() < deadline, "no Prometheus address in: {err}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM, then the exit code (bounded).
-    fn stop(mut self) -> i32 {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("the agent did not stop within 15 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A UDP SO_REUSEPORT group of two sockets on 127.0.0.1, fed with datagrams from 16
-/// source ports until dropped, so group, listener and flow metrics have data.
-struct ReuseportGroup {
-    port: u16,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl ReuseportGroup {
-    fn start() -> ReuseportGroup {
-        use std::os::fd::FromRawFd;
-        use std::sync::atomic::Ordering;
-        let port = free_port();
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut threads = Vec::new();
-        for _ in 0..2 {
-            // SAFETY: plain socket calls on a descriptor owned here until from_raw_fd.
-            let sock = unsafe {
-                let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-                assert!(fd >= 0);
-                let one: libc::c_int = 1;
-                let r = libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_REUSEPORT,
-                    &one as *const _ as *const libc::c_void,
-                    std::mem::size_of_val(&one) as libc::socklen_t,
-                );
-                assert_eq!(r, 0);
-                let addr = libc::sockaddr_in {
-                    sin_family: libc::AF_INET as libc::sa_family_t,
-                    sin_port: port.to_be(),
-                    sin_addr: libc::in_addr {
-                        s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
-                    },
-                    sin_zero: [0; 8],
-                };
-                let r = libc::bind(
-                    fd,
-                    &addr as *const _ as *const libc::sockaddr,
-                    std::mem::size_of_val(&addr) as libc::socklen_t,
-                );
-                assert_eq!(r, 0, "bind 127.0.0.1:{port}");
-                std::net::UdpSocket::from_raw_fd(fd)
-            };
-            sock.set_read_timeout(Some(Duration::from_millis(100)))
-                .unwrap();
-            let stop = stop.clone();
-            threads.push(std::thread::spawn(move || {
-                let mut buf = [0u8; 64];
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = sock.recv(&mut buf);
-                }
-            }));
-        }
-        let s = stop.clone();
-        threads.push(std::thread::spawn(move || {
-            let senders: Vec<std::net::UdpSocket> = (0..16)
-                .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
-                .collect();
-            let mut i = 0usize;
-            while !s.load(Ordering::Relaxed) {
-                let _ = senders[i % senders.len()].send_to(&[0u8; 32], ("127.0.0.1", port));
-                i += 1;
-                if i.is_multiple_of(20) {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-        }));
-        ReuseportGroup {
-            port,
-            stop,
-            threads,
-        }
-    }
-}
-
-impl Drop for ReuseportGroup {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
+/// A long-running agent (`run --interval 0.2 --output json`) exporting over gRPC to the
+/// receiver on `port` ([`grpc_export_args`]) and serving /metrics on a port of its own.
+fn grpc_agent(port: &str, export_interval: &str, timeout: &str) -> Agent {
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let args = [
+        &["run", "--interval", "0.2", "--output", "json"][..],
+        &grpc_export_args(&endpoint, export_interval, timeout),
+        &["--prometheus-listen", "127.0.0.1:0"],
+    ]
+    .concat();
+    Agent::spawn(&args, &[])
 }
 
 fn vm_rss_kib(pid: u32) -> u64 {
@@ -767,22 +611,18 @@ fn grpc_over_mutual_tls() {
     );
     let endpoint = format!("https://127.0.0.1:{}", rx.grpc_port);
     let base = [
-        "run",
-        "--interval",
-        "0.3",
-        "--count",
-        "1",
-        "--output",
-        "json",
-        "--otlp-protocol",
-        "grpc",
-        "--otlp-endpoint",
-        &endpoint,
-        "--export-interval-secs",
-        "3600",
-        "--otlp-timeout-secs",
-        "3",
-    ];
+        &[
+            "run",
+            "--interval",
+            "0.3",
+            "--count",
+            "1",
+            "--output",
+            "json",
+        ][..],
+        &grpc_export_args(&endpoint, "3600", "3"),
+    ]
+    .concat();
     // Without a client certificate the server refuses the handshake: nothing arrives,
     // the failure is logged, the run still succeeds.
     let mut args = base.to_vec();
@@ -814,27 +654,7 @@ fn collector_killed_and_restarted_export_resumes_memory_stays_bounded() {
     let dir = scratch("restart");
     let port = free_port().to_string();
     let mut rx = Receiver::start(&py, &dir, &["--grpc-port", &port]);
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let mut agent = Agent::spawn(
-        &[
-            "run",
-            "--interval",
-            "0.2",
-            "--output",
-            "json",
-            "--otlp-protocol",
-            "grpc",
-            "--otlp-endpoint",
-            &endpoint,
-            "--export-interval-secs",
-            "0.5",
-            "--otlp-timeout-secs",
-            "1",
-            "--prometheus-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let mut agent = grpc_agent(&port, "0.5", "1");
     let prom = agent.prometheus_addr();
     assert!(
         rx.wait_for(2, Duration::from_secs(20)).len() >= 2,
@@ -893,27 +713,7 @@ fn slow_or_refusing_collector_never_stalls_the_cycle() {
     let port = free_port().to_string();
     // Answers 5 s late: past the agent's 0.5 s export timeout.
     let slow = Receiver::start(&py, &dir, &["--grpc-port", &port, "--delay-secs", "5"]);
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let agent = Agent::spawn(
-        &[
-            "run",
-            "--interval",
-            "0.2",
-            "--output",
-            "json",
-            "--otlp-protocol",
-            "grpc",
-            "--otlp-endpoint",
-            &endpoint,
-            "--export-interval-secs",
-            "0.3",
-            "--otlp-timeout-secs",
-            "0.5",
-            "--prometheus-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let agent = grpc_agent(&port, "0.3", "0.5");
     let prom = agent.prometheus_addr();
     let window = |agent: &Agent, secs: f64| {
         let start = agent.line_count();

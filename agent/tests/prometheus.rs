@@ -5,105 +5,33 @@
 //! SKEWSCOPE_REQUIRE_PRIVILEGED=1 (set by `make test`) turns the skip into a failure.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::os::fd::FromRawFd;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use skewscope::sinks::catalog::{self, AttrValue, Instrument, Limits, Source, CATALOG};
 use skewscope::sinks::prometheus::{exposed_names, label_name};
 
-/// The agent with `--prometheus-listen 127.0.0.1:0`; its JSON lines and stderr collected.
-struct Agent {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<String>>,
-}
+mod common;
+use common::{free_port, Agent, ReuseportGroup};
 
-impl Agent {
-    fn spawn(args: &[&str]) -> Agent {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_skewscope"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .args([
-                "run",
-                "--output",
-                "json",
-                "--prometheus-listen",
-                "127.0.0.1:0",
-            ])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (out, l) = (child.stdout.take().unwrap(), lines.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                l.lock().unwrap().push(line);
-            }
-        });
-        let (err, e) = (child.stderr.take().unwrap(), stderr.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut s = e.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        Agent {
-            child,
-            lines,
-            stderr,
-        }
-    }
-
-    fn addr(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let err = self.stderr.lock().unwrap().clone();
-            if let Some(rest) = err.split("serving Prometheus metrics on http://").nth(1) {
-                return rest.split("/metrics").next().unwrap().to_string();
-            }
-            assert!(Instant::now() < deadline, "no Prometheus address in: {err}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn reports(&self) -> Vec<Value> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn wait_reports(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let r = self.reports();
-            if r.len() >= n {
-                return r;
-            }
-            assert!(Instant::now() < deadline, "only {} reports", r.len());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The agent with `run --output json --prometheus-listen 127.0.0.1:0` and `args`.
+fn spawn_agent(args: &[&str]) -> Agent {
+    let all: Vec<&str> = [
+        "run",
+        "--output",
+        "json",
+        "--prometheus-listen",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .chain(args)
+    .copied()
+    .collect();
+    Agent::spawn(&all, &[])
 }
 
 /// GET `path` from `addr`: (status code, body), None when nothing answers. Bounded by
@@ -235,8 +163,8 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn metrics_endpoint_serves_the_catalog_under_collector_names() {
-    let agent = Agent::spawn(&["--interval", "0.5"]);
-    let addr = agent.addr();
+    let agent = spawn_agent(&["--interval", "0.5"]);
+    let addr = agent.prometheus_addr();
     agent.wait_reports(2);
     let (code, text) = http_get(&addr, "/metrics");
     assert_eq!(code, 200);
@@ -364,103 +292,6 @@ fn prometheus_binary() -> Option<PathBuf> {
     found
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A UDP SO_REUSEPORT group of two sockets on 127.0.0.1, fed with datagrams until
-/// dropped: a group the listener sources can report (LSI).
-struct ReuseportGroup {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-fn reuseport_socket(port: u16) -> UdpSocket {
-    // SAFETY: plain socket calls on a descriptor this function owns until from_raw_fd.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0);
-        let one: libc::c_int = 1;
-        let r = libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEPORT,
-            &one as *const _ as *const libc::c_void,
-            std::mem::size_of_val(&one) as libc::socklen_t,
-        );
-        assert_eq!(r, 0);
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let r = libc::bind(
-            fd,
-            &addr as *const _ as *const libc::sockaddr,
-            std::mem::size_of_val(&addr) as libc::socklen_t,
-        );
-        assert_eq!(r, 0, "bind 127.0.0.1:{port}");
-        UdpSocket::from_raw_fd(fd)
-    }
-}
-
-impl ReuseportGroup {
-    fn start() -> ReuseportGroup {
-        let port = free_port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::new();
-        for _ in 0..2 {
-            let sock = reuseport_socket(port);
-            sock.set_read_timeout(Some(Duration::from_millis(100)))
-                .unwrap();
-            let stop = stop.clone();
-            threads.push(std::thread::spawn(move || {
-                let mut buf = [0u8; 64];
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = sock.recv(&mut buf);
-                }
-            }));
-        }
-        let s = stop.clone();
-        threads.push(std::thread::spawn(move || {
-            // Many source ports (flows), ~2000 datagrams/s, only to 127.0.0.1.
-            let senders: Vec<UdpSocket> = (0..16)
-                .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
-                .collect();
-            let mut i = 0usize;
-            while !s.load(Ordering::Relaxed) {
-                let _ = senders[i % senders.len()].send_to(&[0u8; 32], ("127.0.0.1", port));
-                i += 1;
-                if i.is_multiple_of(20) {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-        }));
-        ReuseportGroup {
-            port,
-            stop,
-            threads,
-        }
-    }
-}
-
-impl Drop for ReuseportGroup {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
 struct Prometheus {
     child: Child,
     addr: String,
@@ -551,15 +382,15 @@ fn a_real_prometheus_scrapes_and_answers_qpi_and_lsi_queries() {
     }
     let _cleanup = Cleanup(&dir);
     let group = ReuseportGroup::start();
-    let agent = Agent::spawn(&["--interval", "1"]);
-    let prom = Prometheus::start(&bin, &dir, &agent.addr());
+    let agent = spawn_agent(&["--interval", "1"]);
+    let prom = Prometheus::start(&bin, &dir, &agent.prometheus_addr());
 
     // Host-level QPI of NET_RX softirqs across CPUs: loopback traffic raises NET_RX.
     let host_qpi = prom.wait_for("skewscope_host_net_rx_cpu_qpi", Duration::from_secs(60));
     assert!(
         !host_qpi.is_empty(),
         "Prometheus has no skewscope_host_net_rx_cpu_qpi; agent stderr: {}",
-        agent.stderr.lock().unwrap()
+        agent.stderr()
     );
     assert_eq!(host_qpi[0]["metric"]["job"], "skewscope");
     let up = prom.query("up{job=\"skewscope\"}");

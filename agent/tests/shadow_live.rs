@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,11 +23,15 @@ const MEDIUM: u64 = 3;
 const LIGHT_FLOWS: u16 = 9;
 const ROUND: u64 = HEAVY + 2 * MEDIUM + LIGHT_FLOWS as u64;
 
-/// Run the agent to completion (killed after `limit`): its JSON reports, its stderr and
-/// its exit status.
-fn run_agent(args: &[&str], limit: Duration) -> (Vec<serde_json::Value>, String, ExitStatus) {
+/// Run the agent (`run --output json --interval 0.5 --count COUNT --config CONFIG`) to
+/// completion (killed after 90 s): its JSON reports, its stderr and its exit status.
+fn run_agent(config_file: &Path, count: usize) -> (Vec<serde_json::Value>, String, ExitStatus) {
+    let limit = Duration::from_secs(90);
     let mut child = Command::new(env!("CARGO_BIN_EXE_skewscope"))
-        .args(args)
+        .args(["run", "--output", "json", "--interval", "0.5", "--count"])
+        .arg(count.to_string())
+        .arg("--config")
+        .arg(config_file)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -134,20 +139,7 @@ fn run_replays_the_group_live_and_reports_rejected_candidates() {
         "[shadow]\ncandidates = [\"builtin:isolate-heavy\"]\ninterval_secs = 2\n",
     );
     let count = 20;
-    let (reports, stderr, status) = run_agent(
-        &[
-            "run",
-            "--output",
-            "json",
-            "--interval",
-            "0.5",
-            "--count",
-            &count.to_string(),
-            "--config",
-            cfg.to_str().unwrap(),
-        ],
-        Duration::from_secs(90),
-    );
+    let (reports, stderr, status) = run_agent(&cfg, count);
     let _ = std::fs::remove_file(&cfg);
     assert!(status.success(), "agent failed: {stderr}");
     assert_eq!(reports.len(), count, "{stderr}");
@@ -229,20 +221,7 @@ fn run_replays_the_group_live_and_reports_rejected_candidates() {
         ),
     );
     let count = 14;
-    let (reports, stderr, status) = run_agent(
-        &[
-            "run",
-            "--output",
-            "json",
-            "--interval",
-            "0.5",
-            "--count",
-            &count.to_string(),
-            "--config",
-            cfg.to_str().unwrap(),
-        ],
-        Duration::from_secs(90),
-    );
+    let (reports, stderr, status) = run_agent(&cfg, count);
     let _ = std::fs::remove_file(&cfg);
     assert!(status.success(), "agent failed: {stderr}");
     assert_eq!(reports.len(), count, "the reports go on: {stderr}");

@@ -13,6 +13,7 @@ use aya::Ebpf;
 use crate::btf_enum;
 use crate::error::ProbeError;
 use crate::loader::{self, map_read_error, map_write_error, ProgramStats};
+use crate::Hooks;
 
 const PROBE: &str = "drops";
 const WATCHED_MAP: &str = "watched";
@@ -103,7 +104,8 @@ pub struct DropsProbe {
     resets: PerCpuHashMap<MapData, ResetKey, u64>,
     drop_reasons: BTreeMap<i64, String>,
     reset_reasons: BTreeMap<i64, String>,
-    // Owns the programs and their raw_tp links; see SoftirqTimeProbe.
+    _hooks: Hooks,
+    // Owns the programs; see SoftirqTimeProbe.
     ebpf: Ebpf,
 }
 
@@ -112,9 +114,13 @@ impl DropsProbe {
     /// [`DropsProbe::set_watched`] names ports.
     pub fn load() -> Result<Self, ProbeError> {
         let mut ebpf = loader::open_object(PROBE, OBJECT)?;
+        let mut hooks = Hooks::new(PROBE);
         for (program, tracepoint) in PROGRAMS {
-            loader::attach_raw_tracepoint(&mut ebpf, PROBE, program, tracepoint)?;
+            hooks.push(loader::raw_tracepoint_hook(
+                &mut ebpf, PROBE, program, tracepoint,
+            )?);
         }
+        hooks.attach()?;
         // Names are a convenience: without BTF the numbers still count.
         let names = |name: &str, prefix: &str| -> BTreeMap<i64, String> {
             match btf_enum::kernel_enum(name) {
@@ -134,6 +140,7 @@ impl DropsProbe {
             resets: loader::take_map(&mut ebpf, PROBE, RESETS_MAP)?,
             drop_reasons: names("skb_drop_reason", "SKB_DROP_REASON_"),
             reset_reasons: names("sk_rst_reason", "SK_RST_REASON_"),
+            _hooks: hooks,
             ebpf,
         })
     }

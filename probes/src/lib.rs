@@ -41,6 +41,7 @@ pub mod caps;
 mod cpus;
 mod drops;
 mod error;
+mod hooks;
 mod listener_events;
 mod loader;
 mod napi;
@@ -53,6 +54,7 @@ pub use caps::{
 };
 pub use drops::{DropCount, DropsProbe, ResetCount, MAX_WATCHED_DROPS};
 pub use error::ProbeError;
+pub use hooks::Hooks;
 pub use listener_events::{ListenerEvents, ListenerEventsProbe, MAX_WATCHED_PORTS};
 pub use loader::ProgramStats;
 pub use napi::{NapiProbe, NapiStats};

@@ -15,6 +15,7 @@ use aya::Ebpf;
 
 use crate::error::ProbeError;
 use crate::loader::{self, map_read_error, map_write_error, ProgramStats};
+use crate::Hooks;
 
 const PROBE: &str = "listener_events";
 const STATS_MAP: &str = "listener_stats";
@@ -123,7 +124,9 @@ pub struct ListenerEventsProbe {
     /// The port bitmap as last written to `ports`, word by word.
     port_words: Vec<u64>,
     config: Array<MapData, ListenerConfig>,
-    // Owns the program and its link; see SoftirqTimeProbe.
+    /// The link, until handed out by `take_hooks`.
+    hooks: Option<Hooks>,
+    // Owns the program; see SoftirqTimeProbe.
     ebpf: Ebpf,
 }
 
@@ -134,7 +137,11 @@ impl ListenerEventsProbe {
     pub fn load() -> Result<Self, ProbeError> {
         let btf = loader::kernel_btf(PROBE)?;
         let mut ebpf = loader::open_object_with(PROBE, OBJECT, &btf, &[], &[])?;
-        loader::attach_btf_tracepoint(&mut ebpf, &btf, PROBE, PROGRAM, TRACEPOINT)?;
+        let mut hooks = Hooks::new(PROBE);
+        hooks.push(loader::btf_tracepoint_hook(
+            &mut ebpf, &btf, PROBE, PROGRAM, TRACEPOINT,
+        )?);
+        hooks.attach()?;
         let slots = loader::take_map(&mut ebpf, PROBE, SLOTS_MAP)?;
         let stats = loader::take_map(&mut ebpf, PROBE, STATS_MAP)?;
         let ports = loader::take_map(&mut ebpf, PROBE, PORTS_MAP)?;
@@ -145,6 +152,7 @@ impl ListenerEventsProbe {
             ports,
             port_words: vec![0; WATCH_WORDS as usize],
             config,
+            hooks: Some(hooks),
             ebpf,
         })
     }
@@ -211,6 +219,12 @@ impl ListenerEventsProbe {
             .iter()
             .filter_map(|(key, values)| merge(key, values.iter()))
             .collect())
+    }
+
+    /// Hands the attachment to the caller (to switch it on and off); the
+    /// probe keeps reading its maps either way.
+    pub fn take_hooks(&mut self) -> Option<Hooks> {
+        self.hooks.take()
     }
 
     /// Run count and time of the program (non-zero only while the

@@ -5,8 +5,9 @@
 //! 4.17): they need no tracefs mount, skip the perf trace-buffer copy of
 //! classic tracepoints, and hand the program the TP_PROTO arguments
 //! themselves. Verified on the lab kernel (6.18, tracefs unmounted) by
-//! tests/softirq_time_live.rs and tests/caps_live.rs. The attachment is a
-//! bpf_link held by a file descriptor, so dropping it detaches.
+//! tests/softirq_time_live.rs and tests/caps_live.rs. Loading and attaching
+//! are separate steps: the attachment is a bpf_link held by a file
+//! descriptor in [`Hooks`](crate::Hooks), so dropping it detaches.
 //!
 //! Two program types use that attachment:
 //! - raw_tp (BPF_PROG_TYPE_RAW_TRACEPOINT): pointer arguments are plain
@@ -21,6 +22,9 @@
 use aya::maps::{Map, MapError};
 use aya::programs::{BtfTracePoint, RawTracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
+use std::ffi::CString;
+
+use crate::hooks::{Hook, Target};
 
 use crate::error::{error_chain_message, program_error_message, ProbeError};
 
@@ -51,23 +55,6 @@ fn load_error(
     }
 }
 
-fn attach_error(
-    probe: &'static str,
-    program: &'static str,
-    target: String,
-) -> impl FnOnce(aya::programs::ProgramError) -> ProbeError {
-    move |err| {
-        let msg = program_error_message(&err);
-        ProbeError::Attach {
-            probe,
-            program,
-            target,
-            errno: msg.errno,
-            detail: msg.text,
-        }
-    }
-}
-
 fn program_mut<'a>(
     ebpf: &'a mut Ebpf,
     probe: &'static str,
@@ -80,46 +67,70 @@ fn program_mut<'a>(
     })
 }
 
-/// Loads `program` and attaches it to the raw tracepoint `tracepoint`
-/// (the event name without its category, e.g. "softirq_entry").
-/// The link stays owned by the program inside `ebpf`.
-pub(crate) fn attach_raw_tracepoint(
+/// Loads the raw_tp `program` for the raw tracepoint `tracepoint` (the event
+/// name without its category, e.g. "softirq_entry"); attach it through
+/// [`Hooks`](crate::Hooks).
+pub(crate) fn raw_tracepoint_hook(
     ebpf: &mut Ebpf,
     probe: &'static str,
     program: &'static str,
     tracepoint: &str,
-) -> Result<(), ProbeError> {
+) -> Result<Hook, ProbeError> {
     let raw_tp: &mut RawTracePoint = program_mut(ebpf, probe, program)?
         .try_into()
         .map_err(load_error(probe, program))?;
     raw_tp.load().map_err(load_error(probe, program))?;
-    raw_tp.attach(tracepoint).map_err(attach_error(
+    let target = CString::new(tracepoint).map_err(|_| ProbeError::Config {
         probe,
-        program,
-        format!("raw_tp/{tracepoint}"),
-    ))?;
-    Ok(())
+        detail: format!("tracepoint name {tracepoint:?} has a NUL byte"),
+    })?;
+    hook(probe, program, raw_tp.fd(), Target::Raw(target))
 }
 
-/// Loads the tp_btf `program` against `tracepoint`'s BTF type and attaches
-/// it. The link stays owned by the program inside `ebpf`.
-pub(crate) fn attach_btf_tracepoint(
+/// Loads the tp_btf `program` against `tracepoint`'s BTF type; attach it
+/// through [`Hooks`](crate::Hooks).
+pub(crate) fn btf_tracepoint_hook(
     ebpf: &mut Ebpf,
     btf: &Btf,
     probe: &'static str,
     program: &'static str,
     tracepoint: &str,
-) -> Result<(), ProbeError> {
+) -> Result<Hook, ProbeError> {
     let tp_btf: &mut BtfTracePoint = program_mut(ebpf, probe, program)?
         .try_into()
         .map_err(load_error(probe, program))?;
     tp_btf
         .load(tracepoint, btf)
         .map_err(load_error(probe, program))?;
-    tp_btf
-        .attach()
-        .map_err(attach_error(probe, program, format!("tp_btf/{tracepoint}")))?;
-    Ok(())
+    hook(
+        probe,
+        program,
+        tp_btf.fd(),
+        Target::Btf(tracepoint.to_owned()),
+    )
+}
+
+fn hook(
+    probe: &'static str,
+    program: &'static str,
+    fd: Result<&aya::programs::ProgramFd, aya::programs::ProgramError>,
+    target: Target,
+) -> Result<Hook, ProbeError> {
+    let fd = fd
+        .map_err(load_error(probe, program))?
+        .try_clone()
+        .map_err(|err| ProbeError::Load {
+            probe,
+            program,
+            errno: err.raw_os_error(),
+            detail: format!("duplicating the program fd: {err}"),
+        })?;
+    Ok(Hook {
+        program,
+        fd,
+        target,
+        link: None,
+    })
 }
 
 /// The running kernel's BTF (/sys/kernel/btf/vmlinux): CO-RE relocations

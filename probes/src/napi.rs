@@ -7,6 +7,7 @@ use aya::Ebpf;
 use crate::cpus;
 use crate::error::ProbeError;
 use crate::loader::{self, map_read_error, ProgramStats};
+use crate::Hooks;
 
 const PROBE: &str = "napi";
 const STATS_MAP: &str = "napi_stats";
@@ -67,7 +68,8 @@ pub struct NapiStats {
 pub struct NapiProbe {
     stats: PerCpuHashMap<MapData, NapiKey, NapiValue>,
     possible_cpus: Vec<u32>,
-    // Owns the program and its raw_tp link; see SoftirqTimeProbe.
+    _hooks: Hooks,
+    // Owns the program; see SoftirqTimeProbe.
     ebpf: Ebpf,
 }
 
@@ -75,7 +77,11 @@ impl NapiProbe {
     /// Loads the program through the verifier and attaches it.
     pub fn load() -> Result<Self, ProbeError> {
         let mut ebpf = loader::open_object(PROBE, OBJECT)?;
-        loader::attach_raw_tracepoint(&mut ebpf, PROBE, PROGRAM, TRACEPOINT)?;
+        let mut hooks = Hooks::new(PROBE);
+        hooks.push(loader::raw_tracepoint_hook(
+            &mut ebpf, PROBE, PROGRAM, TRACEPOINT,
+        )?);
+        hooks.attach()?;
         let stats = loader::take_map(&mut ebpf, PROBE, STATS_MAP)?;
         let possible_cpus = cpus::possible_cpus().map_err(|err| ProbeError::MapRead {
             probe: PROBE,
@@ -85,6 +91,7 @@ impl NapiProbe {
         Ok(Self {
             stats,
             possible_cpus,
+            _hooks: hooks,
             ebpf,
         })
     }

@@ -24,11 +24,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap};
-use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf};
 
-use crate::error::{program_error_message, ProbeError};
+use crate::error::ProbeError;
 use crate::loader::{self, map_read_error, map_write_error, ProgramStats};
+use crate::Hooks;
 
 const PROBE: &str = "rx";
 const QUEUE_MAP: &str = "queue_stats";
@@ -293,7 +293,9 @@ pub struct RxProbe {
     age_sample_every: u32,
     track_ages: bool,
     ages_unavailable: Option<ProbeError>,
-    // Owns the programs and their raw_tp links; see SoftirqTimeProbe.
+    /// The links, until handed out by `take_hooks`.
+    hooks: Option<Hooks>,
+    // Owns the programs; see SoftirqTimeProbe.
     ebpf: Ebpf,
 }
 
@@ -331,8 +333,18 @@ impl RxProbe {
             ],
             &[(FLOWS_MAP, config.max_flows), (INGRESS_MAP, ingress_slots)],
         )?;
-        loader::attach_btf_tracepoint(&mut ebpf, &btf, PROBE, RECEIVE.0, RECEIVE.1)?;
-        let ages_unavailable = attach_read_side(&mut ebpf, &btf).err();
+        let mut hooks = Hooks::new(PROBE);
+        hooks.push(loader::btf_tracepoint_hook(
+            &mut ebpf, &btf, PROBE, RECEIVE.0, RECEIVE.1,
+        )?);
+        hooks.attach()?;
+        let ages_unavailable = match attach_read_side(&mut ebpf, &btf) {
+            Ok(read_side) => {
+                hooks.extend(read_side);
+                None
+            }
+            Err(err) => Some(err),
+        };
 
         let mut probe = Self {
             queue_slots: loader::take_map(&mut ebpf, PROBE, QUEUE_SLOTS_MAP)?,
@@ -347,6 +359,7 @@ impl RxProbe {
             age_sample_every: config.age_sample_every,
             track_ages: ages_unavailable.is_none(),
             ages_unavailable,
+            hooks: Some(hooks),
             ebpf,
         };
         probe.write_config(0)?;
@@ -482,6 +495,12 @@ impl RxProbe {
             .collect())
     }
 
+    /// Hands the attachment to the caller (to switch it on and off); the
+    /// probe keeps reading its maps either way.
+    pub fn take_hooks(&mut self) -> Option<Hooks> {
+        self.hooks.take()
+    }
+
     /// Run count and time per program (non-zero only while the
     /// administrator enabled kernel.bpf_stats_enabled).
     pub fn program_stats(&self) -> Result<Vec<ProgramStats>, ProbeError> {
@@ -499,28 +518,18 @@ impl RxProbe {
     }
 }
 
-/// Attaches the read-side programs; on the first failure unloads those
-/// already attached (unloading detaches) and returns the error.
-fn attach_read_side(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), ProbeError> {
-    for (index, (program, tracepoint)) in READ_SIDE.iter().enumerate() {
-        if let Err(err) = loader::attach_btf_tracepoint(ebpf, btf, PROBE, program, tracepoint) {
-            for (attached, _) in &READ_SIDE[..=index] {
-                if let Some(program) = ebpf.program_mut(attached) {
-                    let tp_btf: Result<&mut BtfTracePoint, _> = program.try_into();
-                    if let Ok(tp_btf) = tp_btf {
-                        if let Err(unload_err) = tp_btf.unload() {
-                            log::debug!(
-                                "rx: unloading {attached}: {}",
-                                program_error_message(&unload_err).text
-                            );
-                        }
-                    }
-                }
-            }
-            return Err(err);
-        }
+/// Loads and attaches the read-side programs, all or none: on a failure
+/// those attached are detached again (the returned set is dropped) and
+/// the error is returned.
+fn attach_read_side(ebpf: &mut Ebpf, btf: &Btf) -> Result<Hooks, ProbeError> {
+    let mut hooks = Hooks::new(PROBE);
+    for (program, tracepoint) in READ_SIDE {
+        hooks.push(loader::btf_tracepoint_hook(
+            ebpf, btf, PROBE, program, tracepoint,
+        )?);
     }
-    Ok(())
+    hooks.attach()?;
+    Ok(hooks)
 }
 
 /// Sums per-CPU queue counters from the slot cache (claimed slots only) and

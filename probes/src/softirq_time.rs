@@ -8,7 +8,7 @@ use aya::maps::{MapData, PerCpuArray};
 use aya::Ebpf;
 
 use crate::error::{error_chain_message, ProbeError};
-use crate::{cpus, loader};
+use crate::{cpus, loader, Hooks};
 
 const PROBE: &str = "softirq_time";
 const STATS_MAP: &str = "softirq_stats";
@@ -54,8 +54,10 @@ pub struct CpuSoftirqTime {
 pub struct SoftirqTimeProbe {
     stats: PerCpuArray<MapData, SoftirqTimeStats>,
     possible_cpus: Vec<u32>,
-    // Owns the programs and their raw_tp links: dropping it closes the link
-    // fds (detach) and the program fds; `stats` holds the last map fd.
+    /// The links, until handed out by `take_hooks`.
+    hooks: Option<Hooks>,
+    // Owns the programs: dropping it (and the hooks) closes the program fds;
+    // `stats` holds the last map fd.
     ebpf: Ebpf,
 }
 
@@ -63,9 +65,13 @@ impl SoftirqTimeProbe {
     /// Loads the programs through the verifier and attaches them.
     pub fn load() -> Result<Self, ProbeError> {
         let mut ebpf = loader::open_object(PROBE, OBJECT)?;
+        let mut hooks = Hooks::new(PROBE);
         for (program, tracepoint) in PROGRAMS {
-            loader::attach_raw_tracepoint(&mut ebpf, PROBE, program, tracepoint)?;
+            hooks.push(loader::raw_tracepoint_hook(
+                &mut ebpf, PROBE, program, tracepoint,
+            )?);
         }
+        hooks.attach()?;
         let map = ebpf.take_map(STATS_MAP).ok_or(ProbeError::Missing {
             probe: PROBE,
             kind: "map",
@@ -84,6 +90,7 @@ impl SoftirqTimeProbe {
         Ok(Self {
             stats,
             possible_cpus,
+            hooks: Some(hooks),
             ebpf,
         })
     }
@@ -118,6 +125,12 @@ impl SoftirqTimeProbe {
                 net_tx_ns: stats.net_tx_ns,
             })
             .collect())
+    }
+
+    /// Hands the attachment to the caller (to switch it on and off); the
+    /// probe keeps reading its maps either way.
+    pub fn take_hooks(&mut self) -> Option<Hooks> {
+        self.hooks.take()
     }
 
     /// Run count and time per program (non-zero only while the

@@ -276,3 +276,70 @@ fn drop_leaves_no_programs_links_or_maps() {
     drop(probe);
     common::assert_released("listener_events", &program_ids, &map_ids);
 }
+
+/// Duty cycling: the hooks handed out by `take_hooks` detach and attach again
+/// with the maps intact. Datagrams sent while detached are not counted, those
+/// sent before and after are, exactly; the link is gone while detached and
+/// the program is released only once both the probe and the hooks are dropped.
+#[test]
+fn hooks_detach_and_attach_keep_the_counts() {
+    if !common::can_run_privileged("listener_events hooks_detach_and_attach_keep_the_counts") {
+        return;
+    }
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.set_nonblocking(true).expect("nonblocking");
+    let to = socket.local_addr().expect("addr");
+    let mut probe = ListenerEventsProbe::load().expect("load listener_events");
+    probe.set_watched_ports(&[to.port()]).expect("watch");
+    let program_ids = probe.program_ids().expect("program ids");
+    let map_ids = probe.map_ids().expect("map ids");
+    let mut hooks = probe.take_hooks().expect("hooks");
+    assert!(probe.take_hooks().is_none(), "handed out once");
+    assert!(hooks.is_attached());
+    assert_eq!(hooks.programs(), ["sk_data_ready"]);
+
+    let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+    let inode = common::socket_inode(&socket);
+    let mut total = 0u64;
+    let send = |n: u64, total: &mut u64| {
+        for _ in 0..n {
+            client.send_to(b"duty", to).expect("send");
+        }
+        let mut received = [0u64];
+        drain_udp(
+            std::slice::from_ref(&socket),
+            &mut received,
+            n,
+            Duration::from_secs(5),
+        );
+        assert_eq!(received[0], n, "datagrams lost");
+        *total += n;
+    };
+    let counted = |probe: &ListenerEventsProbe| {
+        entry(&probe.read().expect("read"), inode).map_or(0, |e| e.events)
+    };
+
+    send(30, &mut total);
+    assert_eq!(counted(&probe), 30);
+    hooks.detach();
+    assert!(!hooks.is_attached());
+    assert!(
+        common::links_of(&program_ids).is_empty(),
+        "link left while detached"
+    );
+    send(50, &mut total);
+    assert_eq!(counted(&probe), 30, "counted while detached");
+    hooks.attach().expect("attach again");
+    assert_eq!(common::links_of(&program_ids).len(), 1);
+    send(20, &mut total);
+    assert_eq!(counted(&probe), 50, "30 before + 20 after; {total} sent");
+
+    drop(probe);
+    assert_eq!(
+        common::links_of(&program_ids).len(),
+        1,
+        "the hooks keep the program attached after the probe is dropped"
+    );
+    drop(hooks);
+    common::assert_released("listener_events hooks", &program_ids, &map_ids);
+}

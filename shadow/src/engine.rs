@@ -22,6 +22,7 @@ use crate::error::ShadowError;
 use crate::locality;
 use crate::netns;
 use crate::policy::{self, FlowKey, PolicyContext};
+use crate::rejections;
 use crate::replica::{self, FamilyMode};
 use crate::report::{fill_skew_reduction, CpuPinning, PolicyResult, ShadowReport, Verdict, SCHEMA};
 use crate::sys;
@@ -448,7 +449,7 @@ fn run_policies(
         let mut loaded = match policy::load(candidate, &ctx, btf.as_ref()) {
             Ok(loaded) => loaded,
             Err(err) => {
-                log::warn!("shadow policy {candidate} rejected: {err}");
+                rejections::log_rejection(candidate, &err);
                 outcomes.push(Outcome::Rejected(err.to_string()));
                 continue;
             }
@@ -459,7 +460,7 @@ fn run_policies(
             Some(program) => match program.attach(&group, &ctx) {
                 Ok(()) => Verdict::Accepted,
                 Err(err) => {
-                    log::warn!("shadow policy {candidate} rejected: {err}");
+                    rejections::log_rejection(candidate, &err);
                     outcomes.push(Outcome::Rejected(err.to_string()));
                     continue;
                 }

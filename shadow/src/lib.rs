@@ -31,6 +31,7 @@ mod locality;
 mod netns;
 mod packet;
 mod policy;
+mod rejections;
 mod replica;
 mod report;
 mod sys;

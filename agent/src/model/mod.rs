@@ -11,7 +11,7 @@ pub mod window;
 
 pub use window::window;
 
-use crate::report::{Report, SNAPSHOT_SCHEMA};
+use crate::report::{ProbeSamplingReport, Report, SNAPSHOT_SCHEMA};
 use crate::snapshot::Snapshot;
 use indices::SpiWeights;
 use listener::{ListenerConfig, ListenerHistory};
@@ -83,6 +83,12 @@ pub fn build_report(
         sources: snap.sources.clone(),
         // Attached by `run` from the shadow replay worker; the model never replays.
         shadow: Vec::new(),
+        probe_sampling: snap.probe_coverage.map(|c| ProbeSamplingReport {
+            attached_share: window_secs
+                .filter(|s| *s > 0.0)
+                .map(|s| (c.attached.as_secs_f64() / s).min(1.0)),
+            duty: c.duty,
+        }),
     };
     states::apply(&mut report, cfg, &mut state.machines);
     report

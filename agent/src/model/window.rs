@@ -163,7 +163,53 @@ pub fn window(prev: &Snapshot, cur: &Snapshot) -> Snapshot {
             }
         }
     }
+    if let (Some(p), Some(c)) = (&prev.probe_coverage, &mut w.probe_coverage) {
+        c.attached = c.attached.saturating_sub(p.attached);
+        let elapsed = cur.taken_at.saturating_duration_since(prev.taken_at);
+        let share = c.attached.as_secs_f64() / elapsed.as_secs_f64();
+        scale_probe_counts(&mut w, share);
+    }
     w
+}
+
+/// Estimates the per-packet probes' counts for the whole window from the `share` of it
+/// they were attached (probe_budget). Histograms and locality stay as counted: they are
+/// distributions, which sampling in time leaves unbiased. A window with nothing attached
+/// keeps its zeros (its share tells).
+fn scale_probe_counts(w: &mut Snapshot, share: f64) {
+    if !(share > 0.0 && share < 0.999) {
+        return;
+    }
+    let scale = |v: &mut u64| *v = (*v as f64 / share).round() as u64;
+    for cpu in w.softirq_time.iter_mut().flatten() {
+        scale(&mut cpu.net_rx_count);
+        scale(&mut cpu.net_rx_ns);
+        scale(&mut cpu.net_tx_count);
+        scale(&mut cpu.net_tx_ns);
+    }
+    if let Some(l) = &mut w.listeners {
+        for e in l.events.iter_mut().flatten() {
+            scale(&mut e.events);
+        }
+        for f in l.flows.iter_mut().flatten() {
+            scale(&mut f.packets);
+            scale(&mut f.bytes);
+        }
+    }
+    for q in w.rx_queue_counts.iter_mut().flatten() {
+        scale(&mut q.packets);
+        scale(&mut q.bytes);
+    }
+    for q in w
+        .devices
+        .iter_mut()
+        .flat_map(|d| d.queue_counters.iter_mut())
+    {
+        if q.source == crate::snapshot::EBPF_QUEUE_SOURCE {
+            q.rx_packets.iter_mut().for_each(scale);
+            q.rx_bytes.iter_mut().for_each(scale);
+        }
+    }
 }
 
 /// Bucket-wise growth of a histogram. A histogram is reset as a whole (its map entry was

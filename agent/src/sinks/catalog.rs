@@ -948,6 +948,14 @@ pub static CATALOG: &[MetricDef] = &[
         key(&SOURCE, "duration_us").scale(1e-6),
     ),
     gauge(
+        "skewscope.agent.probe.attached_share",
+        "1",
+        "Share of the window the per-packet probes were attached; below 1 the probe \
+         budget duty-cycles them and their counts are estimates (absent while they run \
+         all the time).",
+        key(&HOST, "probe_sampling.attached_share"),
+    ),
+    gauge(
         "skewscope.agent.probe.attached",
         "",
         "1 when the eBPF probe is attached and was read this cycle, else 0.",

@@ -21,7 +21,7 @@
 
 use serde::Serialize;
 
-use super::HostRoot;
+use super::{percpu_header, HostRoot};
 use crate::error::{ParseError, SourceError};
 
 /// The parsed file.
@@ -126,13 +126,7 @@ pub fn read(root: &HostRoot) -> Result<Interrupts, SourceError> {
 /// Parse the text of /proc/interrupts.
 pub fn parse(text: &str) -> Result<Interrupts, ParseError> {
     let mut lines = text.lines().enumerate();
-    let cpus = loop {
-        match lines.next() {
-            None => return Err(ParseError::new(0, "empty: no CPU header")),
-            Some((_, l)) if l.trim().is_empty() => continue,
-            Some((i, l)) => break parse_header(l).map_err(|m| ParseError::new(i + 1, m))?,
-        }
-    };
+    let cpus = percpu_header::take(&mut lines)?;
     let mut out = Vec::new();
     for (i, line) in lines {
         // procfs fixtures carry a blank line between MIS and PIN; arm64 ends on spaces.
@@ -142,26 +136,6 @@ pub fn parse(text: &str) -> Result<Interrupts, ParseError> {
         out.push(parse_row(line, cpus.len()).map_err(|m| ParseError::new(i + 1, m))?);
     }
     Ok(Interrupts { cpus, lines: out })
-}
-
-fn parse_header(line: &str) -> Result<Vec<u32>, String> {
-    let mut cpus: Vec<u32> = Vec::new();
-    for tok in line.split_ascii_whitespace() {
-        let n = tok
-            .strip_prefix("CPU")
-            .and_then(|n| n.parse::<u32>().ok())
-            .ok_or_else(|| format!("header: expected CPU<n>, found {tok:?}"))?;
-        if let Some(&last) = cpus.last() {
-            if n <= last {
-                return Err(format!("header: CPU{n} after CPU{last} (not increasing)"));
-            }
-        }
-        cpus.push(n);
-    }
-    if cpus.is_empty() {
-        return Err("header: no CPU columns".into());
-    }
-    Ok(cpus)
 }
 
 fn is_blank(b: u8) -> bool {

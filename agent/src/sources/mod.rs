@@ -12,6 +12,7 @@ pub mod irq_map;
 pub mod links;
 pub mod netns;
 pub mod owners;
+mod percpu_header;
 pub mod proc_stat;
 pub mod qstats;
 pub mod sock_diag;

@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::HostRoot;
+use super::{percpu_header, HostRoot};
 use crate::error::{ParseError, SourceError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -60,13 +60,7 @@ pub fn read(root: &HostRoot) -> Result<SoftIrqs, SourceError> {
 /// Parse the text of /proc/softirqs.
 pub fn parse(text: &str) -> Result<SoftIrqs, ParseError> {
     let mut lines = text.lines().enumerate();
-    let cpus = loop {
-        match lines.next() {
-            None => return Err(ParseError::new(0, "empty: no CPU header")),
-            Some((_, l)) if l.trim().is_empty() => continue,
-            Some((i, l)) => break parse_header(l).map_err(|m| ParseError::new(i + 1, m))?,
-        }
-    };
+    let cpus = percpu_header::take(&mut lines)?;
     let mut rows = Vec::with_capacity(10);
     for (i, line) in lines {
         if line.trim().is_empty() {
@@ -103,26 +97,6 @@ pub fn parse(text: &str) -> Result<SoftIrqs, ParseError> {
         return Err(ParseError::new(0, "no softirq rows"));
     }
     Ok(SoftIrqs { cpus, rows })
-}
-
-fn parse_header(line: &str) -> Result<Vec<u32>, String> {
-    let mut cpus: Vec<u32> = Vec::new();
-    for tok in line.split_ascii_whitespace() {
-        let n = tok
-            .strip_prefix("CPU")
-            .and_then(|n| n.parse::<u32>().ok())
-            .ok_or_else(|| format!("header: expected CPU<n>, found {tok:?}"))?;
-        if let Some(&last) = cpus.last() {
-            if n <= last {
-                return Err(format!("header: CPU{n} after CPU{last} (not increasing)"));
-            }
-        }
-        cpus.push(n);
-    }
-    if cpus.is_empty() {
-        return Err("header: no CPU columns".into());
-    }
-    Ok(cpus)
 }
 
 #[cfg(test)]

@@ -1,13 +1,17 @@
-//! Helpers shared by the root-only lab tests: a network namespace of their own,
-//! SO_REUSEPORT sockets bound in it, and lookups into the agent's JSON report.
-//! Each test binary uses a subset.
+//! Helpers shared by the integration tests: for the root-only labs a network namespace
+//! of their own, SO_REUSEPORT sockets bound in it and lookups into the agent's JSON
+//! report; for the exporter tests a long-running agent whose output is collected and a
+//! loopback reuseport group with traffic. Each test binary uses a subset.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use skewscope::sources::netns::in_netns;
 
@@ -101,6 +105,22 @@ pub fn reuseport_socket(kind: libc::c_int) -> OwnedFd {
 
 /// bind(2) an IPv4 address.
 pub fn bind(fd: &OwnedFd, addr: SocketAddr) {
+    let r = with_sockaddr_in(libc::bind, fd, addr);
+    assert_eq!(r, 0, "bind {addr}: {}", std::io::Error::last_os_error());
+}
+
+/// connect(2) to an IPv4 address.
+pub fn connect(fd: &impl AsRawFd, addr: SocketAddr) {
+    let r = with_sockaddr_in(libc::connect, fd, addr);
+    assert_eq!(r, 0, "connect {addr}: {}", std::io::Error::last_os_error());
+}
+
+/// `call` (bind(2), connect(2)) on `fd` and the sockaddr_in of the IPv4 `addr`.
+fn with_sockaddr_in(
+    call: unsafe extern "C" fn(libc::c_int, *const libc::sockaddr, libc::socklen_t) -> libc::c_int,
+    fd: &impl AsRawFd,
+    addr: SocketAddr,
+) -> libc::c_int {
     let SocketAddr::V4(v4) = addr else {
         unreachable!()
     };
@@ -112,14 +132,13 @@ pub fn bind(fd: &OwnedFd, addr: SocketAddr) {
         },
         sin_zero: [0; 8],
     };
-    let r = unsafe {
-        libc::bind(
+    unsafe {
+        call(
             fd.as_raw_fd(),
             &sin as *const _ as *const libc::sockaddr,
             std::mem::size_of_val(&sin) as libc::socklen_t,
         )
-    };
-    assert_eq!(r, 0, "bind {addr}: {}", std::io::Error::last_os_error());
+    }
 }
 
 pub fn inode_of(fd: &impl AsRawFd) -> u64 {
@@ -222,4 +241,233 @@ impl CountingReaders {
         }
         self.counts()
     }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The agent with a clean environment plus `env`.
+pub fn agent_command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skewscope"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .args(args);
+    cmd
+}
+
+/// A long-running agent ([`agent_command`]) whose stdout lines (with the time each
+/// arrived) and stderr are collected as they come; killed on drop.
+pub struct Agent {
+    pub child: Child,
+    pub lines: Arc<Mutex<Vec<(Instant, String)>>>,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl Agent {
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let mut child = agent_command(args, env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (out, l) = (child.stdout.take().unwrap(), lines.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                l.lock().unwrap().push((Instant::now(), line));
+            }
+        });
+        let (err, e) = (child.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut s = e.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Agent {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// The stdout lines so far as JSON reports (`--output json`).
+    pub fn reports(&self) -> Vec<serde_json::Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, l)| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// At least `n` reports (bounded: 30 s).
+    pub fn wait_reports(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self.reports();
+            if r.len() >= n {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "only {} reports", r.len());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The address the agent logged for /metrics (`--prometheus-listen`).
+    pub fn prometheus_addr(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let err = self.stderr();
+            if let Some(rest) = err.split("serving Prometheus metrics on http://").nth(1) {
+                return rest.split("/metrics").next().unwrap().to_string();
+            }
+            assert!(Instant::now() < deadline, "no Prometheus address in: {err}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then the exit code (bounded).
+    pub fn stop(mut self) -> i32 {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the agent did not stop within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A UDP SO_REUSEPORT group of two sockets on 127.0.0.1 (this namespace), fed with
+/// datagrams from 16 source ports until dropped, so the listener sources report it and
+/// group, listener and flow metrics have data.
+pub struct ReuseportGroup {
+    pub port: u16,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ReuseportGroup {
+    pub fn start() -> ReuseportGroup {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for _ in 0..2 {
+            let fd = reuseport_socket(libc::SOCK_DGRAM);
+            bind(&fd, addr);
+            let sock = std::net::UdpSocket::from(fd);
+            sock.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let stop = stop.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = sock.recv(&mut buf);
+                }
+            }));
+        }
+        let s = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            // Many source ports (flows), ~2000 datagrams/s, only to 127.0.0.1.
+            let senders: Vec<std::net::UdpSocket> = (0..16)
+                .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+                .collect();
+            let mut i = 0usize;
+            while !s.load(Ordering::Relaxed) {
+                let _ = senders[i % senders.len()].send_to(&[0u8; 32], addr);
+                i += 1;
+                if i.is_multiple_of(20) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }));
+        ReuseportGroup {
+            port,
+            stop,
+            threads,
+        }
+    }
+}
+
+impl Drop for ReuseportGroup {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Start the agent and wait until its window is open (it logs that on stderr).
+pub fn agent_window(args: &[&str]) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skewscope"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = lines
+            .next()
+            .expect("agent stderr closed before its window opened")
+            .unwrap();
+        if line.contains("window open") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "window never opened");
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+/// Wait for a `snapshot --json` agent to exit successfully; its report.
+pub fn finish(mut child: Child) -> serde_json::Value {
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    serde_json::from_str(&out).unwrap()
 }

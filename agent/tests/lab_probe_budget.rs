@@ -1,0 +1,127 @@
+//! The probe budget against ground truth: a steady flood into a 4-socket UDP group, well
+//! above a small budget, so the agent duty-cycles its probes. The estimated per-listener
+//! events (counted share scaled by the attached share) must match what each socket
+//! received over the window, and the indices the true split.
+//! Root only (netns, eBPF); every traffic loop is bounded.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{
+    agent_window, finish, group, inode_of, lsi, privileged, CountingReaders, Netns, ADDR,
+};
+
+#[test]
+fn sampled_events_estimate_the_true_split() {
+    if !privileged() {
+        return;
+    }
+    let ns = Netns::new("budget");
+    let port = 9150;
+    let group_addr: SocketAddr = format!("{ADDR}:{port}").parse().unwrap();
+    let servers: Vec<UdpSocket> = ns.udp_group(group_addr, 4);
+    // Weights per source port: two heavy flows and 30 light ones, sent in a fixed cycle
+    // so the split is the same in every part of the window.
+    let mut plan: Vec<(u16, u32)> = vec![(32000, 12), (32001, 6)];
+    plan.extend((0..30).map(|i| (32100 + i, 1)));
+    let clients: Vec<(UdpSocket, u32)> = ns.enter(|| {
+        plan.iter()
+            .map(|&(sport, weight)| (UdpSocket::bind((ADDR, sport)).unwrap(), weight))
+            .collect()
+    });
+    let inodes: Vec<u64> = servers.iter().map(inode_of).collect();
+    let readers = CountingReaders::start(servers);
+
+    // About 40 kpps: 48 datagrams per cycle, a cycle every 1.2 ms at most.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let flood = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                for (socket, weight) in &clients {
+                    for _ in 0..*weight {
+                        if socket.send_to(b"budget-lab", group_addr).is_ok() {
+                            sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(1200));
+            }
+        })
+    };
+    // Let the flood settle so the budget has judged it before the window opens.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // 0.2% of a CPU at 400 ns per packet: sampling above 5 kpps.
+    let agent = agent_window(&[
+        "snapshot",
+        "--json",
+        "--duration",
+        "3",
+        "--probe-budget",
+        "0.002",
+    ]);
+    let before = readers.counts();
+    let report = finish(agent);
+    let after = readers.counts();
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    readers.stop();
+    let truth: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let total: u64 = truth.iter().sum();
+    let rate = total as f64 / report["window_secs"].as_f64().unwrap();
+    assert!(
+        rate > 20_000.0,
+        "the flood is too slow to test sampling: {rate:.0}/s"
+    );
+
+    let sampling = &report["probe_sampling"];
+    let share = sampling["attached_share"].as_f64().unwrap();
+    assert!(
+        share > 0.0 && share < 0.5,
+        "probes should be duty-cycled at {rate:.0} pps: {sampling}"
+    );
+
+    let g = group(&report, ns.inode(), port);
+    let events: Vec<u64> = inodes
+        .iter()
+        .map(|inode| {
+            g["listeners"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["inode"] == *inode)
+                .expect("every socket listed")["events"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let estimated: u64 = events.iter().sum();
+    eprintln!(
+        "truth {truth:?} ({rate:.0} pps), estimated {events:?}, attached {share:.3}, \
+         LSI truth {:.4} agent {}",
+        lsi(&truth),
+        g["indices"]["lsi"]
+    );
+    let err = (estimated as f64 - total as f64).abs() / total as f64;
+    assert!(err < 0.15, "total events {estimated} vs truth {total}");
+    for (i, (e, t)) in events.iter().zip(&truth).enumerate() {
+        let (es, ts) = (*e as f64 / estimated as f64, *t as f64 / total as f64);
+        assert!(
+            (es - ts).abs() < 0.03,
+            "socket {i}: share {es:.3} vs truth {ts:.3}"
+        );
+    }
+    let got_lsi = g["indices"]["lsi"].as_f64().unwrap();
+    assert!(
+        (got_lsi - lsi(&truth)).abs() < 0.05,
+        "LSI {got_lsi} vs truth {}",
+        lsi(&truth)
+    );
+    assert_eq!(g["top_flows"][0]["sport"], 32000, "heaviest flow found");
+}

@@ -1,0 +1,148 @@
+//! The attachment of a probe's loaded programs, kept apart from the probe so
+//! that another thread can switch it on and off (the agent's probe budget
+//! duty-cycles the per-packet probes) while the probe's maps are read.
+//!
+//! A [`Hooks`] holds its own duplicate of every program fd, so the programs
+//! stay loaded as long as it lives even when the probe is dropped first. Each
+//! attachment is a bpf_link made with BPF_RAW_TRACEPOINT_OPEN (Linux 4.17;
+//! tp_btf programs name their tracepoint at load, raw_tp programs at attach)
+//! and owned by its fd: closing it detaches at once (bpf_link_release() →
+//! bpf_link_put_direct(), kernel/bpf/syscall.c), and maps keep their
+//! contents across detach and attach.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use aya::programs::ProgramFd;
+
+use crate::error::ProbeError;
+
+/// What BPF_RAW_TRACEPOINT_OPEN is given for one program.
+#[derive(Debug)]
+pub(crate) enum Target {
+    /// A raw_tp program: the tracepoint is named at attach.
+    Raw(CString),
+    /// A tp_btf program: the tracepoint was fixed at load; the name is for messages.
+    Btf(String),
+}
+
+/// One loaded program and, while attached, its link.
+#[derive(Debug)]
+pub(crate) struct Hook {
+    pub(crate) program: &'static str,
+    pub(crate) fd: ProgramFd,
+    pub(crate) target: Target,
+    pub(crate) link: Option<OwnedFd>,
+}
+
+impl Hook {
+    fn describe_target(&self) -> String {
+        match &self.target {
+            Target::Raw(name) => format!("raw_tp/{}", name.to_string_lossy()),
+            Target::Btf(name) => format!("tp_btf/{name}"),
+        }
+    }
+
+    fn attach(&mut self, probe: &'static str) -> Result<(), ProbeError> {
+        if self.link.is_some() {
+            return Ok(());
+        }
+        // union bpf_attr's raw_tracepoint member: { __u64 name; __u32 prog_fd; __u32 pad;
+        // __u64 cookie; } (include/uapi/linux/bpf.h); bytes past it must be zero.
+        const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
+        let mut attr = [0u64; 3];
+        if let Target::Raw(name) = &self.target {
+            attr[0] = name.as_ptr() as u64;
+        }
+        attr[1] = self.fd.as_fd().as_raw_fd() as u64;
+        // SAFETY: bpf(2) reads `attr` (its size given) and the C string it points to,
+        // which outlives the call; it returns a new fd or -1.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_RAW_TRACEPOINT_OPEN,
+                attr.as_mut_ptr(),
+                std::mem::size_of_val(&attr) as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(ProbeError::Attach {
+                probe,
+                program: self.program,
+                target: self.describe_target(),
+                errno: err.raw_os_error(),
+                detail: format!("BPF_RAW_TRACEPOINT_OPEN: {err}"),
+            });
+        }
+        // SAFETY: the kernel returned a new link fd that nothing else owns.
+        self.link = Some(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
+        Ok(())
+    }
+}
+
+/// The programs of one probe and their links; dropping it detaches them and
+/// releases its references to the programs.
+#[derive(Debug)]
+pub struct Hooks {
+    probe: &'static str,
+    hooks: Vec<Hook>,
+}
+
+impl Hooks {
+    pub(crate) fn new(probe: &'static str) -> Self {
+        Self {
+            probe,
+            hooks: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, hook: Hook) {
+        self.hooks.push(hook);
+    }
+
+    /// Moves `other`'s programs into this set.
+    pub(crate) fn extend(&mut self, other: Hooks) {
+        self.hooks.extend(other.hooks);
+    }
+
+    /// The probe these programs belong to.
+    pub fn probe(&self) -> &'static str {
+        self.probe
+    }
+
+    /// Attaches every program not attached yet: all or none (on a failure
+    /// those attached by this call are detached again).
+    pub fn attach(&mut self) -> Result<(), ProbeError> {
+        let was: Vec<bool> = self.hooks.iter().map(|h| h.link.is_some()).collect();
+        for index in 0..self.hooks.len() {
+            if let Err(err) = self.hooks[index].attach(self.probe) {
+                for (hook, was_attached) in self.hooks.iter_mut().zip(&was) {
+                    if !was_attached {
+                        hook.link = None;
+                    }
+                }
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Detaches every program; they stay loaded and their maps keep counting
+    /// from where they were once attached again.
+    pub fn detach(&mut self) {
+        for hook in &mut self.hooks {
+            hook.link = None;
+        }
+    }
+
+    /// Whether every program is attached (false for an empty set).
+    pub fn is_attached(&self) -> bool {
+        !self.hooks.is_empty() && self.hooks.iter().all(|h| h.link.is_some())
+    }
+
+    /// The programs' names, in load order.
+    pub fn programs(&self) -> Vec<&'static str> {
+        self.hooks.iter().map(|h| h.program).collect()
+    }
+}
