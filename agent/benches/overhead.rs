@@ -5,7 +5,7 @@
 //! group received per second. Each round runs three arms in turn: without the agent;
 //! with the agent as it runs by default (`Collector::new` plus one `collect()`, every
 //! default probe loaded and the group's port watched, under the default probe budget of
-//! 2% of a CPU, agent/src/probe_budget.rs); and with the probes attached all the time
+//! 1.5% of a CPU, agent/src/probe_budget.rs); and with the probes attached all the time
 //! (`--probe-budget off`, exact counts at any rate). The medians and their ratios to the
 //! run without are printed side by side (target: default ratio >= 0.97), with the share
 //! of the run the budget kept the probes attached. Every run floods for WARMUP first,
@@ -33,7 +33,7 @@
 //!
 //! Root only (netns, eBPF): prints why and exits 0 otherwise. Every loop is bounded:
 //! ROUNDS x 2 runs of RUN_SECS, a warm-up and one accounted run. Overrides:
-//! SKEWSCOPE_BENCH_ROUNDS (1..=20, default 5), SKEWSCOPE_BENCH_RUN_SECS (1..=10,
+//! SKEWSCOPE_BENCH_ROUNDS (1..=20, default 7), SKEWSCOPE_BENCH_RUN_SECS (1..=10,
 //! default 2).
 
 use std::net::UdpSocket;
@@ -527,7 +527,7 @@ fn main() {
         println!("overhead: skipped: BPF objects not built (clang missing at build time)");
         return;
     }
-    let rounds = env_bounded("SKEWSCOPE_BENCH_ROUNDS", 5, 20) as usize;
+    let rounds = env_bounded("SKEWSCOPE_BENCH_ROUNDS", 7, 20) as usize;
     let run = Duration::from_secs(env_bounded("SKEWSCOPE_BENCH_RUN_SECS", 2, 10));
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (sender_cpu, reader_cpu) = if cpus >= 2 { (0, Some(1)) } else { (0, None) };
@@ -593,9 +593,18 @@ fn main() {
     }
     let pps = |runs: &[Run]| median(&runs.iter().map(|r| r.received_pps).collect::<Vec<_>>());
     let cpu = |runs: &[Run]| median(&runs.iter().map(|r| r.sender_cpu_ns).collect::<Vec<_>>());
-    let without = &runs[0];
+    // Ratios are paired: each round's arm against the run without it in the same round
+    // (seconds apart, so drift in the machine's speed cancels), then the median.
+    let paired = |arm: &[Run], f: &dyn Fn(&Run, &Run) -> f64| {
+        median(
+            &arm.iter()
+                .zip(&runs[0])
+                .map(|(a, w)| f(a, w))
+                .collect::<Vec<_>>(),
+        )
+    };
     println!(
-        "{:<26} {:>10} {:>10} {:>7} {:>12} {:>9} {:>9} {:>7}",
+        "{:<26} {:>10} {:>8} {:>7} {:>10} {:>9} {:>9} {:>8}",
         "overhead (medians)",
         "pps",
         "ratio",
@@ -616,20 +625,20 @@ fn main() {
                 .collect::<Vec<_>>(),
         );
         println!(
-            "{:<26} {:>10.0} {:>10.3} {:>7} {:>12.0} {:>+9.0} {:>9.3} {:>6.0}%",
+            "{:<26} {:>10.0} {:>8.3} {:>7} {:>10.0} {:>+9.0} {:>9.3} {:>7.0}%",
             label,
             pps(arm),
-            pps(arm) / pps(without),
+            paired(arm, &|a, w| a.received_pps / w.received_pps),
             if i == 1 {
                 format!(">={TARGET_RATIO}")
             } else {
                 String::new()
             },
             cpu(arm),
-            cpu(arm) - cpu(without),
+            paired(arm, &|a, w| a.sender_cpu_ns - w.sender_cpu_ns),
             // The sender's CPU time per datagram is what the probes add to; unlike
             // wall-clock pps it does not move when another process takes the CPU.
-            cpu(without) / cpu(arm),
+            paired(arm, &|a, w| w.sender_cpu_ns / a.sender_cpu_ns),
             if i == 0 { 0.0 } else { 100.0 * share },
         );
     }

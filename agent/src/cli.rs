@@ -90,7 +90,7 @@ pub struct SourceArgs {
     /// Do not load eBPF probes.
     #[arg(long)]
     pub no_probes: bool,
-    /// Fraction of each CPU the per-packet probes may take, e.g. 0.02 (the default, or
+    /// Fraction of each CPU the per-packet probes may take, e.g. 0.015 (the default, or
     /// `[probes]` in --config); above it they are attached for part of the time and
     /// their counts are estimates. `off`: attached all the time, exact at any cost.
     #[arg(long, value_name = "FRACTION|off")]

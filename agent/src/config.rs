@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::TelemetryArgs;
-use crate::probe_budget::ProbeSampling;
+use crate::probe_budget::{ProbeSampling, DEFAULT_CPU_BUDGET, DEFAULT_PACKET_COST_NS};
 use crate::sinks::catalog::Limits;
 
 #[derive(Debug, thiserror::Error)]
@@ -111,12 +111,12 @@ pub struct FileConfig {
     pub probes: ProbesFile,
 }
 
-/// `[probes]`: by default the per-packet probes may take 2% of each CPU
+/// `[probes]`: by default the per-packet probes may take 1.5% of each CPU
 /// (agent/src/probe_budget.rs); above that they are duty-cycled.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbesFile {
-    /// Fraction of each CPU the per-packet probes may take (default 0.02).
+    /// Fraction of each CPU the per-packet probes may take (default 0.015).
     pub cpu_budget: Option<f64>,
     /// Their cost per received packet, in nanoseconds (default 400: all default probes
     /// on the VM `make bench` ran on; measure yours with `make bench`).
@@ -183,9 +183,6 @@ pub fn resolve_probe_sampling(
         )?))
     }
 }
-
-const DEFAULT_CPU_BUDGET: f64 = 0.02;
-const DEFAULT_PACKET_COST_NS: f64 = 400.0;
 
 /// `--probe-budget`: a fraction of each CPU, or `off` (probes attached all the time).
 #[derive(Debug, Clone, Copy, PartialEq)]

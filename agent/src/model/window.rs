@@ -254,4 +254,62 @@ mod tests {
             "CPU 2 is new: kept whole; CPU 3 moved column"
         );
     }
+
+    fn snapshot(taken_at: std::time::Instant, attached_ms: u64, events: u64) -> Snapshot {
+        use crate::probe_budget::ProbeCoverage;
+        use crate::snapshot::ListenerFacts;
+        Snapshot {
+            taken_at,
+            interrupts: None,
+            softirqs: None,
+            proc_stat: None,
+            softnet: None,
+            softirq_time: None,
+            online_cpus: None,
+            cpu_nodes: Default::default(),
+            sysctls: None,
+            devices: Vec::new(),
+            host_netns: None,
+            listeners: Some(ListenerFacts {
+                events: Some(vec![skewscope_probes::ListenerEvents {
+                    netns: 1,
+                    inode: 7,
+                    events,
+                    reuseport_id: Some(0),
+                    index: Some(0),
+                    num_socks: Some(2),
+                    port: 53,
+                    protocol: 17,
+                    family: 2,
+                }]),
+                ..Default::default()
+            }),
+            rx_queue_counts: None,
+            rx_queue_ages: None,
+            probe_coverage: Some(ProbeCoverage {
+                attached: std::time::Duration::from_millis(attached_ms),
+                duty: 0.25,
+            }),
+            sources: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn probe_counts_scale_by_the_attached_share() {
+        let t0 = std::time::Instant::now();
+        let t1 = t0 + std::time::Duration::from_secs(2);
+        let events =
+            |w: &Snapshot| w.listeners.as_ref().unwrap().events.as_ref().unwrap()[0].events;
+        // Attached 500 ms of 2 s: 100 counted events estimate 400.
+        let w = window(&snapshot(t0, 1000, 50), &snapshot(t1, 1500, 150));
+        assert_eq!(w.probe_coverage.unwrap().attached.as_millis(), 500);
+        assert_eq!(events(&w), 400);
+        // Attached all the window: exact, untouched.
+        let w = window(&snapshot(t0, 1000, 50), &snapshot(t1, 3000, 150));
+        assert_eq!(events(&w), 100);
+        // Never attached: nothing to scale, the zero share says so.
+        let w = window(&snapshot(t0, 1000, 50), &snapshot(t1, 1000, 50));
+        assert_eq!(events(&w), 0);
+        assert!(w.probe_coverage.unwrap().attached.is_zero());
+    }
 }

@@ -50,6 +50,19 @@ pub fn render_with(report: &Report, color: bool) -> String {
         fmt_index(report.host.indices.spi),
         fmt_index(report.host.indices.net_rx_cpu_qpi)
     );
+    if let Some(share) = report
+        .probe_sampling
+        .as_ref()
+        .and_then(|p| p.attached_share)
+        .filter(|s| *s < 0.999)
+    {
+        // Say so before any number the probes feed: those are estimates now.
+        let _ = writeln!(
+            out,
+            "  probes attached {:.0}% of the window (probe budget): eBPF counts are estimates",
+            share * 100.0
+        );
+    }
     for dev in &report.devices {
         render_device(&mut out, dev, w, color);
     }
