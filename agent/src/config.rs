@@ -845,6 +845,50 @@ fn resource_attributes(
 mod tests {
     use super::*;
 
+    #[test]
+    fn probe_sampling_from_flag_then_file() {
+        let file = |text: &str| FileConfig::parse(text, Path::new("t.toml")).unwrap().probes;
+        let resolve = |flag, text: &str| resolve_probe_sampling(flag, &file(text));
+        assert_eq!(resolve(None, "").unwrap(), ProbeSampling::DEFAULT);
+        assert_eq!(
+            resolve(None, "[probes]\ncpu_budget = 0.05\npacket_cost_ns = 200").unwrap(),
+            ProbeSampling::Budget {
+                cpu_fraction: 0.05,
+                packet_cost_ns: 200.0
+            }
+        );
+        assert_eq!(
+            resolve(None, "[probes]\nduty = 0.1").unwrap(),
+            ProbeSampling::Fixed { duty: 0.1 }
+        );
+        assert_eq!(
+            resolve(None, "[probes]\ncontinuous = true").unwrap(),
+            ProbeSampling::Continuous
+        );
+        // The flag wins over the file.
+        assert_eq!(
+            resolve(Some(ProbeBudgetFlag::Off), "[probes]\nduty = 0.1").unwrap(),
+            ProbeSampling::Continuous
+        );
+        for bad in [
+            "[probes]\nduty = 0.1\ncontinuous = true",
+            "[probes]\ncpu_budget = 0",
+            "[probes]\ncpu_budget = 1.5",
+            "[probes]\npacket_cost_ns = -1",
+        ] {
+            let err = resolve(None, bad).unwrap_err().to_string();
+            assert!(err.starts_with("probes"), "{bad:?}: {err}");
+        }
+        assert!(FileConfig::parse("[probes]\nbudget = 1", Path::new("t.toml")).is_err());
+        assert_eq!("off".parse::<ProbeBudgetFlag>(), Ok(ProbeBudgetFlag::Off));
+        assert_eq!(
+            "0.5".parse::<ProbeBudgetFlag>(),
+            Ok(ProbeBudgetFlag::Fraction(0.5))
+        );
+        assert!("0".parse::<ProbeBudgetFlag>().is_err());
+        assert!("x".parse::<ProbeBudgetFlag>().is_err());
+    }
+
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: BTreeMap<String, String> = pairs
             .iter()
