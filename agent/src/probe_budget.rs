@@ -229,10 +229,17 @@ impl DutyCycler {
                     failed: false,
                 };
                 let mut rate = PacketRate::default();
+                let mut warned = false;
                 loop {
                     let start = Instant::now();
-                    match softnet::read(&root) {
+                    match softnet::read_rows(&root) {
                         Ok(rows) => rate.add(start, &rows),
+                        // No new sample: the duty stays what the last rates gave (1,
+                        // attached all the time, before any).
+                        Err(e) if !warned => {
+                            log::warn!("probe budget: {e}; packet rates unknown");
+                            warned = true;
+                        }
                         Err(e) => log::debug!("probe budget: {e}"),
                     }
                     let duty = duty_for(sampling, rate.max_cpu_pps());

@@ -125,3 +125,51 @@ fn sampled_events_estimate_the_true_split() {
     );
     assert_eq!(g["top_flows"][0]["sport"], 32000, "heaviest flow found");
 }
+
+/// BPF programs and links this process holds (anon_inode fds).
+fn own_bpf_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| {
+                let t = t.to_string_lossy();
+                t == "anon_inode:bpf-prog" || t == "anon_inode:bpf_link"
+            })
+        })
+        .count()
+}
+
+/// A fixed duty cycle holds whatever the load: the probes are attached for that share
+/// of each window, as the snapshot's coverage says; and dropping the collector stops
+/// the cycling thread and releases every program and link.
+#[test]
+fn fixed_duty_share_and_release_on_drop() {
+    use skewscope::cycle::{CollectOptions, Collector};
+    use skewscope::probe_budget::ProbeSampling;
+    if !privileged() {
+        return;
+    }
+    let before = own_bpf_fds();
+    let mut opts = CollectOptions::new(skewscope::sources::HostRoot::default());
+    opts.probe_sampling = ProbeSampling::Fixed { duty: 0.3 };
+    opts.probe_period = Duration::from_millis(100);
+    let mut collector = Collector::new(opts);
+    assert!(own_bpf_fds() > before, "probes loaded");
+    let first = collector.collect();
+    std::thread::sleep(Duration::from_millis(1000));
+    let second = collector.collect();
+    let (a, b) = (
+        first.probe_coverage.unwrap(),
+        second.probe_coverage.unwrap(),
+    );
+    let share = (b.attached - a.attached).as_secs_f64()
+        / second.taken_at.duration_since(first.taken_at).as_secs_f64();
+    assert!(
+        (share - 0.3).abs() < 0.08,
+        "attached share {share:.3}, duty 0.3"
+    );
+    assert_eq!(b.duty, 0.3);
+    drop(collector);
+    assert_eq!(own_bpf_fds(), before, "programs or links left after drop");
+}

@@ -54,8 +54,22 @@ pub struct SoftnetCpu {
 }
 
 /// Read `<proc>/net/softnet_stat`, mapping rows to CPUs through
-/// `<sys>/devices/system/cpu/online` when that file exists.
+/// `<sys>/devices/system/cpu/online` when that file exists; repeated CPU indexes are
+/// logged.
 pub fn read(root: &HostRoot) -> Result<Vec<SoftnetCpu>, SourceError> {
+    let rows = read_rows(root)?;
+    let dups = duplicate_cpus(&rows);
+    if !dups.is_empty() {
+        log::warn!(
+            "{}: CPU index repeated for CPUs {dups:?}; rows kept as printed",
+            root.proc_path("net/softnet_stat").display()
+        );
+    }
+    Ok(rows)
+}
+
+/// [`read`] without the log line, for readers that poll it often (the probe budget).
+pub fn read_rows(root: &HostRoot) -> Result<Vec<SoftnetCpu>, SourceError> {
     let online_path = root.sys_path("devices/system/cpu/online");
     let online = match super::read_parsed(&online_path, parse_cpulist) {
         Ok(cpus) => Some(cpus),
@@ -63,15 +77,7 @@ pub fn read(root: &HostRoot) -> Result<Vec<SoftnetCpu>, SourceError> {
         Err(e) => return Err(e),
     };
     let path = root.proc_path("net/softnet_stat");
-    let rows = super::read_parsed(&path, |t| parse(t, online.as_deref()))?;
-    let dups = duplicate_cpus(&rows);
-    if !dups.is_empty() {
-        log::warn!(
-            "{}: CPU index repeated for CPUs {dups:?}; rows kept as printed",
-            path.display()
-        );
-    }
-    Ok(rows)
+    super::read_parsed(&path, |t| parse(t, online.as_deref()))
 }
 
 /// The kernel CPU-list parser ("0-3,5,7-8"), shared with the other CPU sources.
