@@ -53,6 +53,26 @@ struct skewscope_ipv6hdr {
 	__u8 daddr[16];
 };
 
+/* IPv6 extension headers that may precede the upper-layer header (RFC 8200
+ * section 4; include/net/ipv6.h NEXTHDR_*). All but the fragment header
+ * carry their length in hdrlen: 8-octet units not counting the first 8
+ * (AH, RFC 4302: 4-octet units minus 2). */
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_AUTH 51
+#define NEXTHDR_DEST 60
+
+/* The first 4 bytes of every extension header; for the fragment header the
+ * third and fourth are the offset (13 bits, 8-octet units) and flags. */
+struct skewscope_ipv6_ext {
+	__u8 nexthdr;
+	__u8 hdrlen;
+	__be16 frag_off;
+};
+
+#define IP6_OFFSET_MASK_BE 0xF8FF /* htons(0xFFF8) */
+
 /* The first 4 bytes of a UDP or TCP header: source and destination port. */
 struct skewscope_ports {
 	__be16 source;

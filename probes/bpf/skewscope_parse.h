@@ -29,11 +29,55 @@ union skewscope_l3_l4 {
 	} v6;
 };
 
+/* Extension headers walked before giving up on an IPv6 packet: hop-by-hop,
+ * destination options, routing, fragment and AH cover every chain RFC 8200
+ * section 4.1 recommends, with room to spare. */
+#define IPV6_EXT_MAX 6
+
+/* Walks the IPv6 extension headers from `*off` (just past the fixed header)
+ * with `*nexthdr` the fixed header's next header, leaving both at the
+ * upper-layer header. Returns -1 for a chain that is too long, truncated,
+ * or a non-first fragment (which carries no ports). */
+static __always_inline int skip_ipv6_ext(const unsigned char *l3, unsigned int avail,
+					 __u8 *nexthdr, unsigned int *off)
+{
+	struct skewscope_ipv6_ext ext;
+	int i;
+
+	for (i = 0; i < IPV6_EXT_MAX; i++) {
+		switch (*nexthdr) {
+		case NEXTHDR_HOP:
+		case NEXTHDR_ROUTING:
+		case NEXTHDR_DEST:
+		case NEXTHDR_FRAGMENT:
+		case NEXTHDR_AUTH:
+			break;
+		default:
+			return 0;
+		}
+		if (*off > avail - sizeof(ext) || avail < sizeof(ext) ||
+		    bpf_probe_read_kernel(&ext, sizeof(ext), l3 + *off))
+			return -1;
+		if (*nexthdr == NEXTHDR_FRAGMENT) {
+			if (ext.frag_off & IP6_OFFSET_MASK_BE)
+				return -1;
+			*off += 8;
+		} else if (*nexthdr == NEXTHDR_AUTH) {
+			*off += ((unsigned int)ext.hdrlen + 2) * 4;
+		} else {
+			*off += ((unsigned int)ext.hdrlen + 1) * 8;
+		}
+		*nexthdr = ext.nexthdr;
+	}
+	return -1;
+}
+
 /* Parses the headers at `l3`, of which `avail` bytes are in the linear
  * area, for an skb of protocol `proto` (skb->protocol, network order).
- * Returns 0 for UDP/TCP over IPv4 (first or only fragment) or IPv6 without
- * extension headers, -1 otherwise. One bpf_probe_read_kernel() covers the
- * L3 header and the ports, a second one only for IPv4 with options. */
+ * Returns 0 for UDP/TCP over IPv4 or IPv6 (the first or only fragment;
+ * IPv6 extension headers are walked), -1 otherwise. One
+ * bpf_probe_read_kernel() covers the L3 header and the ports in the common
+ * case; IPv4 options and IPv6 extension headers cost one more per header. */
 static __always_inline int parse_ip_tuple(const unsigned char *l3, unsigned int avail,
 					  __be16 proto, struct skewscope_tuple *tuple)
 {
@@ -68,7 +112,15 @@ static __always_inline int parse_ip_tuple(const unsigned char *l3, unsigned int 
 		tuple->protocol = hdr.v6.ip6.nexthdr;
 		__builtin_memcpy(tuple->saddr, hdr.v6.ip6.saddr, 16);
 		__builtin_memcpy(tuple->daddr, hdr.v6.ip6.daddr, 16);
-		ports = hdr.v6.ports;
+		if (tuple->protocol == IPPROTO_UDP || tuple->protocol == IPPROTO_TCP) {
+			ports = hdr.v6.ports;
+		} else {
+			l4_off = sizeof(hdr.v6.ip6);
+			if (skip_ipv6_ext(l3, avail, &tuple->protocol, &l4_off) ||
+			    l4_off > avail - sizeof(ports) ||
+			    bpf_probe_read_kernel(&ports, sizeof(ports), l3 + l4_off))
+				return -1;
+		}
 	} else {
 		return -1;
 	}

@@ -3,8 +3,9 @@
 //!
 //! - Every packet entering `__netif_receive_skb_core` (tracepoint
 //!   net:netif_receive_skb) is counted per (netns, ifindex, RX queue).
-//! - Packets to watched (protocol, local port) pairs are parsed (IPv4/IPv6
-//!   without extension headers, UDP/TCP) into an LRU flow table, sampled 1 in
+//! - Packets to watched (protocol, local port) pairs are parsed (IPv4 with
+//!   options, IPv6 through up to 6 extension headers; a fragmented datagram
+//!   counts once, by its first fragment; UDP/TCP) into an LRU flow table, sampled 1 in
 //!   `sample_every` (default: every packet), and 1 in `age_sample_every` of
 //!   those is timestamped (default 1 in 16: ages are a sample).
 //! - The timestamp is consumed when the application reads the packet: TCP

@@ -312,6 +312,92 @@ fn default_config_counts_every_packet_and_samples_ages() {
     assert_eq!(age.same_cpu + age.other_cpu, total);
 }
 
+/// IPv6 packets whose UDP header follows extension headers: a destination
+/// options header on every datagram of one flow (IPV6_DSTOPTS, RFC 3542), and
+/// datagrams of another flow fragmented by a 1280-byte IPV6_MTU, whose first
+/// fragment carries a fragment header before UDP and whose other fragments
+/// carry no ports at all. Each datagram must count once in its own flow.
+#[test]
+fn ipv6_extension_headers_are_walked_to_the_ports() {
+    if !common::can_run_privileged("ipv6_extension_headers_are_walked_to_the_ports") {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    const WITH_OPTIONS: usize = 40;
+    const FRAGMENTED: usize = 12;
+    let receiver = UdpSocket::bind("[::1]:0").expect("bind v6 receiver");
+    receiver.set_nonblocking(true).expect("nonblocking");
+    let to = receiver.local_addr().expect("addr");
+    let mut probe = RxProbe::load(exact()).expect("load rx");
+    probe
+        .set_watched(&[(IPPROTO_UDP, to.port())])
+        .expect("watch");
+    let setsockopt = |socket: &UdpSocket, name: libc::c_int, value: &[u8]| {
+        // SAFETY: setsockopt reads `value.len()` bytes from a live slice.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                name,
+                value.as_ptr().cast(),
+                value.len() as libc::socklen_t,
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "setsockopt {name}: {}",
+            std::io::Error::last_os_error()
+        );
+    };
+
+    // Destination options: next header (filled in by the kernel), length 0
+    // (8 octets), one PadN option of 4 bytes (RFC 8200 section 4.2).
+    let options = UdpSocket::bind("[::1]:0").expect("bind client");
+    setsockopt(&options, libc::IPV6_DSTOPTS, &[0, 0, 1, 4, 0, 0, 0, 0]);
+    send_flows(
+        std::slice::from_ref(&options),
+        &[WITH_OPTIONS],
+        to,
+        &receiver,
+    );
+
+    // 3000-byte datagrams through a 1280-byte MTU: three fragments each.
+    let fragmented = UdpSocket::bind("[::1]:0").expect("bind client");
+    setsockopt(&fragmented, libc::IPV6_MTU, &1280i32.to_ne_bytes());
+    let big = vec![0x5au8; 3000];
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..FRAGMENTED {
+        fragmented.send_to(&big, to).expect("send big");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match receiver.recv(&mut buf) {
+                Ok(n) => {
+                    assert_eq!(n, big.len());
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "datagram lost");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+    }
+
+    let flows = probe.read_flows().expect("flows");
+    let with_options = flow_from(&flows, options.local_addr().unwrap(), to);
+    assert_eq!(
+        with_options.packets, WITH_OPTIONS as u64,
+        "{with_options:?}"
+    );
+    let first_fragments = flow_from(&flows, fragmented.local_addr().unwrap(), to);
+    assert_eq!(
+        first_fragments.packets, FRAGMENTED as u64,
+        "one per datagram (its first fragment): {first_fragments:?}"
+    );
+}
+
 /// 64 watched sockets over the 1024 slots of udp_reader_slots: some share a
 /// slot (P(no collision) ~ 14%) and keep their read state in the hash
 /// instead. Every socket must still get one age per datagram read.
