@@ -57,14 +57,15 @@ fn sampled_events_estimate_the_true_split() {
     // Let the flood settle so the budget has judged it before the window opens.
     std::thread::sleep(Duration::from_millis(1500));
 
-    // 0.2% of a CPU at 400 ns per packet: sampling above 5 kpps.
+    // 0.1% of a CPU at 400 ns per packet: sampling above 2.5 kpps (duty ~8% at the
+    // flood's ~32 kpps, still under 50% should a busy machine slow it to 8 kpps).
     let agent = agent_window(&[
         "snapshot",
         "--json",
         "--duration",
         "3",
         "--probe-budget",
-        "0.002",
+        "0.001",
     ]);
     let before = readers.counts();
     let report = finish(agent);
@@ -76,7 +77,7 @@ fn sampled_events_estimate_the_true_split() {
     let total: u64 = truth.iter().sum();
     let rate = total as f64 / report["window_secs"].as_f64().unwrap();
     assert!(
-        rate > 20_000.0,
+        rate > 8_000.0,
         "the flood is too slow to test sampling: {rate:.0}/s"
     );
 
