@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use skewscope_probes::Hooks;
 
 use crate::model::window::counter_delta_u32;
@@ -89,10 +88,9 @@ pub fn duty_for(sampling: ProbeSampling, max_cpu_pps: f64) -> f64 {
 }
 
 /// How long the probes were attached, as of one reading.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProbeCoverage {
-    /// Total time attached since the probes were loaded.
-    #[serde(skip)]
+    /// Total time attached since the probes were loaded (in a window: during it).
     pub attached: Duration,
     /// The duty cycle in force (1: attached all the time).
     pub duty: f64,
@@ -210,7 +208,7 @@ const TICK: Duration = Duration::from_millis(100);
 impl DutyCycler {
     /// Takes over `hooks` (attached as the probes left them) and starts cycling.
     pub fn start(
-        mut hooks: Vec<Hooks>,
+        hooks: Vec<Hooks>,
         sampling: ProbeSampling,
         period: Duration,
         root: HostRoot,
@@ -222,48 +220,7 @@ impl DutyCycler {
         let period = period.max(Duration::from_millis(10));
         let thread = std::thread::Builder::new()
             .name("probe-duty".into())
-            .spawn(move || {
-                let mut cycle = Cycle {
-                    hooks: &mut hooks,
-                    coverage: &shared,
-                    failed: false,
-                };
-                let mut rate = PacketRate::default();
-                let mut warned = false;
-                loop {
-                    let start = Instant::now();
-                    match softnet::read_rows(&root) {
-                        Ok(rows) => rate.add(start, &rows),
-                        // No new sample: the duty stays what the last rates gave (1,
-                        // attached all the time, before any).
-                        Err(e) if !warned => {
-                            log::warn!("probe budget: {e}; packet rates unknown");
-                            warned = true;
-                        }
-                        Err(e) => log::debug!("probe budget: {e}"),
-                    }
-                    let duty = duty_for(sampling, rate.max_cpu_pps());
-                    shared.set_duty(duty);
-                    cycle.set(true);
-                    if duty >= 1.0 {
-                        if wait(&stopped, start + TICK) {
-                            break;
-                        }
-                        continue;
-                    }
-                    // Until a second of samples is in, the rate is a lower bound:
-                    // decide again after a tick rather than a period.
-                    let this_period = if rate.is_full() { period } else { TICK };
-                    if wait(&stopped, start + this_period.mul_f64(duty)) {
-                        break;
-                    }
-                    cycle.set(false);
-                    if wait(&stopped, start + this_period) {
-                        break;
-                    }
-                }
-                cycle.set(false);
-            })
+            .spawn(move || cycle_probes(hooks, sampling, period, &root, &shared, &stopped))
             .expect("spawning the probe duty-cycle thread");
         Self {
             stop: Some(stop),
@@ -288,6 +245,58 @@ impl Drop for DutyCycler {
     }
 }
 
+/// The cycling thread: decide the duty from the rates, attach, wait, detach, wait; until
+/// told to stop, then detach.
+fn cycle_probes(
+    hooks: Vec<Hooks>,
+    sampling: ProbeSampling,
+    period: Duration,
+    root: &HostRoot,
+    coverage: &Coverage,
+    stopped: &mpsc::Receiver<()>,
+) {
+    let mut cycle = Cycle {
+        hooks,
+        coverage,
+        failed: false,
+    };
+    let mut rate = PacketRate::default();
+    let mut warned = false;
+    loop {
+        let start = Instant::now();
+        match softnet::read_rows(root) {
+            Ok(rows) => rate.add(start, &rows),
+            // No new sample: the duty stays what the last rates gave (1,
+            // attached all the time, before any).
+            Err(e) if !warned => {
+                log::warn!("probe budget: {e}; packet rates unknown");
+                warned = true;
+            }
+            Err(e) => log::debug!("probe budget: {e}"),
+        }
+        let duty = duty_for(sampling, rate.max_cpu_pps());
+        coverage.set_duty(duty);
+        cycle.set(true);
+        if duty >= 1.0 {
+            if wait(stopped, start + TICK) {
+                break;
+            }
+            continue;
+        }
+        // Until a second of samples is in, the rate is a lower bound:
+        // decide again after a tick rather than a period.
+        let this_period = if rate.is_full() { period } else { TICK };
+        if wait(stopped, start + this_period.mul_f64(duty)) {
+            break;
+        }
+        cycle.set(false);
+        if wait(stopped, start + this_period) {
+            break;
+        }
+    }
+    cycle.set(false);
+}
+
 /// Sleeps until `deadline`; true when told to stop (or the agent is gone).
 fn wait(stopped: &mpsc::Receiver<()>, deadline: Instant) -> bool {
     let left = deadline.saturating_duration_since(Instant::now());
@@ -295,7 +304,7 @@ fn wait(stopped: &mpsc::Receiver<()>, deadline: Instant) -> bool {
 }
 
 struct Cycle<'a> {
-    hooks: &'a mut Vec<Hooks>,
+    hooks: Vec<Hooks>,
     coverage: &'a Coverage,
     /// An attach failed: logged once, retried every period.
     failed: bool,
