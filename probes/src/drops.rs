@@ -114,13 +114,7 @@ impl DropsProbe {
     /// [`DropsProbe::set_watched`] names ports.
     pub fn load() -> Result<Self, ProbeError> {
         let mut ebpf = loader::open_object(PROBE, OBJECT)?;
-        let mut hooks = Hooks::new(PROBE);
-        for (program, tracepoint) in PROGRAMS {
-            hooks.push(loader::raw_tracepoint_hook(
-                &mut ebpf, PROBE, program, tracepoint,
-            )?);
-        }
-        hooks.attach()?;
+        let hooks = loader::attach_raw_tracepoints(&mut ebpf, PROBE, &PROGRAMS)?;
         // Names are a convenience: without BTF the numbers still count.
         let names = |name: &str, prefix: &str| -> BTreeMap<i64, String> {
             match btf_enum::kernel_enum(name) {

@@ -137,11 +137,8 @@ impl ListenerEventsProbe {
     pub fn load() -> Result<Self, ProbeError> {
         let btf = loader::kernel_btf(PROBE)?;
         let mut ebpf = loader::open_object_with(PROBE, OBJECT, &btf, &[], &[])?;
-        let mut hooks = Hooks::new(PROBE);
-        hooks.push(loader::btf_tracepoint_hook(
-            &mut ebpf, &btf, PROBE, PROGRAM, TRACEPOINT,
-        )?);
-        hooks.attach()?;
+        let hooks =
+            loader::attach_btf_tracepoints(&mut ebpf, &btf, PROBE, &[(PROGRAM, TRACEPOINT)])?;
         let slots = loader::take_map(&mut ebpf, PROBE, SLOTS_MAP)?;
         let stats = loader::take_map(&mut ebpf, PROBE, STATS_MAP)?;
         let ports = loader::take_map(&mut ebpf, PROBE, PORTS_MAP)?;

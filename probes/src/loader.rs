@@ -25,6 +25,7 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use std::ffi::CString;
 
 use crate::hooks::{Hook, Target};
+use crate::Hooks;
 
 use crate::error::{error_chain_message, program_error_message, ProbeError};
 
@@ -67,10 +68,38 @@ fn program_mut<'a>(
     })
 }
 
-/// Loads the raw_tp `program` for the raw tracepoint `tracepoint` (the event
-/// name without its category, e.g. "softirq_entry"); attach it through
-/// [`Hooks`](crate::Hooks).
-pub(crate) fn raw_tracepoint_hook(
+/// Loads raw_tp programs, each for its raw tracepoint (the event name without
+/// its category, e.g. "softirq_entry"), and attaches them all or none.
+pub(crate) fn attach_raw_tracepoints(
+    ebpf: &mut Ebpf,
+    probe: &'static str,
+    programs: &[(&'static str, &str)],
+) -> Result<Hooks, ProbeError> {
+    let mut hooks = Hooks::new(probe);
+    for (program, tracepoint) in programs {
+        hooks.push(raw_tracepoint_hook(ebpf, probe, program, tracepoint)?);
+    }
+    hooks.attach()?;
+    Ok(hooks)
+}
+
+/// Loads tp_btf programs, each against its tracepoint's BTF type, and
+/// attaches them all or none.
+pub(crate) fn attach_btf_tracepoints(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    probe: &'static str,
+    programs: &[(&'static str, &str)],
+) -> Result<Hooks, ProbeError> {
+    let mut hooks = Hooks::new(probe);
+    for (program, tracepoint) in programs {
+        hooks.push(btf_tracepoint_hook(ebpf, btf, probe, program, tracepoint)?);
+    }
+    hooks.attach()?;
+    Ok(hooks)
+}
+
+fn raw_tracepoint_hook(
     ebpf: &mut Ebpf,
     probe: &'static str,
     program: &'static str,
@@ -87,9 +116,7 @@ pub(crate) fn raw_tracepoint_hook(
     hook(probe, program, raw_tp.fd(), Target::Raw(target))
 }
 
-/// Loads the tp_btf `program` against `tracepoint`'s BTF type; attach it
-/// through [`Hooks`](crate::Hooks).
-pub(crate) fn btf_tracepoint_hook(
+fn btf_tracepoint_hook(
     ebpf: &mut Ebpf,
     btf: &Btf,
     probe: &'static str,

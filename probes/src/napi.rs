@@ -77,11 +77,7 @@ impl NapiProbe {
     /// Loads the program through the verifier and attaches it.
     pub fn load() -> Result<Self, ProbeError> {
         let mut ebpf = loader::open_object(PROBE, OBJECT)?;
-        let mut hooks = Hooks::new(PROBE);
-        hooks.push(loader::raw_tracepoint_hook(
-            &mut ebpf, PROBE, PROGRAM, TRACEPOINT,
-        )?);
-        hooks.attach()?;
+        let hooks = loader::attach_raw_tracepoints(&mut ebpf, PROBE, &[(PROGRAM, TRACEPOINT)])?;
         let stats = loader::take_map(&mut ebpf, PROBE, STATS_MAP)?;
         let possible_cpus = cpus::possible_cpus().map_err(|err| ProbeError::MapRead {
             probe: PROBE,

@@ -25,7 +25,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap};
-use aya::{Btf, Ebpf};
+use aya::Ebpf;
 
 use crate::error::ProbeError;
 use crate::loader::{self, map_read_error, map_write_error, ProgramStats};
@@ -334,18 +334,16 @@ impl RxProbe {
             ],
             &[(FLOWS_MAP, config.max_flows), (INGRESS_MAP, ingress_slots)],
         )?;
-        let mut hooks = Hooks::new(PROBE);
-        hooks.push(loader::btf_tracepoint_hook(
-            &mut ebpf, &btf, PROBE, RECEIVE.0, RECEIVE.1,
-        )?);
-        hooks.attach()?;
-        let ages_unavailable = match attach_read_side(&mut ebpf, &btf) {
-            Ok(read_side) => {
-                hooks.extend(read_side);
-                None
-            }
-            Err(err) => Some(err),
-        };
+        let mut hooks = loader::attach_btf_tracepoints(&mut ebpf, &btf, PROBE, &[RECEIVE])?;
+        // The read side all or none: without it there are no ages, the rest runs.
+        let ages_unavailable =
+            match loader::attach_btf_tracepoints(&mut ebpf, &btf, PROBE, &READ_SIDE) {
+                Ok(read_side) => {
+                    hooks.extend(read_side);
+                    None
+                }
+                Err(err) => Some(err),
+            };
 
         let mut probe = Self {
             queue_slots: loader::take_map(&mut ebpf, PROBE, QUEUE_SLOTS_MAP)?,
@@ -517,20 +515,6 @@ impl RxProbe {
     pub fn map_ids(&self) -> Result<Vec<u32>, ProbeError> {
         loader::kernel_ids(&self.ebpf, PROBE).map(|(_, maps)| maps)
     }
-}
-
-/// Loads and attaches the read-side programs, all or none: on a failure
-/// those attached are detached again (the returned set is dropped) and
-/// the error is returned.
-fn attach_read_side(ebpf: &mut Ebpf, btf: &Btf) -> Result<Hooks, ProbeError> {
-    let mut hooks = Hooks::new(PROBE);
-    for (program, tracepoint) in READ_SIDE {
-        hooks.push(loader::btf_tracepoint_hook(
-            ebpf, btf, PROBE, program, tracepoint,
-        )?);
-    }
-    hooks.attach()?;
-    Ok(hooks)
 }
 
 /// Sums per-CPU queue counters from the slot cache (claimed slots only) and

@@ -65,13 +65,7 @@ impl SoftirqTimeProbe {
     /// Loads the programs through the verifier and attaches them.
     pub fn load() -> Result<Self, ProbeError> {
         let mut ebpf = loader::open_object(PROBE, OBJECT)?;
-        let mut hooks = Hooks::new(PROBE);
-        for (program, tracepoint) in PROGRAMS {
-            hooks.push(loader::raw_tracepoint_hook(
-                &mut ebpf, PROBE, program, tracepoint,
-            )?);
-        }
-        hooks.attach()?;
+        let hooks = loader::attach_raw_tracepoints(&mut ebpf, PROBE, &PROGRAMS)?;
         let map = ebpf.take_map(STATS_MAP).ok_or(ProbeError::Missing {
             probe: PROBE,
             kind: "map",
