@@ -653,7 +653,8 @@ fn dashboard_structure() {
     let d = dashboard();
     let mut errs = Vec::new();
     let schema = d["schemaVersion"].as_u64().unwrap_or(0);
-    if !(36..=41).contains(&schema) {
+    // 42: the Grafana Foundation SDK's dashboard schema (Grafana 12).
+    if !(36..=42).contains(&schema) {
         errs.push(format!("schemaVersion {schema}"));
     }
     let vars = d["templating"]["list"].as_array().expect("no templating");
@@ -879,4 +880,173 @@ fn promtool_checks_and_tests_the_rules() {
         .expect("run promtool");
     let _ = std::fs::remove_file(&tmp);
     assert_ok("promtool check rules (dashboard expressions)", out);
+}
+
+// ------------------------------------------------------------------ dashboards as code
+
+/// `node` and `npm` on PATH, else skip (a failure under SKEWSCOPE_REQUIRE_PRIVILEGED=1,
+/// as `make test` sets: `make deps` installs them).
+fn npm() -> Option<PathBuf> {
+    let find = |name: &str| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    let found = find("node").and(find("npm"));
+    if found.is_none() {
+        assert!(
+            std::env::var_os("SKEWSCOPE_REQUIRE_PRIVILEGED").is_none(),
+            "node/npm not installed: run `make deps`"
+        );
+        eprintln!("skipped: node/npm not installed (run `make deps`)");
+    }
+    found
+}
+
+fn run_in(dir: &Path, program: &Path, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("run {} {args:?}: {e}", program.display()))
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The dashboards are code (dashboards/src/*.ts, Grafana Foundation SDK builders): `npm
+/// ci` installs the pinned SDK and TypeScript from package-lock.json, `tsc --noEmit`
+/// checks every field and enum against the SDK's types (strict), and the generator's
+/// output equals the committed JSON byte for byte, in both directions (no committed
+/// dashboard the builders do not produce). Then tsc is shown to reject what it must: a
+/// plain string where the SDK wants an enum, a misspelt builder method, a wrong type.
+#[test]
+fn committed_dashboards_are_what_the_builders_produce() {
+    let Some(npm) = npm() else { return };
+    let dir = dashboards_dir();
+    assert_ok(
+        "npm ci",
+        run_in(
+            &dir,
+            &npm,
+            &["ci", "--prefer-offline", "--no-audit", "--no-fund"],
+        ),
+    );
+    let tsc = dir.join("node_modules/.bin/tsc");
+    assert_ok(
+        "tsc -p . --noEmit",
+        run_in(&dir, &tsc, &["-p", ".", "--noEmit"]),
+    );
+
+    let out =
+        TempDir(std::env::temp_dir().join(format!("skewscope-dashboards-{}", std::process::id())));
+    let out_arg = out.0.to_str().unwrap().to_string();
+    assert_ok(
+        "npm run build",
+        run_in(
+            &dir,
+            &npm,
+            &["run", "--silent", "build", "--", "--out", &out_arg],
+        ),
+    );
+    let json_names = |d: &Path| -> BTreeSet<String> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| {
+                n.ends_with(".json") && !n.starts_with("package") && !n.starts_with("tsconfig")
+            })
+            .collect()
+    };
+    let built = json_names(&out.0);
+    assert!(built.contains(DASHBOARD), "the generator wrote {built:?}");
+    assert_eq!(
+        json_names(&dir),
+        built,
+        "dashboards/*.json and what the generator writes differ: every dashboard is built \
+         from dashboards/src (run `npm run build` in dashboards/)"
+    );
+    let mut errs = Vec::new();
+    for name in &built {
+        let want = std::fs::read_to_string(out.0.join(name)).unwrap();
+        let have = read(name);
+        if want != have {
+            let (i, (w, h)) = want
+                .lines()
+                .zip(have.lines())
+                .enumerate()
+                .find(|(_, (w, h))| w != h)
+                .unwrap_or((
+                    want.lines().count().min(have.lines().count()),
+                    ("(end)", "(end)"),
+                ));
+            errs.push(format!(
+                "dashboards/{name} is not what dashboards/src builds (run `npm run build` in \
+                 dashboards/); first difference at line {}:\n  built:     {w}\n  committed: {h}",
+                i + 1
+            ));
+        }
+    }
+    assert!(errs.is_empty(), "{}", errs.join("\n"));
+
+    // tsc rejects what does not fit the SDK's types: each line below is one error.
+    let neg = TempDir(dir.join(format!(".tsc-negative-{}", std::process::id())));
+    std::fs::create_dir_all(&neg.0).unwrap();
+    let bad = [
+        (
+            "an enum given as a plain string",
+            "new common.VizLegendOptionsBuilder().displayMode(\"table\");",
+        ),
+        (
+            "a misspelt builder method",
+            "new timeseries.PanelBuilder().lineWidht(1);",
+        ),
+        (
+            "a number given as a string",
+            "new timeseries.PanelBuilder().fillOpacity(\"10\");",
+        ),
+        (
+            "a value mapping without its type",
+            "new timeseries.PanelBuilder().mappings([{ options: {} }]);",
+        ),
+    ];
+    let header = "import * as common from \"@grafana/grafana-foundation-sdk/common\";\n\
+                  import * as timeseries from \"@grafana/grafana-foundation-sdk/timeseries\";\n";
+    let mut src = String::from(header);
+    for (_, line) in &bad {
+        src.push_str(line);
+        src.push('\n');
+    }
+    std::fs::write(neg.0.join("bad.ts"), src).unwrap();
+    std::fs::write(
+        neg.0.join("tsconfig.json"),
+        "{\"extends\": \"../tsconfig.json\", \"compilerOptions\": {\"rootDir\": \".\", \
+         \"noEmit\": true}, \"include\": [\"bad.ts\"]}\n",
+    )
+    .unwrap();
+    let res = run_in(&neg.0, &tsc, &["-p", "."]);
+    let text = String::from_utf8_lossy(&res.stdout).to_string();
+    assert!(!res.status.success(), "tsc accepted:\n{text}");
+    let header_lines = header.lines().count();
+    for (i, (what, line)) in bad.iter().enumerate() {
+        let at = format!("bad.ts({},", header_lines + i + 1);
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&at) && l.contains("error TS")),
+            "tsc does not reject {what} ({line}):\n{text}"
+        );
+    }
+    eprintln!(
+        "dashboards: {built:?} equal what dashboards/src builds; tsc rejects {} broken \
+         builder uses",
+        bad.len()
+    );
 }
