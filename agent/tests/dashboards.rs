@@ -17,6 +17,8 @@ use serde_json::Value;
 const RULES: &str = "skewscope-alerts.yaml";
 const RULE_TESTS: &str = "skewscope-alerts.test.yaml";
 const DASHBOARD: &str = "skewscope.json";
+/// The runbook every alert links to, relative to the repository root.
+const RUNBOOK: &str = "docs/runbook.md";
 
 /// Labels every series can carry besides its catalog attributes: the scrape's (or the
 /// Collector's) `job` and `instance`, and the instrumentation scope's labels.
@@ -561,12 +563,15 @@ fn alerts_use_catalog_metrics_and_labels() {
                 errs.push(format!("{n}: no {key} annotation"));
             }
         }
+        // Where the runbook link leads is checked by runbook_links_resolve.
         if !a
             .annotations
             .get("runbook")
-            .is_some_and(|r| r.contains("docs/regimes.md"))
+            .is_some_and(|r| r.starts_with(&format!("{RUNBOOK}#")))
         {
-            errs.push(format!("{n}: runbook does not point at docs/regimes.md"));
+            errs.push(format!(
+                "{n}: runbook does not point at a section of {RUNBOOK}"
+            ));
         }
         // {{ $labels.x }} only for labels the expression's result carries.
         if errs.is_empty() {
@@ -880,6 +885,143 @@ fn promtool_checks_and_tests_the_rules() {
         .expect("run promtool");
     let _ = std::fs::remove_file(&tmp);
     assert_ok("promtool check rules (dashboard expressions)", out);
+}
+
+// ------------------------------------------------------------------ the runbook
+
+/// GitHub's anchor of a heading (what github-slugger does to the rendered text): lower
+/// case, every character that is not a letter, digit, `-`, `_` or space removed, each
+/// space a `-`; inline code and link markup are rendered away first.
+fn github_anchor(heading: &str) -> String {
+    // `[text](url)` renders as text.
+    let mut text = String::new();
+    let mut rest = heading;
+    while let Some(open) = rest.find('[') {
+        let Some((label, after)) = rest[open + 1..].split_once("](") else {
+            break;
+        };
+        let Some(close) = after.find(')') else { break };
+        text.push_str(&rest[..open]);
+        text.push_str(label);
+        rest = &after[close + 1..];
+    }
+    text.push_str(rest);
+    text.trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a Markdown file's headings (ATX `#` headings outside code fences),
+/// repeated ones numbered `-1`, `-2`, … as GitHub does.
+fn anchors(markdown: &str) -> BTreeSet<String> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = BTreeSet::new();
+    let mut fenced = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        let hashes = line.chars().take_while(|c| *c == '#').count();
+        if fenced || !(1..=6).contains(&hashes) || !line[hashes..].starts_with(' ') {
+            continue;
+        }
+        let base = github_anchor(&line[hashes..]);
+        let n = seen.entry(base.clone()).or_insert(0);
+        out.insert(if *n == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        });
+        *n += 1;
+    }
+    out
+}
+
+#[test]
+fn github_anchors_are_computed_like_github() {
+    for (heading, anchor) in [
+        (
+            "Reuseport imbalance: the 30-minute runbook",
+            "reuseport-imbalance-the-30-minute-runbook",
+        ),
+        (
+            "Step 3: RPS/RFS where queues are fewer than CPUs",
+            "step-3-rpsrfs-where-queues-are-fewer-than-cpus",
+        ),
+        ("SkewscopeRssQueuePolarized", "skewscoperssqueuepolarized"),
+        ("The `skewscope doctor` plan", "the-skewscope-doctor-plan"),
+        ("See [regimes](regimes.md) — rule 6", "see-regimes--rule-6"),
+        ("net_rx_share (per CPU)", "net_rx_share-per-cpu"),
+    ] {
+        assert_eq!(github_anchor(heading), anchor, "{heading}");
+    }
+    let a = anchors("# A\n## B b\n```\n# not a heading\n```\n## B b\n#nope\n");
+    assert_eq!(
+        a,
+        BTreeSet::from(["a".into(), "b-b".into(), "b-b-1".into()]),
+        "{a:?}"
+    );
+}
+
+/// Every alert's `runbook` annotation and every in-page link of docs/runbook.md lead to a
+/// heading that exists there (GitHub-style anchors).
+#[test]
+fn runbook_links_resolve() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(RUNBOOK);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let have = anchors(&text);
+    let missing = |links: Vec<(String, String)>| -> Vec<String> {
+        links
+            .into_iter()
+            .filter(|(_, anchor)| !have.contains(anchor))
+            .map(|(from, anchor)| format!("{from}: no section #{anchor} in {RUNBOOK}"))
+            .collect()
+    };
+
+    let alerts = alerts();
+    assert!(alerts.len() >= 10);
+    let mut errs = missing(
+        alerts
+            .iter()
+            .map(|a| {
+                let r = a.annotations.get("runbook").cloned().unwrap_or_default();
+                let anchor = r
+                    .strip_prefix(&format!("{RUNBOOK}#"))
+                    .unwrap_or("(no anchor)")
+                    .to_string();
+                (format!("alert {}", a.name), anchor)
+            })
+            .collect(),
+    );
+    // `](#anchor)` links inside the runbook.
+    let internal: Vec<(String, String)> = text
+        .split("](#")
+        .skip(1)
+        .map(|s| {
+            let anchor = s.split(')').next().unwrap_or_default().to_string();
+            ("runbook link".into(), anchor)
+        })
+        .collect();
+    assert!(internal.len() > 10, "{internal:?}");
+    errs.extend(missing(internal));
+    // The check can fail: a made-up anchor is reported.
+    assert_eq!(
+        missing(vec![("probe".into(), "no-such-section".into())]).len(),
+        1
+    );
+    assert!(errs.is_empty(), "{}", errs.join("\n"));
+    eprintln!(
+        "{} alerts link to existing sections of {RUNBOOK} ({} headings)",
+        alerts.len(),
+        have.len()
+    );
 }
 
 // ------------------------------------------------------------------ dashboards as code
