@@ -483,7 +483,7 @@ const shadowPanels = [
     id: 39,
     title: "Predicted skew reduction per policy",
     description:
-      "(LSI_default - LSI_policy) / LSI_default of the latest replay: above 0 the policy spreads the same flows more evenly than the kernel's hash, below 0 it is worse. `default` is 0 by definition.",
+      "(LSI_default - LSI_policy) / LSI_default of the latest replay: above 0 the policy spreads the same flows more evenly than the kernel's hash, below 0 it is worse. `default` is 0 by definition; absent while the default's predicted LSI is 0 (nothing to reduce).",
     w: 6,
     h: 8,
     unit: "percentunit",
