@@ -11,6 +11,9 @@ have_cmd bpftool || need+=(bpftool)
 have_cmd ethtool || need+=(ethtool)
 have_cmd ip || need+=(iproute2)
 have_cmd promtool || need+=(prometheus)
+# The dashboards are TypeScript (dashboards/src, built with npm; agent/tests/dashboards.rs).
+have_cmd node || need+=(nodejs)
+have_cmd npm || need+=(npm)
 # The OTLP receiver the telemetry tests start (scripts/otlp_receiver.py) runs in its own
 # venv (below); Python and venv support are only needed while that venv is missing.
 venv="$(dirname "$0")/.venv"
@@ -38,6 +41,14 @@ fi
 if ! have_cmd cargo; then
     echo "deps: cargo not found; install the Rust toolchain (rustup) first" >&2
     exit 1
+fi
+
+# The dashboards' builders (Grafana Foundation SDK, TypeScript), pinned by
+# dashboards/package-lock.json; installed once, later `npm ci` runs use npm's cache.
+dashboards="$(dirname "$0")/../dashboards"
+if [ ! -d "$dashboards/node_modules" ]; then
+    echo "deps: npm ci in dashboards/"
+    (cd "$dashboards" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
 fi
 
 # The receiver's dependencies: the official OTLP protobuf bindings and gRPC, pinned.
