@@ -4,12 +4,15 @@
 
 pub mod channels;
 pub mod cpus;
+pub mod ethtool_ioctl;
 pub mod ethtool_rss;
 pub mod ethtool_stats;
+pub mod genl;
 pub mod interrupts;
 pub mod irq_affinity;
 pub mod irq_map;
 pub mod links;
+pub mod netlink;
 pub mod netns;
 pub mod owners;
 mod percpu_header;
@@ -20,6 +23,8 @@ pub mod softirqs;
 pub mod softnet;
 pub mod sysctls;
 pub mod sysfs_net;
+#[cfg(test)]
+pub(crate) mod testns;
 
 use std::path::{Path, PathBuf};
 
