@@ -1,6 +1,12 @@
 //! Sources: one module per kernel source. Each offers a `read` that does the I/O over a
 //! [`HostRoot`] and a pure `parse` over text or bytes. Sources know nothing of the model
 //! or of sinks.
+//!
+//! Shared plumbing, used by every source that needs it rather than copied: [`netlink`]
+//! opens blocking netlink sockets, [`genl`] is the generic-netlink client (family
+//! lookup, requests, extended-ACK errors), [`ethtool_ioctl`] issues SIOCETHTOOL. The big
+//! sources are folders split along their ways in (text, netlink, ioctl) with their tests
+//! in a sibling `tests.rs`.
 
 pub mod channels;
 pub mod cpus;
