@@ -42,10 +42,6 @@ impl<'a> EthtoolIoctl<'a> {
         Ok(Self { socket, ifname })
     }
 
-    pub fn ifname(&self) -> &str {
-        self.ifname
-    }
-
     /// Issue SIOCETHTOOL with `data` as the command buffer (its first u32 the
     /// ETHTOOL_* command).
     ///

@@ -144,10 +144,8 @@ struct StatsIoctl<'a> {
 
 impl<'a> StatsIoctl<'a> {
     fn open(ifname: &'a str) -> Result<Self, SourceError> {
-        Ok(Self {
-            dev: EthtoolIoctl::open(ifname)?,
-            ifname,
-        })
+        let dev = EthtoolIoctl::open(ifname)?;
+        Ok(Self { dev, ifname })
     }
 
     fn error(&self, cmd_name: &str, err: io::Error) -> SourceError {
@@ -156,17 +154,10 @@ impl<'a> StatsIoctl<'a> {
     }
 
     /// # Safety
-    /// As [`EthtoolIoctl::call`]: `data` is a live buffer sized for the command.
-    unsafe fn call_raw(&self, data: *mut libc::c_void) -> io::Result<()> {
-        // SAFETY: passed on from the caller.
-        unsafe { self.dev.call(data) }
-    }
-
-    /// # Safety
     /// As [`EthtoolIoctl::call`].
     unsafe fn call(&self, cmd_name: &str, data: *mut libc::c_void) -> Result<(), SourceError> {
         // SAFETY: passed on from the caller.
-        unsafe { self.call_raw(data) }.map_err(|e| self.error(cmd_name, e))
+        unsafe { self.dev.call(data) }.map_err(|e| self.error(cmd_name, e))
     }
 
     /// Like `call`, but Ok(false) when the kernel hit the guard page (EFAULT): the count
@@ -174,7 +165,7 @@ impl<'a> StatsIoctl<'a> {
     fn call_guarded(&self, cmd_name: &str, buf: &mut GuardedBuf) -> Result<bool, SourceError> {
         // SAFETY: the buffer is ours and guard-paged: the kernel's writes past its
         // length fault (EFAULT) instead of overrunning.
-        match unsafe { self.call_raw(buf.ptr as *mut libc::c_void) } {
+        match unsafe { self.dev.call(buf.ptr as *mut libc::c_void) } {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::EFAULT) => Ok(false),
             Err(e) => Err(self.error(cmd_name, e)),
