@@ -8,6 +8,7 @@ use std::io::Write as _;
 use serde::Serialize;
 use skewscope_probes::caps;
 
+use crate::sources::genl::{self, Family, GenlError};
 use crate::sources::{ethtool_rss, qstats, sysfs_net, HostRoot};
 
 pub const DOCTOR_SCHEMA: &str = "skewscope.doctor/v1";
@@ -89,23 +90,34 @@ pub fn gather(root: &HostRoot) -> DoctorReport {
     checks.push(fentry.clone());
     checks.push(kprobe.clone());
     checks.push(caps::check_sk_reuseport_load().into());
+    // One CTRL_CMD_GETFAMILY per family, over the sources' own genetlink client.
     checks.push(family_check(
         "genl/ethtool",
-        ethtool_rss::family_available(),
+        "ethtool",
+        &genl::resolve("ethtool"),
     ));
-    checks.push(family_check("genl/netdev", qstats::family_available()));
-    checks.push(match qstats::supports_qstats() {
-        Ok(true) => check(
+    let netdev = genl::resolve(qstats::NETDEV_FAMILY_NAME);
+    checks.push(family_check(
+        "genl/netdev",
+        qstats::NETDEV_FAMILY_NAME,
+        &netdev,
+    ));
+    checks.push(match &netdev {
+        Ok(Some(family)) if family.has_op(qstats::NETDEV_CMD_QSTATS_GET) => check(
             "genl/netdev qstats-get",
             true,
             "the netdev family has qstats-get (Linux 6.9+)",
         ),
-        Ok(false) => check(
+        Ok(_) => check(
             "genl/netdev qstats-get",
             false,
             "the netdev family lacks qstats-get (before Linux 6.9)",
         ),
-        Err(e) => check("genl/netdev qstats-get", false, &e.to_string()),
+        Err(e) => check(
+            "genl/netdev qstats-get",
+            false,
+            &format!("CTRL_CMD_GETFAMILY {}: {e}", qstats::NETDEV_FAMILY_NAME),
+        ),
     });
     if live {
         for dev in devices(root) {
@@ -251,11 +263,11 @@ fn check(name: &str, available: bool, detail: &str) -> Check {
     }
 }
 
-fn family_check(name: &str, r: Result<bool, crate::error::SourceError>) -> Check {
+fn family_check(name: &str, family: &str, r: &Result<Option<Family>, GenlError>) -> Check {
     match r {
-        Ok(true) => check(name, true, "generic netlink family registered"),
-        Ok(false) => check(name, false, "generic netlink family not registered"),
-        Err(e) => check(name, false, &e.to_string()),
+        Ok(Some(_)) => check(name, true, "generic netlink family registered"),
+        Ok(None) => check(name, false, "generic netlink family not registered"),
+        Err(e) => check(name, false, &format!("CTRL_CMD_GETFAMILY {family}: {e}")),
     }
 }
 

@@ -157,15 +157,11 @@ pub fn read_all_blocking() -> Result<Vec<(String, Channels)>, SourceError> {
     runtime.block_on(read_all())
 }
 
-/// Test-only: a throw-away network namespace and a way to run code inside it.
-/// Netlink and ioctl requests go to the namespace of the calling thread, so
-/// [`Netns::run`] moves a dedicated thread into it with setns(2).
+/// Test-only: the privilege gate of the netlink/ioctl live tests. The namespaces
+/// they run in are [`crate::sources::testns`].
 #[cfg(test)]
 pub(crate) mod test_netns {
-    use std::fs::File;
-    use std::os::fd::AsRawFd;
-    use std::process::{Command, Output};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::process::Command;
 
     /// Whether privileged live tests can run here (root, `ip` and `ethtool`
     /// present). Says why when they cannot; with SKEWSCOPE_REQUIRE_PRIVILEGED=1
@@ -200,106 +196,13 @@ pub(crate) mod test_netns {
             .map(|o| o.status.success())
             .unwrap_or(false)
     }
-
-    /// A network namespace named uniquely (pid + counter), deleted on drop even
-    /// when the test fails.
-    pub(crate) struct Netns {
-        pub(crate) name: String,
-    }
-
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-    impl Netns {
-        pub(crate) fn new(tag: &str) -> Netns {
-            let name = format!(
-                "skewscope-{tag}-{}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            );
-            run_ok(Command::new("ip").args(["netns", "add", &name]));
-            Netns { name }
-        }
-
-        /// `ip -n NS ARGS...`, which must succeed.
-        pub(crate) fn ip(&self, args: &[&str]) {
-            run_ok(Command::new("ip").args(["-n", &self.name]).args(args));
-        }
-
-        /// `ip netns exec NS CMD...`, whatever its exit status.
-        pub(crate) fn exec(&self, cmd: &[&str]) -> Output {
-            Command::new("ip")
-                .args(["netns", "exec", &self.name])
-                .args(cmd)
-                .output()
-                .expect("spawn ip netns exec")
-        }
-
-        /// A veth pair `a`/`b` with `queues` RX and TX queues on each end.
-        pub(crate) fn add_veth(&self, a: &str, b: &str, queues: u32) {
-            let q = queues.to_string();
-            self.ip(&[
-                "link",
-                "add",
-                a,
-                "numrxqueues",
-                &q,
-                "numtxqueues",
-                &q,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                b,
-                "numrxqueues",
-                &q,
-                "numtxqueues",
-                &q,
-            ]);
-        }
-
-        /// Run `f` on a thread that has joined this namespace.
-        pub(crate) fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-            let path = format!("/run/netns/{}", self.name);
-            std::thread::scope(|s| {
-                s.spawn(move || {
-                    let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                    // SAFETY: setns on a valid namespace fd; it affects only this
-                    // thread, which ends when `f` returns.
-                    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-                    f()
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-        }
-    }
-
-    impl Drop for Netns {
-        fn drop(&mut self) {
-            let out = Command::new("ip")
-                .args(["netns", "del", &self.name])
-                .output();
-            if !matches!(&out, Ok(o) if o.status.success()) {
-                eprintln!("warning: could not delete netns {}: {out:?}", self.name);
-            }
-        }
-    }
-
-    fn run_ok(cmd: &mut Command) {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::test_netns::{privileged, Netns};
+    use super::test_netns::privileged;
     use super::*;
+    use crate::sources::testns::Netns;
     use netlink_packet_core::ParseableParametrized;
     use netlink_packet_generic::GenlHeader;
     use proptest::prelude::*;

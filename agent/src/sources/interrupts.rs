@@ -1,5 +1,7 @@
 //! /proc/interrupts: per-IRQ per-CPU counts, chip, hwirq and action names.
 //!
+//! Own parser: the `procfs` crate (0.18) has none for /proc/interrupts.
+//!
 //! Layout (kernel/irq/proc.c show_interrupts, and arch_show_interrupts for the named
 //! rows, e.g. arch/x86/kernel/irq.c, arch/arm64/kernel/smp.c, arch/s390/kernel/irq.c):
 //!

@@ -1,15 +1,24 @@
 //! Sources: one module per kernel source. Each offers a `read` that does the I/O over a
 //! [`HostRoot`] and a pure `parse` over text or bytes. Sources know nothing of the model
 //! or of sinks.
+//!
+//! Shared plumbing, used by every source that needs it rather than copied: [`netlink`]
+//! opens blocking netlink sockets, [`genl`] is the generic-netlink client (family
+//! lookup, requests, extended-ACK errors), [`ethtool_ioctl`] issues SIOCETHTOOL. The big
+//! sources are folders split along their ways in (text, netlink, ioctl) with their tests
+//! in a sibling `tests.rs`.
 
 pub mod channels;
 pub mod cpus;
+pub mod ethtool_ioctl;
 pub mod ethtool_rss;
 pub mod ethtool_stats;
+pub mod genl;
 pub mod interrupts;
 pub mod irq_affinity;
 pub mod irq_map;
 pub mod links;
+pub mod netlink;
 pub mod netns;
 pub mod owners;
 mod percpu_header;
@@ -20,6 +29,8 @@ pub mod softirqs;
 pub mod softnet;
 pub mod sysctls;
 pub mod sysfs_net;
+#[cfg(test)]
+pub(crate) mod testns;
 
 use std::path::{Path, PathBuf};
 

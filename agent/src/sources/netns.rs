@@ -204,7 +204,7 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::privileged;
     use super::*;
-    use crate::sources::channels::test_netns::Netns;
+    use crate::sources::testns::Netns;
 
     fn stat_ino(path: &str) -> u64 {
         std::fs::metadata(path)

@@ -7,10 +7,17 @@
 //! every wanted inode is found.
 //!
 //! The pod and container come from `PROC/PID/cgroup` ([`parse_cgroup`]).
+//!
+//! The walk goes through the `procfs` crate (`Process::new_with_root` under the
+//! [`HostRoot`]'s proc, `Process::fd` / `FDTarget::Socket`, `Process::cgroups`): it
+//! opens each /proc/PID once and reads fd, comm and cgroup relative to that handle, so
+//! a pid reused mid-walk cannot mix two processes' answers.
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::ffi::OsStrExt;
+use std::io::Read;
 
+use procfs::process::{FDTarget, Process};
+use procfs::{FromRead, ProcError, ProcessCGroup, ProcessCGroups};
 use serde::Serialize;
 
 use super::HostRoot;
@@ -51,22 +58,21 @@ pub fn scan_owners(root: &HostRoot, inodes: &HashSet<u64>) -> HashMap<u64, Owner
     pids.sort_unstable();
     let mut unreadable = 0usize;
     for pid in pids {
-        let fd_dir = root.proc_path(format!("{pid}/fd"));
-        let fds = match std::fs::read_dir(&fd_dir) {
-            Ok(fds) => fds,
-            Err(e) => {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    unreadable += 1;
-                }
+        // A process that exited since the listing is NotFound: not an owner, not a fault.
+        let opened = Process::new_with_root(root.proc_path(pid.to_string()))
+            .and_then(|process| process.fd().map(|fds| (process, fds)));
+        let (process, fds) = match opened {
+            Ok(opened) => opened,
+            Err(ProcError::NotFound(_)) => continue,
+            Err(_) => {
+                unreadable += 1;
                 continue;
             }
         };
         let mut hits: Vec<u64> = Vec::new();
+        // An fd closed meanwhile is an Err (or absent): skipped.
         for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else {
-                continue; // the fd was closed meanwhile
-            };
-            if let Some(ino) = socket_inode(target.as_os_str().as_bytes()) {
+            if let FDTarget::Socket(ino) = fd.target {
                 if inodes.contains(&ino) && !found.contains_key(&ino) && !hits.contains(&ino) {
                     hits.push(ino);
                 }
@@ -75,17 +81,16 @@ pub fn scan_owners(root: &HostRoot, inodes: &HashSet<u64>) -> HashMap<u64, Owner
         if hits.is_empty() {
             continue;
         }
-        let Ok(comm) = std::fs::read_to_string(root.proc_path(format!("{pid}/comm"))) else {
+        let Some(comm) = read_comm(&process) else {
             continue; // exited after its fds were read: not an owner any more
         };
-        let (cgroup, container_id, pod_uid) =
-            match std::fs::read_to_string(root.proc_path(format!("{pid}/cgroup"))) {
-                Ok(text) => parse_cgroup(&text),
-                Err(_) => (None, None, None),
-            };
+        let (cgroup, container_id, pod_uid) = match process.cgroups() {
+            Ok(groups) => owner_cgroup(&groups.0),
+            Err(_) => (None, None, None),
+        };
         let owner = Owner {
             pid,
-            comm: comm.trim_end_matches('\n').to_string(),
+            comm,
             cgroup,
             container_id,
             pod_uid,
@@ -103,10 +108,15 @@ pub fn scan_owners(root: &HostRoot, inodes: &HashSet<u64>) -> HashMap<u64, Owner
     found
 }
 
-/// "socket:[12345]" -> 12345.
-fn socket_inode(link: &[u8]) -> Option<u64> {
-    let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
-    std::str::from_utf8(digits).ok()?.parse().ok()
+/// `PROC/PID/comm` without its newline; None when the process is gone.
+fn read_comm(process: &Process) -> Option<String> {
+    let mut comm = String::new();
+    process
+        .open_relative("comm")
+        .ok()?
+        .read_to_string(&mut comm)
+        .ok()?;
+    Some(comm.trim_end_matches('\n').to_string())
 }
 
 /// Pure: `PROC/PID/cgroup` -> (cgroup path, container id, pod UID).
@@ -125,23 +135,28 @@ fn socket_inode(link: &[u8]) -> Option<u64> {
 ///   driver it becomes "kubepods-<qos>-pod<UID>.slice" and the UID's '-' are escaped
 ///   to '_' (pkg/kubelet/cm/cgroup_manager_linux.go), which this undoes.
 pub fn parse_cgroup(text: &str) -> (Option<String>, Option<String>, Option<String>) {
+    match ProcessCGroups::from_read(text.as_bytes()) {
+        Ok(groups) => owner_cgroup(&groups.0),
+        // The kernel never writes a malformed line; a damaged capture names nothing.
+        Err(_) => (None, None, None),
+    }
+}
+
+/// Pure: [`parse_cgroup`] over the lines as procfs parsed them.
+fn owner_cgroup(groups: &[ProcessCGroup]) -> (Option<String>, Option<String>, Option<String>) {
     let mut unified = None;
     let mut systemd = None;
     let mut first_v1 = None;
     let mut all: Vec<&str> = Vec::new();
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
+    for group in groups {
+        let path = group.pathname.as_str();
         if path.is_empty() {
             continue;
         }
         all.push(path);
-        if id == "0" && controllers.is_empty() {
+        if group.hierarchy == 0 && group.controllers.is_empty() {
             unified = Some(path);
-        } else if controllers.split(',').any(|c| c == "name=systemd") {
+        } else if group.controllers.iter().any(|c| c == "name=systemd") {
             systemd = Some(path);
         } else if first_v1.is_none() && path != "/" {
             first_v1 = Some(path);
@@ -301,14 +316,6 @@ mod tests {
         assert_eq!(pod.as_deref(), Some("abc-def"));
     }
 
-    #[test]
-    fn socket_link_parsing() {
-        assert_eq!(socket_inode(b"socket:[4026531992]"), Some(4026531992));
-        assert_eq!(socket_inode(b"socket:[]"), None);
-        assert_eq!(socket_inode(b"pipe:[123]"), None);
-        assert_eq!(socket_inode(b"/dev/null"), None);
-    }
-
     /// A fake proc tree (symlinks need no real target): lowest pid wins, processes
     /// without the inode or without fds are skipped, cgroup ids are attached.
     #[test]
@@ -329,7 +336,13 @@ mod tests {
             300,
             "envoy",
             &pod_cg,
-            &["socket:[10]", "socket:[20]", "pipe:[5]"],
+            &[
+                "socket:[10]",
+                "socket:[20]",
+                "pipe:[5]",
+                "socket:[]",
+                "anon_inode:[eventfd]",
+            ],
         );
         proc(
             42,

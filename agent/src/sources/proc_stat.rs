@@ -1,5 +1,10 @@
 //! /proc/stat: per-CPU softirq time.
 //!
+//! Own parser rather than `procfs::KernelStats` (0.18): its `cpu_time` is a Vec without
+//! the CPU number, so offline CPUs' gaps (cpu0, cpu2, ...) would shift every later CPU;
+//! it drops the "softirq" line; and it fails when ctxt, btime or processes is missing,
+//! lines this source does not need.
+//!
 //! Layout (fs/proc/stat.c show_stat): "cpu" then "cpuN" lines (online CPUs only) with
 //! times in USER_HZ ticks: user nice system idle iowait irq softirq steal guest
 //! guest_nice. Older kernels print fewer: iowait since 2.5.41, irq/softirq since 2.6.0,

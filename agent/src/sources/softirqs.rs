@@ -1,5 +1,7 @@
 //! /proc/softirqs: per-CPU softirq counts (NET_RX, NET_TX, ...).
 //!
+//! Own parser: the `procfs` crate (0.18) has none for /proc/softirqs.
+//!
 //! Layout (fs/proc/softirqs.c show_softirqs): a header of "CPU%-8d" for each *possible*
 //! CPU (for_each_possible_cpu; offline CPUs keep a column, unlike /proc/interrupts), then
 //! one row per softirq_to_name[] entry: "%12s:" and " %10u" per CPU. Names change with

@@ -1,5 +1,7 @@
 //! /proc/net/softnet_stat: per-CPU backlog counters (9 to 15 columns).
 //!
+//! Own parser: the `procfs` crate (0.18) has none for /proc/net/softnet_stat.
+//!
 //! One row per *online* CPU (softnet_get_online skips offline ones), every value "%08x".
 //! Columns by kernel (net/core/net-procfs.c softnet_seq_show):
 //!

@@ -1,0 +1,127 @@
+use super::*;
+use netlink_packet_generic::ctrl::GenlCtrl;
+use proptest::prelude::*;
+
+/// NLMSGERR_ATTR_MSG "no dev", padded to 16 bytes.
+const TLV: [u8; 16] = [
+    0x0d, 0x00, 0x01, 0x00, b'n', b'o', b' ', b'd', b'e', b'v', 0, 0, 0, 0, 0, 0,
+];
+
+#[test]
+fn extack_message_after_capped_and_full_echo() {
+    // Capped: the 16-byte header only (its length field still says 36).
+    let mut capped = vec![36, 0, 0, 0, 0x1c, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+    capped.extend(TLV);
+    assert_eq!(
+        extack_message(NLM_F_ACK_TLVS | NLM_F_CAPPED, &capped).as_deref(),
+        Some("no dev")
+    );
+    // Not capped: the whole 20-byte request, then the TLVs.
+    let mut full = vec![
+        20, 0, 0, 0, 0x1c, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 38, 1, 0, 0,
+    ];
+    full.extend(TLV);
+    assert_eq!(
+        extack_message(NLM_F_ACK_TLVS, &full).as_deref(),
+        Some("no dev")
+    );
+    // No TLV flag, no message; garbage never panics.
+    assert_eq!(extack_message(0, &full), None);
+    assert_eq!(extack_message(NLM_F_ACK_TLVS, &[1, 2, 3]), None);
+}
+
+/// nlmsghdr of `len` bytes: type, flags, sequence 7, port 0.
+fn nlmsghdr(len: u32, kind: u16, flags: u16) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(len.to_ne_bytes());
+    b.extend(kind.to_ne_bytes());
+    b.extend(flags.to_ne_bytes());
+    b.extend(7u32.to_ne_bytes());
+    b.extend(0u32.to_ne_bytes());
+    b
+}
+
+#[test]
+fn errors_carry_their_extack_message() {
+    // NLMSG_ERROR (2), capped, -ENODEV, the echoed header, then the TLV.
+    let mut err = nlmsghdr(16 + 4 + 16 + 16, 2, NLM_F_ACK_TLVS | NLM_F_CAPPED);
+    err.extend((-libc::ENODEV).to_ne_bytes());
+    err.extend(nlmsghdr(36, 0x1c, 1));
+    err.extend(TLV);
+    match decode_datagram::<GenlCtrl>(&err, 7) {
+        Err(e @ GenlError::Errno { .. }) => {
+            assert_eq!(e.errno(), Some(libc::ENODEV));
+            assert_eq!(e.to_string(), "No such device (os error 19) (no dev)");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A failed dump: NLMSG_DONE (3) with a negative code, the TLVs right after it.
+    let mut done = nlmsghdr(16 + 4 + 16, 3, 2 | NLM_F_ACK_TLVS);
+    done.extend((-libc::EOPNOTSUPP).to_ne_bytes());
+    done.extend(TLV);
+    match decode_datagram::<GenlCtrl>(&done, 7) {
+        Err(GenlError::Errno { errno, message }) => {
+            assert_eq!(errno, libc::EOPNOTSUPP);
+            assert_eq!(message.as_deref(), Some("no dev"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // An ACK ends a plain request; another sequence's error is not ours.
+    let mut ack = nlmsghdr(16 + 4 + 16, 2, NLM_F_CAPPED);
+    ack.extend(0i32.to_ne_bytes());
+    ack.extend(nlmsghdr(20, 0x1c, 1));
+    let batch = decode_datagram::<GenlCtrl>(&ack, 7).unwrap();
+    assert!(batch.finished && batch.messages.is_empty());
+    assert!(!decode_datagram::<GenlCtrl>(&err, 8).unwrap().finished);
+}
+
+#[test]
+fn messages_of_other_sequences_are_skipped_undecoded() {
+    // Garbage behind a valid header of sequence 7 is skipped when asking for 9.
+    let mut junk = nlmsghdr(24, 0x1c, 0);
+    junk.extend([0xff; 8]);
+    let batch = decode_datagram::<GenlCtrl>(&junk, 9).unwrap();
+    assert_eq!(
+        batch,
+        Batch {
+            messages: vec![],
+            finished: false
+        }
+    );
+    assert!(matches!(
+        decode_datagram::<GenlCtrl>(&junk[..20], 7),
+        Err(GenlError::Decode(_))
+    ));
+}
+
+proptest! {
+    #[test]
+    fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400), seq in 0u32..9) {
+        let _ = decode_datagram::<GenlCtrl>(&bytes, seq);
+    }
+
+    #[test]
+    fn extack_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), flags in any::<u16>()) {
+        let _ = extack_message(flags, &bytes);
+    }
+}
+
+/// Live, unprivileged: nlctrl itself resolves, and a family that does not exist is
+/// None (ENOENT), not an error.
+#[test]
+fn live_resolve_nlctrl_and_a_missing_family() {
+    let mut sock = GenlSocket::open().unwrap();
+    let ctrl = sock
+        .resolve("nlctrl")
+        .unwrap()
+        .expect("nlctrl is always registered");
+    assert_eq!(ctrl.id, GENL_ID_CTRL);
+    assert!(ctrl.has_op(3), "CTRL_CMD_GETFAMILY is op 3: {:?}", ctrl.ops);
+    // Names are < GENL_NAMSIZ (16) bytes; a longer one is EINVAL, not ENOENT.
+    assert_eq!(sock.resolve("nosuchfam0").unwrap(), None);
+    assert_eq!(resolve("nosuchfam0").unwrap(), None);
+    assert_eq!(
+        sock.resolve("no-such-family-xyz").unwrap_err().errno(),
+        Some(libc::EINVAL)
+    );
+}
