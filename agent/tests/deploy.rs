@@ -2,14 +2,21 @@
 //!
 //! - A live root mounted elsewhere (a DaemonSet's /host/proc, /host/sys) runs every live
 //!   source; a fixture root still skips them.
+//! - The Helm chart (helm/skewscope): `helm lint --strict`; `helm template` for several
+//!   values scenarios, every manifest validated against the Kubernetes schemas
+//!   (kubernetes-validate, offline) or, for the Prometheus Operator's kinds, structurally;
+//!   the agent accepts the rendered config; bad values fail naming the field.
 //!
-//! The privileged tests need root (mount namespaces, eBPF); without it they say why and
+//! The privileged tests need root (mount namespaces, eBPF); the chart tests need helm,
+//! kubernetes-validate (scripts/deps.sh installs both). Without them they say why and
 //! skip, and fail under SKEWSCOPE_REQUIRE_PRIVILEGED=1.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_skewscope");
 
@@ -23,12 +30,15 @@ fn repo() -> PathBuf {
         .into()
 }
 
-/// A fresh directory under the temp dir, removed on drop.
+/// A fresh directory under the temp dir, removed on drop (unique across the tests
+/// running in parallel).
 struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("skewscope-{tag}-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("skewscope-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -145,4 +155,577 @@ fn fixture_root_still_skips_live_sources() {
         assert_eq!(status, "skipped", "{name}");
         assert!(error.contains(NOT_LIVE), "{name}: {error}");
     }
+}
+
+/// A tool the test needs, or None after saying why it skips (a failure under
+/// SKEWSCOPE_REQUIRE_PRIVILEGED=1, where scripts/deps.sh has installed it).
+fn tool(test: &str, name: &str) -> Option<PathBuf> {
+    let local = match name {
+        "helm" => Some(repo().join("scripts/.tools/node_modules/.bin/helm")),
+        "kubernetes-validate" => Some(repo().join("scripts/.venv/bin/kubernetes-validate")),
+        "python" => Some(repo().join("scripts/.venv/bin/python")),
+        _ => None,
+    };
+    let found = match local {
+        Some(path) => path.exists().then_some(path),
+        None => std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.exists())
+        }),
+    };
+    if found.is_none() {
+        assert!(
+            std::env::var_os("SKEWSCOPE_REQUIRE_PRIVILEGED").is_none_or(|v| v != "1"),
+            "{test}: {name} is missing (scripts/deps.sh installs it) and \
+             SKEWSCOPE_REQUIRE_PRIVILEGED=1"
+        );
+        eprintln!("{test}: skipped: {name} is missing (scripts/deps.sh installs it)");
+    }
+    found
+}
+
+fn chart() -> PathBuf {
+    repo().join("helm/skewscope")
+}
+
+/// Multi-document YAML as JSON values (through the venv's PyYAML: the agent's crates
+/// have no YAML parser); empty documents dropped.
+fn yaml_docs(python: &Path, yaml: &str) -> Vec<Value> {
+    let mut child = Command::new(python)
+        .args([
+            "-c",
+            "import sys, json, yaml\n\
+             print(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d is not None]))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "YAML did not parse:\n{yaml}");
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+struct Helm {
+    helm: PathBuf,
+    python: PathBuf,
+}
+
+impl Helm {
+    fn new(test: &str) -> Option<Helm> {
+        Some(Helm {
+            helm: tool(test, "helm")?,
+            python: tool(test, "python")?,
+        })
+    }
+
+    /// `helm template` with `values` (YAML); (exit code, stdout, stderr).
+    fn template_raw(&self, values: &str) -> (i32, String, String) {
+        let tmp = TempDir::new("values");
+        let file = tmp.0.join("values.yaml");
+        std::fs::write(&file, values).unwrap();
+        run(Command::new(&self.helm)
+            .args(["template", "skewscope", "--namespace", "observability"])
+            .arg(chart())
+            .arg("--values")
+            .arg(&file))
+    }
+
+    /// The rendered manifests of `values`.
+    fn template(&self, values: &str) -> Vec<Value> {
+        let (code, out, err) = self.template_raw(values);
+        assert_eq!(code, 0, "helm template failed:\n{err}");
+        yaml_docs(&self.python, &out)
+    }
+}
+
+fn kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn one<'a>(docs: &'a [Value], k: &str) -> &'a Value {
+    let found = kind(docs, k);
+    assert_eq!(found.len(), 1, "{k}: {docs:?}");
+    found[0]
+}
+
+/// The capabilities the chart's DaemonSet adds (CAP_ names), in order.
+fn capabilities(docs: &[Value]) -> Vec<String> {
+    let ds = one(docs, "DaemonSet");
+    let sc = &ds["spec"]["template"]["spec"]["containers"][0]["securityContext"];
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    sc["capabilities"]["add"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| format!("CAP_{}", c.as_str().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Validate every manifest: core kinds against the Kubernetes 1.30 schemas (strict: an
+/// unknown field fails), the Prometheus Operator's kinds (no schema there) by shape.
+fn validate(test: &str, docs: &[Value]) {
+    let Some(validator) = tool(test, "kubernetes-validate") else {
+        return;
+    };
+    let tmp = TempDir::new("manifests");
+    for (i, doc) in docs.iter().enumerate() {
+        let api = doc["apiVersion"].as_str().unwrap();
+        if api.starts_with("monitoring.coreos.com/") {
+            validate_operator_kind(doc);
+            continue;
+        }
+        // JSON is YAML.
+        let file = tmp.0.join(format!("{i}.yaml"));
+        std::fs::write(&file, doc.to_string()).unwrap();
+        let (code, out, err) = run(Command::new(&validator)
+            .args(["--kubernetes-version", "1.30.0", "--strict"])
+            .arg(&file));
+        assert_eq!(code, 0, "{} invalid:\n{out}{err}\n{doc:#}", doc["kind"]);
+        assert!(out.contains("passed"), "{out}{err}");
+    }
+}
+
+/// ServiceMonitor, PodMonitor, PrometheusRule: the fields the operator needs, typed.
+fn validate_operator_kind(doc: &Value) {
+    let spec = &doc["spec"];
+    assert!(doc["metadata"]["name"].is_string(), "{doc}");
+    match doc["kind"].as_str().unwrap() {
+        "ServiceMonitor" | "PodMonitor" => {
+            let endpoints = if doc["kind"] == "ServiceMonitor" {
+                &spec["endpoints"]
+            } else {
+                &spec["podMetricsEndpoints"]
+            };
+            let endpoints = endpoints.as_array().expect("endpoints");
+            assert!(!endpoints.is_empty());
+            for e in endpoints {
+                assert_eq!(e["port"], "metrics", "{e}");
+                assert_eq!(e["path"], "/metrics", "{e}");
+                let interval = e["interval"].as_str().unwrap();
+                assert!(interval.ends_with('s') || interval.ends_with('m'), "{e}");
+            }
+            assert!(spec["selector"]["matchLabels"].is_object(), "{doc}");
+        }
+        "PrometheusRule" => {
+            for group in spec["groups"].as_array().expect("groups") {
+                assert!(group["name"].is_string(), "{group}");
+                for rule in group["rules"].as_array().expect("rules") {
+                    assert!(rule["alert"].is_string() || rule["record"].is_string());
+                    assert!(rule["expr"].is_string(), "{rule}");
+                }
+            }
+        }
+        other => panic!("unexpected operator kind {other}"),
+    }
+}
+
+/// Checks every scenario shares: the agent started the way docs/deploy.md says, its
+/// config accepted by the agent itself, labels, probes, mounts.
+fn check_common(docs: &[Value]) {
+    let ds = one(docs, "DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &args[..7],
+        [
+            "--procfs",
+            "/host/proc",
+            "--sysfs",
+            "/host/sys",
+            "run",
+            "--config",
+            "/etc/skewscope/skewscope.toml"
+        ]
+    );
+    let sc = &c["securityContext"];
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["hostPID"], false);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(ds["spec"]["updateStrategy"]["type"], "RollingUpdate");
+    for env in ["K8S_NODE_NAME", "K8S_POD_NAME", "K8S_NAMESPACE"] {
+        assert!(
+            c["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == env && e["valueFrom"]["fieldRef"]["fieldPath"].is_string()),
+            "{env}"
+        );
+    }
+    // Host mounts: read-only, at the paths the args name.
+    let mounts = c["volumeMounts"].as_array().unwrap();
+    for path in ["/host/proc", "/host/sys", "/run/netns", "/etc/skewscope"] {
+        let m = mounts
+            .iter()
+            .find(|m| m["mountPath"] == path)
+            .unwrap_or_else(|| panic!("{path} not mounted"));
+        assert_eq!(m["readOnly"], true, "{path}");
+    }
+    // Standard labels on everything, and the pods' selector labels on the pods.
+    for doc in docs {
+        let labels = &doc["metadata"]["labels"];
+        for l in [
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/version",
+            "app.kubernetes.io/managed-by",
+            "helm.sh/chart",
+        ] {
+            assert!(labels[l].is_string(), "{} lacks {l}", doc["kind"]);
+        }
+    }
+    for (k, v) in ds["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&pod_labels(ds)[k], v);
+    }
+    // The agent reads the rendered config as the pod would (its own check of every key).
+    let toml = one_configmap(docs)["data"]["skewscope.toml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tmp = TempDir::new("config");
+    let file = tmp.0.join("skewscope.toml");
+    std::fs::write(&file, &toml).unwrap();
+    let port = common::free_port().to_string();
+    let (code, _, err) = run(Command::new(AGENT)
+        .args(["run", "--count", "1", "--no-probes", "--output", "json"])
+        .args(["--prometheus-listen", &format!("127.0.0.1:{port}")])
+        .arg("--config")
+        .arg(&file)
+        .env("SKEWSCOPE_LOG", "warn"));
+    assert_eq!(
+        code, 0,
+        "the agent refused the chart's config:\n{toml}\n{err}"
+    );
+}
+
+fn pod_labels(ds: &Value) -> &serde_json::Map<String, Value> {
+    ds["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .unwrap()
+}
+
+/// The agent's ConfigMap (not the dashboards').
+fn one_configmap(docs: &[Value]) -> &Value {
+    kind(docs, "ConfigMap")
+        .into_iter()
+        .find(|c| c["data"]["skewscope.toml"].is_string())
+        .expect("agent ConfigMap")
+}
+
+fn env_value<'a>(ds: &'a Value, name: &str) -> Option<&'a Value> {
+    ds["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+}
+
+#[test]
+fn chart_lints_strict() {
+    let Some(helm) = tool("chart_lints_strict", "helm") else {
+        return;
+    };
+    let (code, out, err) = run(Command::new(helm).args(["lint", "--strict"]).arg(chart()));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("0 chart(s) failed"), "{out}");
+}
+
+#[test]
+fn chart_defaults() {
+    let Some(helm) = Helm::new("chart_defaults") else {
+        return;
+    };
+    let docs = helm.template("{}");
+    validate("chart_defaults", &docs);
+    check_common(&docs);
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ServiceAccount", "ConfigMap", "DaemonSet"]);
+    assert_eq!(
+        capabilities(&docs),
+        [
+            "CAP_BPF",
+            "CAP_PERFMON",
+            "CAP_SYS_ADMIN",
+            "CAP_SYS_PTRACE",
+            "CAP_DAC_READ_SEARCH"
+        ]
+    );
+    let ds = one(&docs, "DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    // Every node, tainted or not.
+    let tolerations = pod["tolerations"].as_array().unwrap();
+    for effect in ["NoSchedule", "NoExecute"] {
+        assert!(tolerations
+            .iter()
+            .any(|t| t["operator"] == "Exists" && t["effect"] == effect));
+    }
+    assert_eq!(
+        ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"],
+        1
+    );
+    // No export configured: the listener stays on loopback for the probes only.
+    let toml = one_configmap(&docs)["data"]["skewscope.toml"]
+        .as_str()
+        .unwrap();
+    assert!(toml.contains("\"listen\" = \"127.0.0.1:9464\""), "{toml}");
+    assert!(!toml.contains("[\"otlp\"]"), "{toml}");
+    assert!(env_value(ds, "OTEL_EXPORTER_OTLP_HEADERS").is_none());
+    assert_eq!(
+        pod["containers"][0]["livenessProbe"]["httpGet"]["host"],
+        "127.0.0.1"
+    );
+}
+
+#[test]
+fn chart_otlp_only() {
+    let Some(helm) = Helm::new("chart_otlp_only") else {
+        return;
+    };
+    let docs = helm.template(
+        "otlp:\n  endpoint: http://127.0.0.1:1\n  protocol: http/protobuf\n  \
+         headersSecret: {name: collector-token, key: otlp-headers}\n\
+         config:\n  interval_secs: 2.5\n  resource:\n    attributes: \
+         {deployment.environment.name: prod}\n  limits: {max_groups: 8}\n",
+    );
+    validate("chart_otlp_only", &docs);
+    check_common(&docs);
+    assert!(kind(&docs, "Secret").is_empty(), "the Secret is the user's");
+    let toml = one_configmap(&docs)["data"]["skewscope.toml"]
+        .as_str()
+        .unwrap();
+    for line in [
+        "\"endpoint\" = \"http://127.0.0.1:1\"",
+        "\"protocol\" = \"http/protobuf\"",
+        "\"interval_secs\" = 2.5",
+        "\"max_groups\" = 8",
+        "\"deployment.environment.name\" = \"prod\"",
+        "\"listen\" = \"127.0.0.1:9464\"",
+    ] {
+        assert!(toml.contains(line), "{line} not in\n{toml}");
+    }
+    assert!(
+        !toml.contains("otlp-headers") && !toml.contains("headers"),
+        "{toml}"
+    );
+    let ds = one(&docs, "DaemonSet");
+    let headers = env_value(ds, "OTEL_EXPORTER_OTLP_HEADERS").expect("headers env");
+    assert_eq!(
+        headers["valueFrom"]["secretKeyRef"]["name"],
+        "collector-token"
+    );
+    assert_eq!(headers["valueFrom"]["secretKeyRef"]["key"], "otlp-headers");
+}
+
+#[test]
+fn chart_prometheus_with_operator_kinds() {
+    let Some(helm) = Helm::new("chart_prometheus_with_operator_kinds") else {
+        return;
+    };
+    let docs = helm.template(
+        "prometheus:\n  enabled: true\n  port: 9465\n  serviceMonitor: {enabled: true, \
+         labels: {release: kube-prometheus}}\n  podMonitor: {enabled: true}\n  \
+         rule: {enabled: true}\ngrafana:\n  dashboards: {enabled: true}\n\
+         otlp:\n  endpoint: http://127.0.0.1:1\n  headers: {x-api-key: \"a b,c\"}\n",
+    );
+    validate("chart_prometheus_with_operator_kinds", &docs);
+    check_common(&docs);
+    let toml = one_configmap(&docs)["data"]["skewscope.toml"]
+        .as_str()
+        .unwrap();
+    assert!(toml.contains("\"listen\" = \"0.0.0.0:9465\""), "{toml}");
+
+    // The ServiceMonitor finds the Service's port, the Service the pods.
+    let ds = one(&docs, "DaemonSet");
+    let service = one(&docs, "Service");
+    let sm = one(&docs, "ServiceMonitor");
+    assert_eq!(sm["metadata"]["labels"]["release"], "kube-prometheus");
+    assert_eq!(service["spec"]["ports"][0]["name"], "metrics");
+    assert_eq!(service["spec"]["ports"][0]["port"], 9465);
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+        9465
+    );
+    for (k, v) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&pod_labels(ds)[k], v);
+    }
+    assert_eq!(
+        sm["spec"]["selector"]["matchLabels"],
+        service["metadata"]["labels"]
+            .as_object()
+            .map(|l| {
+                let sel = service["spec"]["selector"].as_object().unwrap();
+                Value::Object(
+                    l.iter()
+                        .filter(|(k, _)| sel.contains_key(*k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                )
+            })
+            .unwrap()
+    );
+    one(&docs, "PodMonitor");
+
+    // The rule's spec is dashboards/skewscope-alerts.yaml, not a copy of it.
+    let source = std::fs::read_to_string(repo().join("dashboards/skewscope-alerts.yaml")).unwrap();
+    let source = yaml_docs(&helm.python, &source);
+    assert_eq!(one(&docs, "PrometheusRule")["spec"], source[0]);
+
+    // Every dashboard, labelled for the Grafana sidecar.
+    let dashboards = kind(&docs, "ConfigMap")
+        .into_iter()
+        .find(|c| c["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .expect("dashboards ConfigMap");
+    let mut want: Vec<String> = std::fs::read_dir(repo().join("dashboards"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    want.sort();
+    let got: Vec<String> = dashboards["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(got, want);
+    for name in &want {
+        let text = std::fs::read_to_string(repo().join("dashboards").join(name)).unwrap();
+        let in_map: Value =
+            serde_json::from_str(dashboards["data"][name].as_str().unwrap()).unwrap();
+        assert_eq!(
+            in_map,
+            serde_json::from_str::<Value>(&text).unwrap(),
+            "{name}"
+        );
+    }
+
+    // Headers from values go to a Secret of the chart, percent-encoded, never the config.
+    let secret = one(&docs, "Secret");
+    assert_eq!(secret["stringData"]["headers"], "x-api-key=a%20b%2Cc");
+    assert!(!toml.contains("x-api-key"));
+    let headers = env_value(ds, "OTEL_EXPORTER_OTLP_HEADERS").expect("headers env");
+    assert_eq!(
+        headers["valueFrom"]["secretKeyRef"]["name"],
+        secret["metadata"]["name"]
+    );
+}
+
+#[test]
+fn chart_custom_tolerations_and_resources() {
+    let Some(helm) = Helm::new("chart_custom_tolerations_and_resources") else {
+        return;
+    };
+    let docs = helm.template(
+        "tolerations:\n  - {key: dedicated, operator: Equal, value: gateway, effect: NoSchedule}\n\
+         resources:\n  requests: {cpu: 100m, memory: 128Mi}\n  limits: {cpu: '1', memory: 512Mi}\n\
+         priorityClassName: system-node-critical\n\
+         updateStrategy: {rollingUpdate: {maxUnavailable: 10%}}\n\
+         nodeSelector: {kubernetes.io/os: linux}\n\
+         capabilities: {sysPtrace: false}\n",
+    );
+    validate("chart_custom_tolerations_and_resources", &docs);
+    check_common(&docs);
+    let ds = one(&docs, "DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["tolerations"],
+        serde_json::json!([{"key": "dedicated", "operator": "Equal", "value": "gateway",
+                            "effect": "NoSchedule"}])
+    );
+    assert_eq!(
+        pod["containers"][0]["resources"],
+        serde_json::json!({"requests": {"cpu": "100m", "memory": "128Mi"},
+                           "limits": {"cpu": "1", "memory": "512Mi"}})
+    );
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
+    assert_eq!(pod["nodeSelector"]["kubernetes.io/os"], "linux");
+    assert_eq!(
+        ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"],
+        "10%"
+    );
+    assert!(!capabilities(&docs).contains(&"CAP_SYS_PTRACE".to_string()));
+}
+
+#[test]
+fn chart_rejects_bad_values_naming_the_field() {
+    let Some(helm) = Helm::new("chart_rejects_bad_values_naming_the_field") else {
+        return;
+    };
+    for (values, field) in [
+        (
+            "config: {probes: {cpu_budget: 2}}",
+            "config.probes.cpu_budget",
+        ),
+        ("otlp: {protocol: http/json}", "otlp.protocol"),
+        ("config: {interval_secs: -1}", "config.interval_secs"),
+        ("config: {limits: {max_group: 8}}", "max_group"),
+        ("prometheus: {port: 0}", "prometheus.port"),
+    ] {
+        let (code, _, err) = helm.template_raw(values);
+        assert_ne!(code, 0, "{values} was accepted");
+        assert!(
+            err.contains(field),
+            "{values}: {field} not named in:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn chart_package_holds_the_linked_alerts_and_dashboards() {
+    let Some(helm) = tool(
+        "chart_package_holds_the_linked_alerts_and_dashboards",
+        "helm",
+    ) else {
+        return;
+    };
+    let tmp = TempDir::new("package");
+    let (code, out, err) = run(Command::new(helm)
+        .arg("package")
+        .arg(chart())
+        .arg("--destination")
+        .arg(&tmp.0));
+    assert_eq!(code, 0, "{out}{err}");
+    let tgz = tmp.0.join("skewscope-0.1.0.tgz");
+    let (code, list, err) = run(Command::new("tar").arg("tzvf").arg(&tgz));
+    assert_eq!(code, 0, "{err}");
+    // Regular files with the linked content (helm follows the link), tests left out.
+    let alerts = list
+        .lines()
+        .find(|l| l.ends_with("skewscope/files/dashboards/skewscope-alerts.yaml"))
+        .unwrap_or_else(|| panic!("alerts not packaged:\n{list}"));
+    assert!(alerts.starts_with('-'), "{alerts}");
+    assert!(
+        list.contains("skewscope/files/dashboards/skewscope.json"),
+        "{list}"
+    );
+    assert!(!list.contains(".test.yaml"), "{list}");
 }
