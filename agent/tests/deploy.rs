@@ -6,9 +6,11 @@
 //!   values scenarios, every manifest validated against the Kubernetes schemas
 //!   (kubernetes-validate, offline) or, for the Prometheus Operator's kinds, structurally;
 //!   the agent accepts the rendered config; bad values fail naming the field.
+//! - The image (scripts/deploy/Containerfile): built with buildah, it holds the agent and
+//!   exactly the libraries it links, no shell, and the agent runs from its root.
 //!
 //! The privileged tests need root (mount namespaces, eBPF); the chart tests need helm,
-//! kubernetes-validate (scripts/deps.sh installs both). Without them they say why and
+//! kubernetes-validate, the image test buildah (scripts/deps.sh installs them). Without them they say why and
 //! skip, and fail under SKEWSCOPE_REQUIRE_PRIVILEGED=1.
 
 mod common;
@@ -728,4 +730,98 @@ fn chart_package_holds_the_linked_alerts_and_dashboards() {
         "{list}"
     );
     assert!(!list.contains(".test.yaml"), "{list}");
+}
+
+#[test]
+fn image_is_the_agent_and_its_libraries_only() {
+    let test = "image_is_the_agent_and_its_libraries_only";
+    if !common::privileged() {
+        return;
+    }
+    let Some(buildah) = tool(test, "buildah") else {
+        return;
+    };
+    // Private storage (vfs: no overlay mount needed), removed with the temp dir.
+    let tmp = TempDir::new("image");
+    let flags = format!(
+        "--storage-driver vfs --root {0}/root --runroot {0}/run",
+        tmp.0.display()
+    );
+    let b = |args: &[&str]| -> String {
+        let (code, out, err) = run(Command::new(&buildah).args(flags.split(' ')).args(args));
+        assert_eq!(code, 0, "buildah {args:?}: {err}");
+        out.trim().to_string()
+    };
+    let tag = "localhost/skewscope:deploy-test";
+    // The binary under test (the script defaults to target/release/skewscope).
+    let (code, out, err) = run(Command::new(repo().join("scripts/deploy/build-image.sh"))
+        .arg(tag)
+        .env("SKEWSCOPE_BIN", AGENT)
+        .env("BUILDAH_FLAGS", &flags));
+    assert_eq!(code, 0, "build-image.sh: {out}{err}");
+
+    let inspect: Value = serde_json::from_str(&b(&["inspect", "--type", "image", tag])).unwrap();
+    let config = &inspect["OCIv1"]["config"];
+    assert_eq!(
+        config["Entrypoint"],
+        serde_json::json!(["/usr/bin/skewscope"])
+    );
+    assert_eq!(config["User"], "0:0");
+    assert_eq!(
+        inspect["OCIv1"]["rootfs"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Its files: the agent, what ldd lists for it, the CA bundle; nothing else.
+    let container = b(&["from", "--pull-never", tag]);
+    let mount = PathBuf::from(b(&["mount", &container]));
+    let mut files = Vec::new();
+    let mut stack = vec![mount.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(format!("/{}", path.strip_prefix(&mount).unwrap().display()));
+            }
+        }
+    }
+    files.sort();
+    let (_, ldd, _) = run(Command::new("ldd").arg(AGENT));
+    let mut want: Vec<String> = ldd
+        .lines()
+        .filter_map(|l| {
+            let path = l.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/').then(|| path.to_string())
+        })
+        .chain([
+            "/usr/bin/skewscope".into(),
+            "/etc/ssl/certs/ca-certificates.crt".into(),
+        ])
+        .collect();
+    want.sort();
+    assert_eq!(files, want);
+    assert!(!files
+        .iter()
+        .any(|f| f.ends_with("/sh") || f.ends_with("/bash")));
+
+    // It runs from the image's root with only those files (podman cannot run it here).
+    let (code, out, err) = run(Command::new("chroot")
+        .arg(&mount)
+        .args(["/usr/bin/skewscope", "--version"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("skewscope "), "{out}");
+    let (code, _, _) = run(Command::new("chroot")
+        .arg(&mount)
+        .args(["/bin/sh", "-c", "true"]));
+    assert_ne!(code, 0, "the image has a shell");
+
+    b(&["umount", &container]);
+    b(&["rm", &container]);
+    b(&["rmi", "--force", tag]);
 }
