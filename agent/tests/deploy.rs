@@ -8,9 +8,12 @@
 //!   the agent accepts the rendered config; bad values fail naming the field.
 //! - The image (scripts/deploy/Containerfile): built with buildah, it holds the agent and
 //!   exactly the libraries it links, no shell, and the agent runs from its root.
+//! - The host-sidecar unit (scripts/deploy/skewscope.service): `systemd-analyze verify`
+//!   passes, its exposure score stays low, its capabilities are the chart's.
 //!
 //! The privileged tests need root (mount namespaces, eBPF); the chart tests need helm,
-//! kubernetes-validate, the image test buildah (scripts/deps.sh installs them). Without them they say why and
+//! kubernetes-validate, the image test buildah, the unit test systemd-analyze
+//! (scripts/deps.sh installs them). Without them they say why and
 //! skip, and fail under SKEWSCOPE_REQUIRE_PRIVILEGED=1.
 
 mod common;
@@ -691,6 +694,10 @@ fn chart_rejects_bad_values_naming_the_field() {
         ("config: {interval_secs: -1}", "config.interval_secs"),
         ("config: {limits: {max_group: 8}}", "max_group"),
         ("prometheus: {port: 0}", "prometheus.port"),
+        (
+            "config: {shadow: {candidates: [builtin:cpu]}}",
+            "capabilities.netAdmin",
+        ),
     ] {
         let (code, _, err) = helm.template_raw(values);
         assert_ne!(code, 0, "{values} was accepted");
@@ -824,4 +831,58 @@ fn image_is_the_agent_and_its_libraries_only() {
     b(&["umount", &container]);
     b(&["rm", &container]);
     b(&["rmi", "--force", tag]);
+}
+
+/// The capabilities a unit line lists (`Key=CAP_A CAP_B`).
+fn unit_caps(unit: &str, key: &str) -> Vec<String> {
+    let line = unit
+        .lines()
+        .find(|l| l.starts_with(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{key} missing"));
+    line[key.len() + 1..]
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn systemd_unit_verifies_with_the_charts_capabilities() {
+    let test = "systemd_unit_verifies_with_the_charts_capabilities";
+    let Some(analyze) = tool(test, "systemd-analyze") else {
+        return;
+    };
+    let unit = std::fs::read_to_string(repo().join("scripts/deploy/skewscope.service")).unwrap();
+    // verify checks ExecStart's binary exists: point it at the binary under test.
+    let tmp = TempDir::new("unit");
+    let file = tmp.0.join("skewscope.service");
+    assert!(unit.contains("ExecStart=/usr/local/bin/skewscope "));
+    std::fs::write(&file, unit.replace("/usr/local/bin/skewscope", AGENT)).unwrap();
+    let (code, out, err) = run(Command::new(&analyze).arg("verify").arg(&file));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.trim().is_empty(),
+        "systemd-analyze verify warned:\n{err}"
+    );
+
+    // The sandbox as systemd scores it (0 = locked down, 10 = exposed).
+    let (code, out, err) = run(Command::new(&analyze)
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&file));
+    assert_eq!(code, 0, "{out}{err}");
+    let score: f64 = out
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for skewscope.service: ")
+                .nth(1)
+        })
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no score in:\n{out}"));
+    assert!(score <= 3.5, "exposure {score}:\n{out}");
+
+    // The same capabilities as the chart's default pod, bounding and ambient.
+    let bounding = unit_caps(&unit, "CapabilityBoundingSet");
+    assert_eq!(bounding, unit_caps(&unit, "AmbientCapabilities"));
+    if let Some(helm) = Helm::new(test) {
+        assert_eq!(bounding, capabilities(&helm.template("{}")));
+    }
 }
