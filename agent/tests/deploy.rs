@@ -906,8 +906,8 @@ const GROUP_PORT: u16 = 9555;
 const LISTENERS: usize = 4;
 
 impl ForeignGroup {
-    fn start() -> ForeignGroup {
-        let netns = common::Netns::new("deploy");
+    fn start(tag: &str) -> ForeignGroup {
+        let netns = common::Netns::new(tag);
         let script = format!(
             r#"
 import socket, sys, threading, time
@@ -983,9 +983,7 @@ impl Drop for ForeignGroup {
 /// read-only, then uid 0 with no_new_privs and a bounding set of exactly `caps` (so its
 /// permitted and effective sets are `caps`, as runc gives a container's root).
 /// `args` follow the agent's global --procfs/--sysfs.
-fn confined(caps: &[String], args: &[&str]) -> Command {
-    let tmp = std::env::temp_dir().join(format!("skewscope-confined-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+fn confined(tmp: &Path, caps: &[String], args: &[&str]) -> Command {
     let bounding = std::iter::once("-all".to_string())
         .chain(
             caps.iter()
@@ -1012,7 +1010,7 @@ exec unshare --pid --fork --mount-proc sh -c 'mount -o remount,bind,ro / && exec
         script,
         "sh",
     ])
-    .arg(&tmp)
+    .arg(tmp)
     .args(["setpriv", "--no-new-privs", "--inh-caps=-all"])
     .arg(format!("--bounding-set={bounding}"))
     .arg(AGENT)
@@ -1036,14 +1034,15 @@ struct Seen {
     report: Value,
 }
 
-fn observe(caps: &[String], group: &ForeignGroup) -> Seen {
+fn observe(tmp: &Path, caps: &[String], group: &ForeignGroup) -> Seen {
     let (code, out, err) = run(&mut confined(
+        tmp,
         caps,
         &["snapshot", "--json", "--duration", "3"],
     ));
     assert_eq!(code, 0, "snapshot with {caps:?} exited {code}:\n{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
-    let (code, out, err) = run(&mut confined(caps, &["doctor", "--json"]));
+    let (code, out, err) = run(&mut confined(tmp, caps, &["doctor", "--json"]));
     assert_eq!(code, 0, "doctor with {caps:?} exited {code}:\n{err}");
     let doctor: Value = serde_json::from_str(&out).unwrap();
     let doctor_caps = doctor["kernel"]["effective_capabilities"]
@@ -1089,10 +1088,12 @@ fn least_privilege_the_charts_capabilities_suffice_and_each_is_needed() {
     // cannot drift apart.
     let caps = capabilities(&helm.template("{}"));
     assert!(!caps.contains(&"CAP_SYS_RESOURCE".to_string()));
-    let group = ForeignGroup::start();
+    let group = ForeignGroup::start("deploy-lp");
+    let tmp = TempDir::new("confined");
+    let tmp = &tmp.0;
 
     // All of them: everything is seen.
-    let all = observe(&caps, &group);
+    let all = observe(tmp, &caps, &group);
     eprintln!("with {caps:?}: not ok {:?}", all.not_ok);
     for (name, status, error) in &all.not_ok {
         assert!(
@@ -1136,6 +1137,7 @@ fn least_privilege_the_charts_capabilities_suffice_and_each_is_needed() {
     // /metrics under the same confinement.
     let port = common::free_port();
     let mut agent = confined(
+        tmp,
         &caps,
         &[
             "run",
@@ -1179,7 +1181,7 @@ fn least_privilege_the_charts_capabilities_suffice_and_each_is_needed() {
             .map(|s| format!("{} {}", s.1, s.2))
     };
     for cap in caps.clone() {
-        let seen = observe(&without(&[&cap]), &group);
+        let seen = observe(tmp, &without(&[&cap]), &group);
         eprintln!(
             "without {cap}: not ok {:?}; group listeners {:?}; owners {}",
             seen.not_ok, seen.group_listeners, seen.owners
@@ -1216,7 +1218,7 @@ fn least_privilege_the_charts_capabilities_suffice_and_each_is_needed() {
         }
     }
     for cap in ["CAP_BPF", "CAP_PERFMON"] {
-        let seen = observe(&without(&["CAP_SYS_ADMIN", cap]), &group);
+        let seen = observe(tmp, &without(&["CAP_SYS_ADMIN", cap]), &group);
         eprintln!("without CAP_SYS_ADMIN and {cap}: not ok {:?}", seen.not_ok);
         for probe in [
             "ebpf_softirq_time",
@@ -1244,4 +1246,50 @@ fn http_get(port: u16, path: &str) -> String {
     let mut out = String::new();
     stream.read_to_string(&mut out).unwrap();
     out
+}
+
+#[test]
+fn host_sidecar_non_root_with_the_units_ambient_capabilities_sees_everything() {
+    let test = "host_sidecar_non_root_with_the_units_ambient_capabilities_sees_everything";
+    if !common::privileged() || tool(test, "setpriv").is_none() || tool(test, "ip").is_none() {
+        return;
+    }
+    // The unit's set (systemd: DynamicUser, AmbientCapabilities, NoNewPrivileges), for a
+    // uid that is neither root nor the group owner's.
+    let unit = std::fs::read_to_string(repo().join("scripts/deploy/skewscope.service")).unwrap();
+    let caps = unit_caps(&unit, "AmbientCapabilities")
+        .iter()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let group = ForeignGroup::start("deploy-hs");
+    let (code, out, err) = run(Command::new("setpriv")
+        .args([
+            "--reuid",
+            "61000",
+            "--regid",
+            "61000",
+            "--clear-groups",
+            "--no-new-privs",
+        ])
+        .arg(format!("--inh-caps=-all,{caps}"))
+        .arg(format!("--ambient-caps=-all,{caps}"))
+        .arg(format!("--bounding-set=-all,{caps}"))
+        .args([AGENT, "snapshot", "--json", "--duration", "3"])
+        .env("SKEWSCOPE_LOG", "warn"));
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    for (name, status, error) in sources(&report) {
+        assert!(
+            status == "ok" || status == "unsupported",
+            "{name} {status}: {error}"
+        );
+    }
+    let g = group.in_report(&report).expect("the group");
+    let listeners = g["listeners"].as_array().unwrap();
+    assert_eq!(listeners.len(), LISTENERS);
+    for l in listeners {
+        assert_eq!(l["pid"], group.owner.id(), "{l}");
+        assert!(l["events"].as_f64().unwrap() > 0.0, "{l}");
+    }
 }
