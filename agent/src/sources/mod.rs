@@ -62,9 +62,25 @@ impl HostRoot {
     }
 
     /// True when the roots are the running kernel's own: only then do live-kernel
-    /// sources (netlink, ioctl, eBPF) describe the same host as the files.
+    /// sources (netlink, ioctl, eBPF) describe the same host as the files. That is
+    /// /proc and /sys, or any other mount of them (a DaemonSet's /host/proc, /host/sys):
+    /// `proc` must be a procfs and `sys` a sysfs by statfs(2) f_type, which a copied
+    /// tree (fixture, sosreport) never is and which can only be this kernel's (neither
+    /// can be mounted from another kernel); and the boot_id read through `proc` must
+    /// equal the one of our own /proc (the random id of this boot, the same in every
+    /// namespace), so a procfs that is readable but not answering as this boot never
+    /// passes.
     pub fn is_live(&self) -> bool {
-        self.proc == Path::new("/proc") && self.sys == Path::new("/sys")
+        if self.proc == Path::new("/proc") && self.sys == Path::new("/sys") {
+            return true;
+        }
+        const BOOT_ID: &str = "sys/kernel/random/boot_id";
+        let boot_id = |proc: &Path| std::fs::read_to_string(proc.join(BOOT_ID)).ok();
+        #[allow(clippy::unnecessary_cast)]
+        let (procfs, sysfs) = (libc::PROC_SUPER_MAGIC as i64, libc::SYSFS_MAGIC as i64);
+        fs_magic(&self.proc) == Some(procfs)
+            && fs_magic(&self.sys) == Some(sysfs)
+            && boot_id(&self.proc).is_some_and(|id| Some(id) == boot_id(Path::new("/proc")))
     }
 
     pub fn proc_path(&self, rel: impl AsRef<Path>) -> PathBuf {
@@ -86,6 +102,17 @@ impl HostRoot {
     }
 }
 
+/// statfs(2) f_type of the filesystem holding `path`; None when it cannot be asked.
+/// (Widened to i64: f_type and the magic constants have different types per libc.)
+#[allow(clippy::unnecessary_cast)]
+fn fs_magic(path: &Path) -> Option<i64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a NUL-terminated path and a zeroed statfs the kernel fills.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statfs(c_path.as_ptr(), &mut st) } == 0).then_some(st.f_type as i64)
+}
+
 /// Read a text file; the error names the path.
 pub fn read_text(path: &Path) -> Result<String, SourceError> {
     std::fs::read_to_string(path).map_err(|e| SourceError::io(path, e))
@@ -98,4 +125,31 @@ pub fn read_parsed<T>(
 ) -> Result<T, SourceError> {
     let text = read_text(path)?;
     parse(&text).map_err(|e| SourceError::parse(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_roots_are_recognised_by_filesystem_and_boot_id() {
+        assert!(HostRoot::default().is_live());
+        // Another path to the same mounts (as /host/proc is in a pod) is live too.
+        assert!(HostRoot::new("/proc/self/..", "/sys/kernel/..").is_live());
+        // A copied tree is not, even holding this boot's boot_id (a sosreport of this
+        // host taken during this boot).
+        let dir = std::env::temp_dir().join(format!("skewscope-live-{}", std::process::id()));
+        let random = dir.join("proc/sys/kernel/random");
+        std::fs::create_dir_all(&random).unwrap();
+        std::fs::create_dir_all(dir.join("sys/class/net")).unwrap();
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+        std::fs::write(random.join("boot_id"), id).unwrap();
+        let copy = HostRoot::new(dir.join("proc"), dir.join("sys"));
+        assert!(!copy.is_live());
+        // Live proc with a copied sys (or the other way round) is not live either.
+        assert!(!HostRoot::new("/proc", dir.join("sys")).is_live());
+        assert!(!HostRoot::new(dir.join("proc"), "/sys").is_live());
+        assert!(!HostRoot::new("/sys", "/proc").is_live());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -45,12 +45,27 @@ pub const NETNS_RUN_DIR: &str = "/run/netns";
 /// skipped and logged at debug level. Fails only when the host's own namespace or the
 /// process list cannot be read.
 pub fn list_netns(root: &HostRoot) -> Result<Vec<NetnsRef>, SourceError> {
-    let (host_path, host_pid) = if root.proc == Path::new("/proc") {
-        (PathBuf::from("/proc/self/ns/net"), std::process::id())
+    let own = || (PathBuf::from("/proc/self/ns/net"), std::process::id());
+    let (mut host_path, mut host_pid) = if root.proc == Path::new("/proc") {
+        own()
     } else {
         (root.proc_path("1/ns/net"), 1)
     };
-    let host_meta = std::fs::metadata(&host_path).map_err(|e| SourceError::io(&host_path, e))?;
+    let host_meta = match std::fs::metadata(&host_path) {
+        Ok(meta) => meta,
+        // PID 1 of a mounted host procfs can be closed even to CAP_SYS_PTRACE (an init in
+        // another user namespace, an LSM). Start from our own namespace then (the host's
+        // under hostNetwork); the loop below still lists every process's.
+        Err(e) if host_pid == 1 && e.kind() == io::ErrorKind::PermissionDenied => {
+            log::debug!(
+                "{}: {e}; starting from our own namespace",
+                host_path.display()
+            );
+            (host_path, host_pid) = own();
+            std::fs::metadata(&host_path).map_err(|e| SourceError::io(&host_path, e))?
+        }
+        Err(e) => return Err(SourceError::io(&host_path, e)),
+    };
     // Every nsfs file lives on the one nsfs superblock: a /run/netns entry on another
     // device is a stale plain file (a failed or half-removed `ip netns add`), not a
     // namespace.
