@@ -15,10 +15,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
-use crate::engine::{batches, Landing, Unit};
 use crate::error::ShadowError;
+use crate::plan::{batches, Landing, ReplayOptions, Unit};
 use crate::sys;
-use crate::ReplayOptions;
 
 /// Connections in flight per batch: each holds a client fd until the batch
 /// ends, so this bounds the replay's descriptors (RLIMIT_NOFILE is often 1024).

@@ -13,11 +13,10 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
-use crate::engine::{batches, Landing, Unit};
 use crate::error::ShadowError;
 use crate::packet::{self, MAX_DATAGRAM};
+use crate::plan::{batches, Landing, ReplayOptions, Unit};
 use crate::sys::{self, RawSockAddr};
-use crate::ReplayOptions;
 
 /// recvmmsg(2) vector length and buffer size per message (a payload is 12
 /// bytes; anything longer is not ours).
