@@ -1,14 +1,15 @@
 //! `make bench`: the cost of one full host cycle (collect every source + build the
 //! report), over the 1152-CPU fixture root and over this machine's own /proc and /sys,
-//! printed side by side. Targets (issue 2): < 50 ms per cycle on the fixture root,
-//! < 1 ms on this machine's procfs sources.
+//! printed side by side, and of the largest single parse in it, the fixture root's
+//! 1152-CPU /proc/interrupts. Targets (issue 2): < 50 ms per cycle on the fixture root
+//! (so its interrupts parse too), < 1 ms on this machine's procfs sources.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use skewscope::cycle::{CollectOptions, Collector};
 use skewscope::model::{self, ModelConfig};
-use skewscope::sources::HostRoot;
+use skewscope::sources::{interrupts, HostRoot};
 
 struct Figures {
     name: &'static str,
@@ -26,16 +27,22 @@ fn measure(
 ) -> Figures {
     let mut collector = Collector::new(opts);
     let cfg = ModelConfig::new();
-    // Warm the page cache and the allocator.
-    for _ in 0..3 {
+    time(name, iterations, target, || {
         let s = collector.collect();
         std::hint::black_box(model::build_report(&s, None, &cfg, &mut Default::default()));
+    })
+}
+
+/// p50/p95/mean of `iterations` runs of `run`, after 3 to warm the page cache and the
+/// allocator.
+fn time(name: &'static str, iterations: usize, target: Duration, mut run: impl FnMut()) -> Figures {
+    for _ in 0..3 {
+        run();
     }
     let mut times: Vec<Duration> = (0..iterations)
         .map(|_| {
             let start = Instant::now();
-            let s = collector.collect();
-            std::hint::black_box(model::build_report(&s, None, &cfg, &mut Default::default()));
+            run();
             start.elapsed()
         })
         .collect();
@@ -63,12 +70,25 @@ fn main() {
     let mut full_opts = CollectOptions::new(HostRoot::default());
     full_opts.probes = true;
 
+    let interrupts_1152 = std::fs::read_to_string(fixture.join("proc/interrupts"))
+        .expect("fixture root's /proc/interrupts");
+
     let rows = [
         measure(
             "fixture root, 1152 CPUs (procfs+sysfs)",
             fixture_opts,
             40,
             Duration::from_millis(50),
+        ),
+        time(
+            "fixture root, 1152 CPUs: /proc/interrupts parse",
+            40,
+            Duration::from_millis(50),
+            || {
+                std::hint::black_box(
+                    interrupts::parse(std::hint::black_box(&interrupts_1152)).unwrap(),
+                );
+            },
         ),
         measure(
             "this host, procfs+sysfs sources",
@@ -83,7 +103,7 @@ fn main() {
             Duration::from_millis(5),
         ),
     ];
-    let base = rows[1].p50.as_secs_f64();
+    let base = rows[2].p50.as_secs_f64();
     println!(
         "{:<48} {:>9} {:>9} {:>9} {:>8} {:>8}  verdict",
         "cycle", "p50", "p95", "mean", "target", "x host"

@@ -16,7 +16,7 @@ use common::{
 
 #[test]
 fn sampled_events_estimate_the_true_split() {
-    if !privileged() {
+    if !privileged("sampled_events_estimate_the_true_split") {
         return;
     }
     let ns = Netns::new("budget");
@@ -148,7 +148,7 @@ fn own_bpf_fds() -> usize {
 fn fixed_duty_share_and_release_on_drop() {
     use skewscope::cycle::{CollectOptions, Collector};
     use skewscope::probe_budget::ProbeSampling;
-    if !privileged() {
+    if !privileged("fixed_duty_share_and_release_on_drop") {
         return;
     }
     let before = own_bpf_fds();

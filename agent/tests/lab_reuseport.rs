@@ -19,7 +19,7 @@ use common::{
 
 #[test]
 fn udp_group_events_lsi_and_top_flow_match_ground_truth() {
-    if !privileged() {
+    if !privileged("udp_group_events_lsi_and_top_flow_match_ground_truth") {
         return;
     }
     let ns = Netns::new("udp");
@@ -104,7 +104,7 @@ fn udp_group_events_lsi_and_top_flow_match_ground_truth() {
 
 #[test]
 fn tcp_group_queue_depth_of_a_stalled_listener() {
-    if !privileged() {
+    if !privileged("tcp_group_queue_depth_of_a_stalled_listener") {
         return;
     }
     let ns = Netns::new("tcp");
@@ -205,7 +205,7 @@ fn tcp_group_queue_depth_of_a_stalled_listener() {
 
 #[test]
 fn membership_change_is_recorded() {
-    if !privileged() {
+    if !privileged("membership_change_is_recorded") {
         return;
     }
     let ns = Netns::new("member");
@@ -254,7 +254,7 @@ fn membership_change_is_recorded() {
 /// GREEN → ORANGE/RED → GREEN, within a bounded number of cycles.
 #[test]
 fn regime_follows_the_lab_from_balanced_to_skewed_and_back() {
-    if !privileged() {
+    if !privileged("regime_follows_the_lab_from_balanced_to_skewed_and_back") {
         return;
     }
     let ns = Netns::new("regime");

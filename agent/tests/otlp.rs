@@ -41,11 +41,10 @@ fn receiver_python() -> Option<PathBuf> {
     if ok {
         return Some(py);
     }
-    assert!(
-        std::env::var_os("SKEWSCOPE_REQUIRE_PRIVILEGED").is_none(),
-        "scripts/.venv lacks grpcio/opentelemetry-proto: run `make deps`"
+    skewscope_test_support::cannot_run(
+        "otlp",
+        "scripts/.venv lacks grpcio/opentelemetry-proto (run `make deps`)",
     );
-    eprintln!("skipped: scripts/.venv lacks grpcio/opentelemetry-proto (run `make deps`)");
     None
 }
 
@@ -554,12 +553,7 @@ fn make_certs(dir: &Path) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !have {
-        assert!(
-            std::env::var_os("SKEWSCOPE_REQUIRE_PRIVILEGED").is_none(),
-            "openssl(1) missing"
-        );
-        eprintln!("skipped: openssl(1) missing");
-        return false;
+        return skewscope_test_support::cannot_run("otlp TLS", "openssl(1) missing");
     }
     let sh = format!(
         r#"set -e

@@ -287,11 +287,10 @@ fn prometheus_binary() -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() {
-        assert!(
-            std::env::var_os("SKEWSCOPE_REQUIRE_PRIVILEGED").is_none(),
-            "prometheus not installed: run `make deps`"
+        skewscope_test_support::cannot_run(
+            "prometheus",
+            "prometheus not installed (run `make deps`)",
         );
-        eprintln!("skipped: prometheus not installed (run `make deps`)");
     }
     found
 }
@@ -1044,7 +1043,11 @@ fn a_real_prometheus_scrapes_and_answers_qpi_and_lsi_queries() {
 
     // The shipped dashboard and alert rules against this data. Without root the eBPF
     // probes do not attach and the panels they feed are empty: then only errors count.
-    let want_data = common::privileged();
+    let want_data = skewscope_test_support::Needs::new(
+        "prometheus: data in the probe-fed panels (without root only errors count)",
+    )
+    .root()
+    .met();
     if want_data {
         // The first replay's results: flows of a few cycles, then one replay.
         let shadow = prom.wait_for(

@@ -95,7 +95,7 @@ fn config(tag: &str, text: &str) -> std::path::PathBuf {
 
 #[test]
 fn run_replays_the_group_live_and_reports_rejected_candidates() {
-    if !privileged() {
+    if !privileged("run_replays_the_group_live_and_reports_rejected_candidates") {
         return;
     }
     let ns = Netns::new("shadow");

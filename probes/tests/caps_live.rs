@@ -1,8 +1,9 @@
 //! Live capability checks on the running kernel. Expectations that depend on
 //! the kernel are tied to an independent oracle where one exists (capget(2),
-//! the kprobe PMU directory, statfs magic); the fentry expectation is the lab
-//! kernel's (it refuses BPF trampolines with EPERM) and flips with
-//! SKEWSCOPE_EXPECT_FENTRY=1 on kernels that allow them.
+//! the kprobe PMU directory, statfs magic). fentry has none: kernels and
+//! lockdowns differ (this lab's refuses BPF trampolines with EPERM), so either
+//! outcome passes as long as the detail names it; SKEWSCOPE_EXPECT_FENTRY=1
+//! or =0 pins the outcome where it is known (e.g. a VM guest of a kernel matrix).
 
 mod common;
 
@@ -140,23 +141,44 @@ fn unknown_raw_tracepoint_is_unavailable_with_reason() {
     assert!(caps[2].detail.contains("malformed"), "{}", caps[2].detail);
 }
 
+/// Whether `detail` names a kernel error the way the probes render one: an
+/// errno name such as EPERM, ENOTSUPP or EINVAL.
+fn names_an_errno(detail: &str) -> bool {
+    detail
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|word| {
+            word.len() >= 4 && word.starts_with('E') && word.chars().all(|c| c.is_ascii_uppercase())
+        })
+}
+
 #[test]
-fn fentry_matches_lab_expectation() {
-    if !common::can_run_privileged("fentry_matches_lab_expectation") {
+fn fentry_outcome_is_named() {
+    if !common::can_run_privileged("fentry_outcome_is_named") {
         return;
     }
     let cap = check_fentry("reuseport_select_sock");
     assert_eq!(cap.name, "fentry/reuseport_select_sock");
-    if std::env::var_os("SKEWSCOPE_EXPECT_FENTRY").is_some_and(|v| v == "1") {
-        assert!(cap.available, "{}", cap.detail);
-    } else {
+    match std::env::var("SKEWSCOPE_EXPECT_FENTRY").as_deref() {
+        Ok("1") => assert!(cap.available, "{}", cap.detail),
+        Ok("0") => assert!(!cap.available, "{}", cap.detail),
+        _ => {}
+    }
+    if cap.available {
         assert!(
-            !cap.available,
-            "lab kernel refuses fentry, got: {}",
+            cap.detail.contains("attached to reuseport_select_sock"),
+            "{}",
             cap.detail
         );
-        assert!(cap.detail.contains("EPERM"), "{}", cap.detail);
+    } else if !cap.detail.starts_with("kernel BTF unavailable") {
+        // Refused at load or attach: which step, and the kernel's reason.
+        assert!(
+            cap.detail.starts_with("load: ") || cap.detail.starts_with("attach: "),
+            "{}",
+            cap.detail
+        );
+        assert!(names_an_errno(&cap.detail), "{}", cap.detail);
     }
+    eprintln!("fentry/reuseport_select_sock here: {}", cap.detail);
     assert_no_program_named("caps_fentry");
 }
 

@@ -8,6 +8,7 @@ use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
+use common::netns::Netns;
 use skewscope_probes::{DropCount, DropsProbe, ResetCount};
 
 const IPPROTO_TCP: u8 = 6;
@@ -39,14 +40,26 @@ fn drops_for(drops: &[DropCount], protocol: u8, port: u16) -> Vec<&DropCount> {
 /// unreachable and free the skb with SKB_DROP_REASON_NO_SOCKET.
 #[test]
 fn udp_to_closed_port_counts_no_socket_drops() {
-    if !common::can_run_privileged("udp_to_closed_port_counts_no_socket_drops") {
+    if !common::needs_probes("udp_to_closed_port_counts_no_socket_drops")
+        .tool("ip", &["-V"])
+        .ipv6()
+        .met()
+    {
         return;
     }
     const DATAGRAMS_V4: u64 = 50;
     const DATAGRAMS_V6: u64 = 20;
-    let closed = closed_udp_addr("127.0.0.1:0");
-    let closed6 = closed_udp_addr("[::1]:0");
-    let unwatched = closed_udp_addr("127.0.0.1:0");
+    // A namespace of its own with IPv6 on lo, whatever the host's lo has.
+    let ns = Netns::with_ipv6("drops");
+    let (closed, closed6, unwatched, client, client6) = ns.run(|| {
+        (
+            closed_udp_addr("127.0.0.1:0"),
+            closed_udp_addr("[::1]:0"),
+            closed_udp_addr("127.0.0.1:0"),
+            UdpSocket::bind("127.0.0.1:0").expect("client"),
+            UdpSocket::bind("[::1]:0").expect("client v6"),
+        )
+    });
     let mut probe = DropsProbe::load().expect("load drops");
     probe
         .set_watched(&[(IPPROTO_UDP, closed.port()), (IPPROTO_UDP, closed6.port())])
@@ -54,14 +67,12 @@ fn udp_to_closed_port_counts_no_socket_drops() {
 
     // Unconnected senders: the ICMP errors coming back are not reported to
     // them, so every send succeeds.
-    let client = UdpSocket::bind("127.0.0.1:0").expect("client");
     for _ in 0..DATAGRAMS_V4 {
         client.send_to(b"nobody home", closed).expect("send");
     }
     for _ in 0..5 {
         client.send_to(b"not watched", unwatched).expect("send");
     }
-    let client6 = UdpSocket::bind("[::1]:0").expect("client v6");
     for _ in 0..DATAGRAMS_V6 {
         client6.send_to(b"nobody home", closed6).expect("send");
     }

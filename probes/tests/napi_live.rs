@@ -68,7 +68,7 @@ fn loopback_traffic_is_polled_by_the_backlog_napi() {
 /// (veth_poll) hands them to the stack: work == datagrams, exactly.
 #[test]
 fn veth_napi_work_equals_datagrams_sent() {
-    if !common::can_run_privileged("veth_napi_work_equals_datagrams_sent") {
+    if !common::can_run_in_netns("veth_napi_work_equals_datagrams_sent") {
         return;
     }
     const DATAGRAMS: u64 = 300;

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use common::netns::{VethPair, ADDR_A, ADDR_B, VETH_A, VETH_B};
+use common::netns::{Netns, VethPair, ADDR_A, ADDR_B, VETH_A, VETH_B};
 use common::sockets::drain_udp;
 use skewscope_probes::{FlowSample, QueueCount, RxConfig, RxProbe, AGE_BUCKETS};
 
@@ -79,14 +79,24 @@ fn send_flows(
 
 #[test]
 fn udp_flows_queues_and_ages_match_ground_truth() {
-    if !common::can_run_privileged("udp_flows_queues_and_ages_match_ground_truth") {
+    if !common::needs_probes("udp_flows_queues_and_ages_match_ground_truth")
+        .tool("ip", &["-V"])
+        .ipv6()
+        .met()
+    {
         return;
     }
-    let netns = common::own_netns_inode();
-    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind receiver");
+    // A namespace of its own with IPv6 on lo, whatever the host's lo has.
+    let ns = Netns::with_ipv6("rxflows");
+    let netns = ns.inode();
+    let (receiver, receiver6) = ns.run(|| {
+        (
+            UdpSocket::bind("127.0.0.1:0").expect("bind receiver"),
+            UdpSocket::bind("[::1]:0").expect("bind v6 receiver"),
+        )
+    });
     receiver.set_nonblocking(true).expect("nonblocking");
     let to = receiver.local_addr().expect("receiver addr");
-    let receiver6 = UdpSocket::bind("[::1]:0").expect("bind v6 receiver");
     receiver6.set_nonblocking(true).expect("nonblocking");
     let to6 = receiver6.local_addr().expect("v6 receiver addr");
 
@@ -105,12 +115,14 @@ fn udp_flows_queues_and_ages_match_ground_truth() {
 
     // Flow A 500, B 50, C 5 datagrams over IPv4; flow D 7 over IPv6.
     let counts = [500usize, 50, 5];
-    let clients: Vec<UdpSocket> = counts
-        .iter()
-        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind client"))
-        .collect();
+    let (clients, client6) = ns.run(|| {
+        let clients: Vec<UdpSocket> = counts
+            .iter()
+            .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind client"))
+            .collect();
+        (clients, UdpSocket::bind("[::1]:0").expect("bind v6 client"))
+    });
     let read4 = send_flows(&clients, &counts, to, &receiver);
-    let client6 = UdpSocket::bind("[::1]:0").expect("bind v6 client");
     let read6 = send_flows(std::slice::from_ref(&client6), &[7], to6, &receiver6);
 
     let flows = probe.read_flows().expect("flows");
@@ -319,13 +331,20 @@ fn default_config_counts_every_packet_and_samples_ages() {
 /// carry no ports at all. Each datagram must count once in its own flow.
 #[test]
 fn ipv6_extension_headers_are_walked_to_the_ports() {
-    if !common::can_run_privileged("ipv6_extension_headers_are_walked_to_the_ports") {
+    if !common::needs_probes("ipv6_extension_headers_are_walked_to_the_ports")
+        .tool("ip", &["-V"])
+        .ipv6()
+        .met()
+    {
         return;
     }
     use std::os::fd::AsRawFd;
     const WITH_OPTIONS: usize = 40;
     const FRAGMENTED: usize = 12;
-    let receiver = UdpSocket::bind("[::1]:0").expect("bind v6 receiver");
+    // A namespace of its own with IPv6 on lo, whatever the host's lo has.
+    let ns = Netns::with_ipv6("rxext");
+    let [receiver, options, fragmented] =
+        ns.run(|| [(); 3].map(|_| UdpSocket::bind("[::1]:0").expect("bind v6 socket")));
     receiver.set_nonblocking(true).expect("nonblocking");
     let to = receiver.local_addr().expect("addr");
     let mut probe = RxProbe::load(exact()).expect("load rx");
@@ -353,7 +372,6 @@ fn ipv6_extension_headers_are_walked_to_the_ports() {
 
     // Destination options: next header (filled in by the kernel), length 0
     // (8 octets), one PadN option of 4 bytes (RFC 8200 section 4.2).
-    let options = UdpSocket::bind("[::1]:0").expect("bind client");
     setsockopt(&options, libc::IPV6_DSTOPTS, &[0, 0, 1, 4, 0, 0, 0, 0]);
     send_flows(
         std::slice::from_ref(&options),
@@ -363,7 +381,6 @@ fn ipv6_extension_headers_are_walked_to_the_ports() {
     );
 
     // 3000-byte datagrams through a 1280-byte MTU: three fragments each.
-    let fragmented = UdpSocket::bind("[::1]:0").expect("bind client");
     setsockopt(&fragmented, libc::IPV6_MTU, &1280i32.to_ne_bytes());
     let big = vec![0x5au8; 3000];
     let mut buf = vec![0u8; 4096];
@@ -467,17 +484,12 @@ fn pin_to_cpu(cpu: usize) {
     }
 }
 
-fn online_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 #[test]
 fn locality_follows_pinned_sender_and_reader() {
-    if !common::can_run_privileged("locality_follows_pinned_sender_and_reader") {
-        return;
-    }
-    if online_cpus() < 2 {
-        eprintln!("skipping locality_follows_pinned_sender_and_reader: needs 2 CPUs");
+    if !common::needs_probes("locality_follows_pinned_sender_and_reader")
+        .cpus(2)
+        .met()
+    {
         return;
     }
     const DATAGRAMS: u64 = 200;
@@ -567,11 +579,11 @@ fn send_pinned(
 /// test fixes the TX queue per sending CPU with XPS and checks exactly that.
 #[test]
 fn veth_queue_counts_follow_the_peer_tx_queue() {
-    if !common::can_run_privileged("veth_queue_counts_follow_the_peer_tx_queue") {
-        return;
-    }
-    if online_cpus() < 2 {
-        eprintln!("skipping veth_queue_counts_follow_the_peer_tx_queue: needs 2 CPUs");
+    if !common::needs_probes("veth_queue_counts_follow_the_peer_tx_queue")
+        .cpus(2)
+        .tool("ip", &["-V"])
+        .met()
+    {
         return;
     }
     const QUEUES: u32 = 4;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 
 use crate::candidate::Candidate;
-use crate::engine::{replay, ReplayOptions};
+use crate::engine::replay;
+use crate::plan::ReplayOptions;
 use crate::trace::{read_trace, split_by_group};
 
 /// Replay candidate reuseport selectors over a flow trace in a private

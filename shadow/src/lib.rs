@@ -30,6 +30,7 @@ mod error;
 mod locality;
 mod netns;
 mod packet;
+mod plan;
 mod policy;
 mod rejections;
 mod replica;
@@ -40,8 +41,9 @@ mod trace;
 mod udp;
 
 pub use candidate::{Builtin, Candidate};
-pub use engine::{replay, ReplayOptions, MAX_HEAVY_FLOWS, MAX_SOCKETS};
+pub use engine::replay;
 pub use error::ShadowError;
+pub use plan::{ReplayOptions, MAX_HEAVY_FLOWS, MAX_SOCKETS};
 pub use report::{lsi, CpuPinning, PolicyResult, ShadowReport, SocketShare, Verdict, SCHEMA};
 pub use trace::{
     parse_line, parse_trace, read_trace, split_by_group, write_trace, FlowSample, GroupKey, Proto,

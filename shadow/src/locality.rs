@@ -9,6 +9,8 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use socket2::SockRef;
+
 use crate::error::ShadowError;
 use crate::sys;
 
@@ -36,8 +38,10 @@ pub(crate) fn check(cpus: &[usize]) -> Result<Vec<String>, ShadowError> {
         sys::pin_thread(cpu).map_err(err(&format!("pinning to CPU {cpu}")))?;
         sender.send_to(&[1], target).map_err(err("send"))?;
         probe.recv(&mut buf).map_err(err("receive (500 ms)"))?;
-        let incoming = sys::get_int_opt(&probe, libc::SOL_SOCKET, libc::SO_INCOMING_CPU)
-            .map_err(err("SO_INCOMING_CPU"))?;
+        // socket2 widens the c_int to usize; narrowed back, -1 (no packet yet) stays -1.
+        let incoming = SockRef::from(&probe)
+            .cpu_affinity()
+            .map_err(err("SO_INCOMING_CPU"))? as libc::c_int;
         if usize::try_from(incoming).ok() != Some(cpu) {
             notes.push(format!(
                 "sent from CPU {cpu} but received on CPU {incoming} (RPS on lo?): CPU-dependent policies such as builtin:cpu are not faithful in this replay"

@@ -10,21 +10,28 @@
 //! without adding one address per sample (two netlink messages whatever the
 //! trace holds). The namespace dies with its last socket once the thread ends.
 
-use std::io;
+use std::io::{self, Read};
 use std::mem;
 use std::os::fd::AsRawFd;
 
+use nix::net::if_::if_nametoindex;
+use nix::sched::{unshare, CloneFlags};
+use socket2::{Domain, Protocol, Socket, Type};
+
 use crate::error::ShadowError;
-use crate::sys::{cvt, socket};
 
 /// Unshares the calling thread's network namespace and prepares it.
 pub(crate) fn enter_private_netns(ipv6: bool) -> Result<(), ShadowError> {
     let ns_err =
         |step: &'static str| move |source: io::Error| ShadowError::Namespace { step, source };
-    // SAFETY: plain syscall; affects only the calling thread's nsproxy.
-    cvt(unsafe { libc::unshare(libc::CLONE_NEWNET) }).map_err(ns_err("unshare(CLONE_NEWNET)"))?;
+    // Affects only the calling thread's nsproxy.
+    unshare(CloneFlags::CLONE_NEWNET)
+        .map_err(io::Error::from)
+        .map_err(ns_err("unshare(CLONE_NEWNET)"))?;
     set_link_up("lo").map_err(ns_err("bringing lo up (SIOCSIFFLAGS)"))?;
-    let lo = interface_index("lo").map_err(ns_err("if_nametoindex(lo)"))?;
+    let lo = if_nametoindex("lo")
+        .map_err(io::Error::from)
+        .map_err(ns_err("if_nametoindex(lo)"))?;
     add_local_default_route(libc::AF_INET, lo)
         .map_err(ns_err("adding route local 0.0.0.0/0 dev lo (RTM_NEWROUTE)"))?;
     if ipv6 {
@@ -35,7 +42,8 @@ pub(crate) fn enter_private_netns(ipv6: bool) -> Result<(), ShadowError> {
     Ok(())
 }
 
-/// `struct ifreq` with the `ifr_flags` member (include/uapi/linux/if.h).
+/// `struct ifreq` with the `ifr_flags` member (include/uapi/linux/if.h);
+/// own ioctl: neither socket2 nor nix wraps SIOCGIFFLAGS/SIOCSIFFLAGS.
 #[repr(C)]
 struct IfreqFlags {
     name: [libc::c_char; libc::IFNAMSIZ],
@@ -44,29 +52,22 @@ struct IfreqFlags {
 }
 
 fn set_link_up(name: &str) -> io::Result<()> {
-    let sock = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
     // SAFETY: all-zero is a valid ifreq.
     let mut req: IfreqFlags = unsafe { mem::zeroed() };
     for (dst, src) in req.name.iter_mut().zip(name.bytes()) {
         *dst = src as libc::c_char;
     }
     // SAFETY: req is a live ifreq; SIOCGIFFLAGS fills ifr_flags.
-    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
     req.flags |= libc::IFF_UP as libc::c_short;
     // SAFETY: as above; SIOCSIFFLAGS reads ifr_flags.
-    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
-    Ok(())
-}
-
-fn interface_index(name: &str) -> io::Result<u32> {
-    let c_name = std::ffi::CString::new(name).map_err(io::Error::other)?;
-    // SAFETY: c_name is a valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
-    if index == 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(index)
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
     }
+    Ok(())
 }
 
 const NLMSG_HDRLEN: usize = 16;
@@ -78,7 +79,8 @@ const RTN_LOCAL: u8 = 2;
 const RTA_OIF: u16 = 4;
 const RTA_TABLE: u16 = 15;
 
-/// RTM_NEWROUTE `local <any>/0 dev <ifindex> table local` and its ACK.
+/// RTM_NEWROUTE `local <any>/0 dev <ifindex> table local` and its ACK,
+/// built by hand: two fixed messages do not justify a netlink crate here.
 fn add_local_default_route(family: libc::c_int, ifindex: u32) -> io::Result<()> {
     let mut msg = Vec::with_capacity(64);
     // nlmsghdr, length patched below
@@ -110,32 +112,17 @@ fn add_local_default_route(family: libc::c_int, ifindex: u32) -> io::Result<()> 
     let len = msg.len() as u32;
     msg[..4].copy_from_slice(&len.to_ne_bytes());
 
-    let sock = socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)?;
-    // SAFETY: all-zero is a valid sockaddr_nl (pid 0: the kernel).
-    let mut kernel: libc::sockaddr_nl = unsafe { mem::zeroed() };
-    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // SAFETY: msg and kernel are live buffers of the given lengths.
-    let sent = unsafe {
-        libc::sendto(
-            sock.as_raw_fd(),
-            msg.as_ptr().cast(),
-            msg.len(),
-            0,
-            (&kernel as *const libc::sockaddr_nl).cast(),
-            mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-
+    let sock = Socket::new(
+        Domain::from(libc::AF_NETLINK),
+        Type::RAW,
+        Some(Protocol::from(libc::NETLINK_ROUTE)),
+    )?;
+    // Without a destination an unconnected netlink socket sends to the
+    // kernel (portid 0, net/netlink/af_netlink.c netlink_sendmsg).
+    sock.send(&msg)?;
     let mut reply = [0u8; 512];
-    // SAFETY: reply is a live buffer of the given length.
-    let got = unsafe { libc::recv(sock.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0) };
-    if got < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    parse_ack(&reply[..got as usize])
+    let got = (&sock).read(&mut reply)?;
+    parse_ack(&reply[..got])
 }
 
 /// The NLMSG_ERROR answer to a request with NLM_F_ACK: error 0 is success.

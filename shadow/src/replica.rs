@@ -11,6 +11,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 
+use socket2::{Domain, Socket, Type};
+
 use crate::error::ShadowError;
 use crate::sys;
 use crate::trace::Proto;
@@ -40,46 +42,47 @@ pub(crate) fn create(
 ) -> Result<Vec<OwnedFd>, ShadowError> {
     let (domain, wildcard) = match family {
         FamilyMode::V4 => (
-            libc::AF_INET,
+            Domain::IPV4,
             SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
         ),
         FamilyMode::V6Only | FamilyMode::DualStack => (
-            libc::AF_INET6,
+            Domain::IPV6,
             SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
         ),
     };
     let ty = match proto {
-        Proto::Udp => libc::SOCK_DGRAM,
-        Proto::Tcp => libc::SOCK_STREAM,
+        Proto::Udp => Type::DGRAM,
+        Proto::Tcp => Type::STREAM,
     };
     let mut group = Vec::with_capacity(sockets as usize);
     for index in 0..sockets {
         let step = |what: &str| format!("socket {index} ({proto} {wildcard}): {what}");
-        let fd = sys::socket(domain, ty | libc::SOCK_NONBLOCK, 0)
+        // socket2 adds SOCK_CLOEXEC.
+        let socket = Socket::new(domain, ty.nonblocking(), None)
             .map_err(|e| ShadowError::socket(step("socket"), e))?;
-        sys::set_int_opt(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)
+        socket
+            .set_reuse_port(true)
             .map_err(|e| ShadowError::socket(step("SO_REUSEPORT"), e))?;
-        if domain == libc::AF_INET6 {
-            let v6only = i32::from(family == FamilyMode::V6Only);
-            sys::set_int_opt(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, v6only)
+        if domain == Domain::IPV6 {
+            socket
+                .set_only_v6(family == FamilyMode::V6Only)
                 .map_err(|e| ShadowError::socket(step("IPV6_V6ONLY"), e))?;
         }
         if proto == Proto::Udp {
             // SO_RCVBUFFORCE ignores net.core.rmem_max (CAP_NET_ADMIN, which
             // the replay needs anyway).
-            sys::set_int_opt(
-                &fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                UDP_RCVBUF_BYTES,
-            )
-            .map_err(|e| ShadowError::socket(step("SO_RCVBUFFORCE"), e))?;
+            sys::set_buffer_force(&socket, libc::SO_RCVBUFFORCE, UDP_RCVBUF_BYTES)
+                .map_err(|e| ShadowError::socket(step("SO_RCVBUFFORCE"), e))?;
         }
-        sys::bind(&fd, wildcard).map_err(|e| ShadowError::socket(step("bind"), e))?;
+        socket
+            .bind(&wildcard.into())
+            .map_err(|e| ShadowError::socket(step("bind"), e))?;
         if proto == Proto::Tcp {
-            sys::listen(&fd, TCP_BACKLOG).map_err(|e| ShadowError::socket(step("listen"), e))?;
+            socket
+                .listen(TCP_BACKLOG)
+                .map_err(|e| ShadowError::socket(step("listen"), e))?;
         }
-        group.push(fd);
+        group.push(socket.into());
     }
     Ok(group)
 }

@@ -12,18 +12,19 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Instant;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
 
-use crate::engine::{batches, Landing, Unit};
+use socket2::{Domain, SockRef, Socket, Type};
+
 use crate::error::ShadowError;
+use crate::plan::{batches, Landing, ReplayOptions, Unit};
 use crate::sys;
-use crate::ReplayOptions;
 
 /// Connections in flight per batch: each holds a client fd until the batch
 /// ends, so this bounds the replay's descriptors (RLIMIT_NOFILE is often 1024).
 const MAX_TCP_BATCH: usize = 128;
-const POLL_STEP_MS: libc::c_int = 5;
+const POLL_STEP_MS: u16 = 5;
 
 pub(crate) fn replay(
     replica: &[OwnedFd],
@@ -72,7 +73,7 @@ pub(crate) fn replay(
                     ShadowError::socket(format!("accept on listener {socket_index}"), e)
                 })? {
                     let local = sys::local_addr(&conn).ok().flatten();
-                    let _ = sys::set_linger_zero(&conn);
+                    let _ = SockRef::from(&conn).set_linger(Some(Duration::ZERO));
                     drop(conn);
                     if let (Some(peer), Some(local)) = (peer, local) {
                         if let Some(index) = waiting.remove(&(peer, local.ip())) {
@@ -91,8 +92,12 @@ pub(crate) fn replay(
                 if !waiting.contains_key(&key) {
                     continue;
                 }
-                let err = sys::get_int_opt(client, libc::SOL_SOCKET, libc::SO_ERROR).unwrap_or(0);
-                if err == libc::ECONNREFUSED || err == libc::ECONNRESET {
+                let err = SockRef::from(client)
+                    .take_error()
+                    .ok()
+                    .flatten()
+                    .and_then(|e| e.raw_os_error());
+                if err == Some(libc::ECONNREFUSED) || err == Some(libc::ECONNRESET) {
                     waiting.remove(&key);
                     progress = true;
                 }
@@ -105,11 +110,8 @@ pub(crate) fn replay(
                 landing.lost += waiting.len();
                 break;
             }
-            let mut fds: Vec<libc::pollfd> = replica
-                .iter()
-                .map(|fd| sys::pollfd(fd.as_raw_fd(), libc::POLLIN))
-                .collect();
-            sys::poll(&mut fds, POLL_STEP_MS).map_err(|e| ShadowError::socket("poll", e))?;
+            sys::poll_readable(replica, POLL_STEP_MS)
+                .map_err(|e| ShadowError::socket("poll", e))?;
         }
         drop(clients);
     }
@@ -132,22 +134,31 @@ enum ClientError {
 /// address. IP_FREEBIND/IPV6_FREEBIND allow binding any source address.
 fn open_client(unit: &Unit) -> Result<OwnedFd, ClientError> {
     let v4 = unit.saddr.is_ipv4();
-    let domain = if v4 { libc::AF_INET } else { libc::AF_INET6 };
-    let fd = sys::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0)
+    let domain = if v4 { Domain::IPV4 } else { Domain::IPV6 };
+    // socket2 adds SOCK_CLOEXEC.
+    let socket = Socket::new(domain, Type::STREAM.nonblocking(), None)
         .map_err(|e| ClientError::Setup("socket", e))?;
-    sys::set_int_opt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
+    socket
+        .set_reuse_address(true)
         .map_err(|e| ClientError::Setup("SO_REUSEADDR", e))?;
     if v4 {
-        sys::set_int_opt(&fd, libc::IPPROTO_IP, libc::IP_FREEBIND, 1)
+        socket
+            .set_freebind_v4(true)
             .map_err(|e| ClientError::Setup("IP_FREEBIND", e))?;
     } else {
-        sys::set_int_opt(&fd, libc::IPPROTO_IPV6, libc::IPV6_FREEBIND, 1)
+        socket
+            .set_freebind_v6(true)
             .map_err(|e| ClientError::Setup("IPV6_FREEBIND", e))?;
     }
-    sys::set_linger_zero(&fd).map_err(|e| ClientError::Setup("SO_LINGER", e))?;
-    sys::bind(&fd, unit.saddr).map_err(|e| ClientError::Setup("bind (saddr, sport)", e))?;
-    match sys::connect_nonblocking(&fd, unit.daddr) {
-        Ok(()) => Ok(fd),
+    // SO_LINGER {on, 0}: close() sends RST and leaves no TIME_WAIT behind.
+    socket
+        .set_linger(Some(Duration::ZERO))
+        .map_err(|e| ClientError::Setup("SO_LINGER", e))?;
+    socket
+        .bind(&unit.saddr.into())
+        .map_err(|e| ClientError::Setup("bind (saddr, sport)", e))?;
+    match sys::connect_nonblocking(&socket, unit.daddr) {
+        Ok(()) => Ok(socket.into()),
         Err(err) if err.raw_os_error() == Some(libc::ECONNREFUSED) => Err(ClientError::Refused),
         Err(err) => Err(ClientError::Setup("connect", err)),
     }

@@ -10,21 +10,23 @@
 //! dropping policy costs no waiting.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
-use crate::engine::{batches, Landing, Unit};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
 use crate::error::ShadowError;
 use crate::packet::{self, MAX_DATAGRAM};
-use crate::sys::{self, RawSockAddr};
-use crate::ReplayOptions;
+use crate::plan::{batches, Landing, ReplayOptions, Unit};
+use crate::sys;
 
 /// recvmmsg(2) vector length and buffer size per message (a payload is 12
 /// bytes; anything longer is not ours).
 const RECV_VLEN: usize = 64;
 const RECV_BUF: usize = 64;
 /// Poll step while waiting for late datagrams.
-const POLL_STEP_MS: libc::c_int = 5;
+const POLL_STEP_MS: u16 = 5;
 
 /// The raw sockets that send the crafted datagrams.
 pub(crate) struct UdpSender {
@@ -34,22 +36,22 @@ pub(crate) struct UdpSender {
 
 impl UdpSender {
     pub fn new(ipv4: bool, ipv6: bool) -> Result<Self, ShadowError> {
-        let open = |domain: libc::c_int, name: &str| -> Result<OwnedFd, ShadowError> {
+        let open = |domain: Domain, name: &str| -> Result<OwnedFd, ShadowError> {
             // IPPROTO_RAW: send-only, IP_HDRINCL implied (raw(7)).
-            let fd = sys::socket(domain, libc::SOCK_RAW, libc::IPPROTO_RAW)
+            let socket = Socket::new(domain, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))
                 .map_err(|e| ShadowError::socket(format!("{name} raw sender socket"), e))?;
-            sys::set_int_opt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, 8 << 20)
+            sys::set_buffer_force(&socket, libc::SO_SNDBUFFORCE, 8 << 20)
                 .map_err(|e| ShadowError::socket(format!("{name} raw sender SO_SNDBUFFORCE"), e))?;
-            Ok(fd)
+            Ok(socket.into())
         };
         Ok(Self {
             raw4: if ipv4 {
-                Some(open(libc::AF_INET, "IPv4")?)
+                Some(open(Domain::IPV4, "IPv4")?)
             } else {
                 None
             },
             raw6: if ipv6 {
-                Some(open(libc::AF_INET6, "IPv6")?)
+                Some(open(Domain::IPV6, "IPv6")?)
             } else {
                 None
             },
@@ -115,11 +117,8 @@ pub(crate) fn replay(
                 lost = sent - received - dropped;
                 break;
             }
-            let mut fds: Vec<libc::pollfd> = replica
-                .iter()
-                .map(|fd| sys::pollfd(fd.as_raw_fd(), libc::POLLIN))
-                .collect();
-            sys::poll(&mut fds, POLL_STEP_MS).map_err(|e| ShadowError::socket("poll", e))?;
+            sys::poll_readable(replica, POLL_STEP_MS)
+                .map_err(|e| ShadowError::socket("poll", e))?;
             let got = receiver.drain(replica, tag, &mut landing)?;
             if got > 0 {
                 received += got;
@@ -131,11 +130,13 @@ pub(crate) fn replay(
     Ok(landing)
 }
 
-/// Storage of one sendmmsg(2) batch.
+/// Storage of one sendmmsg(2) batch. sendmmsg/recvmmsg stay on libc:
+/// socket2 has no batched calls, and nix's MultiHeaders would re-slice
+/// these reused buffers on every batch.
 struct SendBuffers {
     datagrams: Vec<[u8; MAX_DATAGRAM]>,
     lens: Vec<usize>,
-    addrs: Vec<RawSockAddr>,
+    addrs: Vec<SockAddr>,
 }
 
 impl SendBuffers {
@@ -143,7 +144,7 @@ impl SendBuffers {
         Self {
             datagrams: vec![[0u8; MAX_DATAGRAM]; batch],
             lens: vec![0; batch],
-            addrs: vec![RawSockAddr::empty(); batch],
+            addrs: vec![SockAddr::from(SocketAddr::from(([0, 0, 0, 0], 0))); batch],
         }
     }
 
@@ -168,7 +169,7 @@ impl SendBuffers {
             // Raw sockets take the destination without a port.
             let mut dest = unit.daddr;
             dest.set_port(0);
-            self.addrs[slot] = RawSockAddr::new(dest);
+            self.addrs[slot] = SockAddr::from(dest);
         }
         let mut iovecs: Vec<libc::iovec> = (0..units.len())
             .map(|slot| libc::iovec {
@@ -180,8 +181,9 @@ impl SendBuffers {
             .map(|slot| {
                 // SAFETY: all-zero is a valid mmsghdr.
                 let mut msg: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                msg.msg_hdr.msg_name = self.addrs[slot].as_mut_ptr().cast();
-                msg.msg_hdr.msg_namelen = self.addrs[slot].len;
+                // sendmmsg(2) only reads msg_name.
+                msg.msg_hdr.msg_name = self.addrs[slot].as_ptr().cast_mut().cast();
+                msg.msg_hdr.msg_namelen = self.addrs[slot].len();
                 msg.msg_hdr.msg_iov = &mut iovecs[slot];
                 msg.msg_hdr.msg_iovlen = 1;
                 msg

@@ -9,80 +9,43 @@ mod common;
 use std::collections::HashSet;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use common::{can_run_privileged, fixture, sample};
 use skewscope_shadow::{replay, Builtin, Candidate, Proto, ReplayOptions, Verdict};
+use skewscope_test_support::sockets::reuseport_bound;
+use socket2::{SockRef, Type};
 
 const SOCKETS: usize = 4;
 const FLOWS: usize = 400;
 
-/// A socket of `ty` with SO_REUSEPORT bound to 127.0.0.1:port.
-fn reuseport_socket(ty: libc::c_int, port: u16) -> OwnedFd {
-    // SAFETY: plain syscalls on a fresh fd; sockaddr_in fully initialised.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_INET,
-            ty | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        );
-        assert!(fd >= 0);
-        let fd = OwnedFd::from_raw_fd(fd);
-        let one: libc::c_int = 1;
-        assert_eq!(
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_REUSEPORT,
-                (&one as *const libc::c_int).cast(),
-                4
-            ),
-            0
-        );
-        let sin = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
-            },
-            sin_zero: [0; 8],
-        };
-        let rc = libc::bind(
-            fd.as_raw_fd(),
-            (&sin as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        assert_eq!(
-            rc,
-            0,
-            "bind 127.0.0.1:{port}: {}",
-            io::Error::last_os_error()
-        );
-        fd
-    }
+/// A socket of `ty` with SO_REUSEPORT bound to 127.0.0.1:port, non-blocking.
+fn reuseport_socket(ty: Type, port: u16) -> OwnedFd {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    reuseport_bound(ty.nonblocking(), addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"))
 }
 
 fn udp_group() -> (Vec<UdpSocket>, u16) {
-    let first = UdpSocket::from(reuseport_socket(libc::SOCK_DGRAM, 0));
+    let first = UdpSocket::from(reuseport_socket(Type::DGRAM, 0));
     let port = first.local_addr().unwrap().port();
     let mut group = vec![first];
     for _ in 1..SOCKETS {
-        group.push(UdpSocket::from(reuseport_socket(libc::SOCK_DGRAM, port)));
+        group.push(UdpSocket::from(reuseport_socket(Type::DGRAM, port)));
     }
     (group, port)
 }
 
 fn tcp_group() -> (Vec<TcpListener>, u16) {
     let listen = |fd: OwnedFd| {
-        assert_eq!(unsafe { libc::listen(fd.as_raw_fd(), 128) }, 0);
+        SockRef::from(&fd).listen(128).expect("listen");
         TcpListener::from(fd)
     };
-    let first = listen(reuseport_socket(libc::SOCK_STREAM, 0));
+    let first = listen(reuseport_socket(Type::STREAM, 0));
     let port = first.local_addr().unwrap().port();
     let mut group = vec![first];
     for _ in 1..SOCKETS {
-        group.push(listen(reuseport_socket(libc::SOCK_STREAM, port)));
+        group.push(listen(reuseport_socket(Type::STREAM, port)));
     }
     (group, port)
 }

@@ -6,14 +6,10 @@ use common::{can_run_privileged, fixture, sample, spread_trace};
 use skewscope_shadow::{replay, Builtin, Candidate, Proto, ReplayOptions, Verdict};
 
 fn allowed_cpus() -> Vec<u32> {
-    // SAFETY: zeroed cpu_set_t, pid 0 = this thread.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    assert_eq!(
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) },
-        0
-    );
-    (0..libc::CPU_SETSIZE as usize)
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+    // Pid 0: this thread.
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+    (0..nix::sched::CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap_or(false))
         .map(|c| c as u32)
         .collect()
 }

@@ -164,37 +164,14 @@ pub(crate) mod test_netns {
     use std::process::Command;
 
     /// Whether privileged live tests can run here (root, `ip` and `ethtool`
-    /// present). Says why when they cannot; with SKEWSCOPE_REQUIRE_PRIVILEGED=1
-    /// (CI) not being able to run is a failure, not a skip.
+    /// present), through the workspace's one gate: says why when they cannot;
+    /// with SKEWSCOPE_REQUIRE_PRIVILEGED=1 not being able to run is a failure.
     pub(crate) fn privileged(test: &str) -> bool {
-        // SAFETY: geteuid has no preconditions.
-        let why = if unsafe { libc::geteuid() } != 0 {
-            Some("needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN for netns)")
-        } else if !tool_runs("ip", &["-V"]) {
-            Some("needs iproute2 `ip`")
-        } else if !tool_runs("ethtool", &["--version"]) {
-            Some("needs the `ethtool` CLI to compare against")
-        } else {
-            None
-        };
-        match why {
-            None => true,
-            Some(why) if std::env::var_os("SKEWSCOPE_REQUIRE_PRIVILEGED").is_some() => {
-                panic!("{test}: cannot run: {why}")
-            }
-            Some(why) => {
-                eprintln!("{test}: skipped: {why}");
-                false
-            }
-        }
-    }
-
-    fn tool_runs(tool: &str, args: &[&str]) -> bool {
-        Command::new(tool)
-            .args(args)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
+        skewscope_test_support::Needs::new(test)
+            .root()
+            .tool("ip", &["-V"])
+            .tool("ethtool", &["--version"])
+            .met()
     }
 }
 

@@ -747,17 +747,4 @@ mod tests {
             let _ = parse(&s);
         }
     }
-
-    /// `cargo test --release -p skewscope --lib sources::interrupts -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn time_1152_cpu_parse() {
-        let text = fixture("pcp-1152cpu-x86_64-i40e.txt");
-        let t = std::time::Instant::now();
-        let n = 20;
-        for _ in 0..n {
-            std::hint::black_box(parse(std::hint::black_box(&text)).unwrap());
-        }
-        eprintln!("1152-CPU /proc/interrupts: {:?} per parse", t.elapsed() / n);
-    }
 }

@@ -184,34 +184,17 @@ fn named(path: &Path, op: &str, e: io::Error) -> io::Error {
 #[cfg(test)]
 pub(crate) mod testutil {
     /// Whether a privileged live test can run (root: CAP_NET_ADMIN and CAP_SYS_ADMIN for
-    /// netns and setns; `ip` when `needs_ip`). Says why when it cannot; with
-    /// SKEWSCOPE_REQUIRE_PRIVILEGED=1 not being able to run is a failure.
+    /// netns and setns; `ip` when `needs_ip`), through the workspace's one gate: says why
+    /// when it cannot; with SKEWSCOPE_REQUIRE_PRIVILEGED=1 not being able to run is a
+    /// failure.
     pub(crate) fn privileged(test: &str, needs_ip: bool) -> bool {
-        // SAFETY: geteuid has no preconditions.
-        let why = if unsafe { libc::geteuid() } != 0 {
-            Some("needs root (sock_diag of other users' sockets, netns, setns)")
-        } else if needs_ip
-            && !std::process::Command::new("ip")
-                .arg("-V")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        {
-            Some("needs iproute2 `ip`")
+        let needs = skewscope_test_support::Needs::new(test).root();
+        if needs_ip {
+            needs.tool("ip", &["-V"])
         } else {
-            None
-        };
-        match why {
-            None => true,
-            Some(why)
-                if std::env::var_os("SKEWSCOPE_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1") =>
-            {
-                panic!("{test}: cannot run: {why}, and SKEWSCOPE_REQUIRE_PRIVILEGED=1")
-            }
-            Some(why) => {
-                eprintln!("{test}: skipped: {why}");
-                false
-            }
+            needs
         }
+        .met()
     }
 }
 

@@ -6,139 +6,66 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use skewscope::sources::netns::in_netns;
+use skewscope_test_support::{netns, sockets, Needs};
+use socket2::{SockRef, Type};
 
 /// The address every lab namespace puts on its lo.
 pub const ADDR: &str = "10.78.0.1";
 
-/// Whether the tests run as root; otherwise skip with a reason, or fail under
-/// SKEWSCOPE_REQUIRE_PRIVILEGED=1.
-pub fn privileged() -> bool {
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(
-        std::env::var_os("SKEWSCOPE_REQUIRE_PRIVILEGED").is_none(),
-        "SKEWSCOPE_REQUIRE_PRIVILEGED is set but the tests do not run as root"
-    );
-    eprintln!("skipped: needs root (network namespaces, eBPF)");
-    false
+/// Whether `test` can run: root (network namespaces, eBPF) and iproute2. Otherwise it
+/// skips with the reason, or fails under SKEWSCOPE_REQUIRE_PRIVILEGED=1.
+pub fn privileged(test: &str) -> bool {
+    Needs::new(test).root().tool("ip", &["-V"]).met()
 }
 
-/// A network namespace with lo up and ADDR on it; deleted on drop.
-pub struct Netns {
-    pub name: String,
+/// A lab's network namespace: lo up with ADDR on it; deleted on drop.
+pub struct Netns(netns::Netns);
+
+impl std::ops::Deref for Netns {
+    type Target = netns::Netns;
+    fn deref(&self) -> &netns::Netns {
+        &self.0
+    }
 }
 
 impl Netns {
     pub fn new(tag: &str) -> Self {
-        let name = format!("ss-lab-{tag}-{}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        let ip = |args: &[&str]| {
-            let ok = Command::new("ip").args(args).status().unwrap().success();
-            assert!(ok, "ip {args:?}");
-        };
-        ip(&["netns", "add", &name]);
-        let ns = Netns { name };
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ip(&[
-            "-n",
-            &ns.name,
-            "addr",
-            "add",
-            &format!("{ADDR}/32"),
-            "dev",
-            "lo",
-        ]);
-        ns
-    }
-
-    pub fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    pub fn inode(&self) -> u64 {
-        std::fs::metadata(self.path()).unwrap().ino()
+        let ns = netns::Netns::new(&format!("lab-{tag}"));
+        ns.ip(&["addr", "add", &format!("{ADDR}/32"), "dev", "lo"]);
+        Netns(ns)
     }
 
     /// Run `f` inside the namespace (sockets made there stay there).
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        in_netns(&self.path(), f).unwrap()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        self.0.run(f)
     }
 }
 
 /// An IPv4 socket of `kind` (SOCK_DGRAM, SOCK_STREAM) with SO_REUSEPORT set.
 pub fn reuseport_socket(kind: libc::c_int) -> OwnedFd {
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, kind | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0);
-        let one: libc::c_int = 1;
-        let r = libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEPORT,
-            &one as *const _ as *const libc::c_void,
-            std::mem::size_of_val(&one) as libc::socklen_t,
-        );
-        assert_eq!(r, 0);
-        OwnedFd::from_raw_fd(fd)
-    }
+    let any = SocketAddr::from(([0, 0, 0, 0], 0));
+    sockets::reuseport_socket(Type::from(kind), any)
+        .expect("reuseport socket")
+        .into()
 }
 
-/// bind(2) an IPv4 address.
-pub fn bind(fd: &OwnedFd, addr: SocketAddr) {
-    let r = with_sockaddr_in(libc::bind, fd, addr);
-    assert_eq!(r, 0, "bind {addr}: {}", std::io::Error::last_os_error());
+/// bind(2) an address.
+pub fn bind(fd: &impl AsFd, addr: SocketAddr) {
+    SockRef::from(fd)
+        .bind(&addr.into())
+        .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
 }
 
-/// connect(2) to an IPv4 address.
-pub fn connect(fd: &impl AsRawFd, addr: SocketAddr) {
-    let r = with_sockaddr_in(libc::connect, fd, addr);
-    assert_eq!(r, 0, "connect {addr}: {}", std::io::Error::last_os_error());
-}
-
-/// `call` (bind(2), connect(2)) on `fd` and the sockaddr_in of the IPv4 `addr`.
-fn with_sockaddr_in(
-    call: unsafe extern "C" fn(libc::c_int, *const libc::sockaddr, libc::socklen_t) -> libc::c_int,
-    fd: &impl AsRawFd,
-    addr: SocketAddr,
-) -> libc::c_int {
-    let SocketAddr::V4(v4) = addr else {
-        unreachable!()
-    };
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: v4.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*v4.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    unsafe {
-        call(
-            fd.as_raw_fd(),
-            &sin as *const _ as *const libc::sockaddr,
-            std::mem::size_of_val(&sin) as libc::socklen_t,
-        )
-    }
+/// connect(2) to an address.
+pub fn connect(fd: &impl AsFd, addr: SocketAddr) {
+    SockRef::from(fd)
+        .connect(&addr.into())
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
 }
 
 pub fn inode_of(fd: &impl AsRawFd) -> u64 {

@@ -1,32 +1,37 @@
 //! Gate for the privileged live tests: they load and attach real BPF
 //! programs, which needs CAP_BPF + CAP_PERFMON (Linux 5.8+) or CAP_SYS_ADMIN,
-//! and objects built with clang. Without those they skip with the reason on
-//! stderr, unless SKEWSCOPE_REQUIRE_PRIVILEGED=1 (set it wherever they can
-//! run, e.g. CI as root) turns the skip into a failure.
+//! and objects built with clang. The gate is the workspace's one
+//! ([`skewscope_test_support::Needs`]): without those a test skips with the
+//! reason on stderr, and SKEWSCOPE_REQUIRE_PRIVILEGED=1 turns the skip into a
+//! failure.
 
-pub mod netns;
 pub mod sockets;
 
-use skewscope_probes::{kernel_facts, probes_built};
+#[allow(unused_imports)] // only the veth tests use it
+pub use skewscope_test_support::netns;
+use skewscope_test_support::Needs;
+
+use skewscope_probes::probes_built;
+
+/// What every live probe test needs: the BPF objects and the capabilities
+/// to load them. Chain more (`.cpus(2)`, `.tool(..)`) before `.met()`.
+pub fn needs_probes(test: &str) -> Needs {
+    Needs::new(test)
+        .that(
+            probes_built(),
+            "BPF objects not built (clang missing at build time)",
+        )
+        .caps_any_of(&[&["CAP_SYS_ADMIN"], &["CAP_BPF", "CAP_PERFMON"]])
+}
 
 pub fn can_run_privileged(test: &str) -> bool {
-    let caps = kernel_facts().effective_caps;
-    let has = |name: &str| caps.iter().any(|c| c == name);
-    let reason = if !probes_built() {
-        Some("BPF objects not built (clang missing at build time)")
-    } else if !(has("CAP_SYS_ADMIN") || (has("CAP_BPF") && has("CAP_PERFMON"))) {
-        Some("needs CAP_BPF + CAP_PERFMON or CAP_SYS_ADMIN (run as root)")
-    } else {
-        None
-    };
-    let Some(reason) = reason else {
-        return true;
-    };
-    if std::env::var_os("SKEWSCOPE_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1") {
-        panic!("{test}: {reason}, and SKEWSCOPE_REQUIRE_PRIVILEGED=1");
-    }
-    eprintln!("skipping {test}: {reason}");
-    false
+    needs_probes(test).met()
+}
+
+/// [`can_run_privileged`] for the tests that build namespaces with `ip`.
+#[allow(dead_code)]
+pub fn can_run_in_netns(test: &str) -> bool {
+    needs_probes(test).tool("ip", &["-V"]).met()
 }
 
 /// Kernel ids of the programs, links and maps among `program_ids`/`map_ids`

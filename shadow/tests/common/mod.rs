@@ -2,9 +2,10 @@
 //!
 //! Gate: the replay unshares a network namespace and loads sk_reuseport
 //! programs, which needs CAP_SYS_ADMIN + CAP_NET_ADMIN, and BPF objects built
-//! with clang. Without those a test skips with the reason on stderr, unless
-//! SKEWSCOPE_REQUIRE_PRIVILEGED=1 (set wherever they can run, e.g. CI as
-//! root) turns the skip into a failure.
+//! with clang. The gate is the workspace's one
+//! ([`skewscope_test_support::Needs`]): without those a test skips with the
+//! reason on stderr, and SKEWSCOPE_REQUIRE_PRIVILEGED=1 turns the skip into
+//! a failure.
 
 #![allow(dead_code)]
 
@@ -12,21 +13,17 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use skewscope_shadow::{replay_privileges, selectors_built, Candidate, FlowSample, Proto};
+use skewscope_test_support::Needs;
 
 pub fn can_run_privileged(test: &str) -> bool {
-    let reason = if !selectors_built() {
-        Some("BPF objects not built (clang missing at build time)".to_owned())
-    } else {
-        replay_privileges().err()
-    };
-    let Some(reason) = reason else {
-        return true;
-    };
-    if std::env::var_os("SKEWSCOPE_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1") {
-        panic!("{test}: {reason}, and SKEWSCOPE_REQUIRE_PRIVILEGED=1");
-    }
-    eprintln!("skipping {test}: {reason}");
-    false
+    let privileges = replay_privileges();
+    Needs::new(test)
+        .that(
+            selectors_built(),
+            "BPF objects not built (clang missing at build time)",
+        )
+        .that(privileges.is_ok(), privileges.err().unwrap_or_default())
+        .met()
 }
 
 /// A test candidate compiled by build.rs from tests/bpf/NAME.bpf.c.
