@@ -1034,11 +1034,10 @@ fn npm() -> Option<PathBuf> {
     };
     let found = find("node").and(find("npm"));
     if found.is_none() {
-        assert!(
-            std::env::var_os("SKEWSCOPE_REQUIRE_PRIVILEGED").is_none(),
-            "node/npm not installed: run `make deps`"
+        skewscope_test_support::cannot_run(
+            "dashboards as code",
+            "node/npm not installed (run `make deps`)",
         );
-        eprintln!("skipped: node/npm not installed (run `make deps`)");
     }
     found
 }

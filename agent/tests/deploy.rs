@@ -96,7 +96,7 @@ fn is_live_source(name: &str) -> bool {
 
 #[test]
 fn live_root_mounted_elsewhere_runs_every_live_source() {
-    if !common::privileged() {
+    if !common::privileged("live_root_mounted_elsewhere_runs_every_live_source") {
         return;
     }
     // The host's /proc and /sys bind-mounted at T/proc, T/sys in a private mount
@@ -187,12 +187,10 @@ fn tool(test: &str, name: &str) -> Option<PathBuf> {
         }),
     };
     if found.is_none() {
-        assert!(
-            std::env::var_os("SKEWSCOPE_REQUIRE_PRIVILEGED").is_none_or(|v| v != "1"),
-            "{test}: {name} is missing (scripts/deps.sh installs it) and \
-             SKEWSCOPE_REQUIRE_PRIVILEGED=1"
+        skewscope_test_support::cannot_run(
+            test,
+            format!("{name} is missing (scripts/deps.sh installs it)"),
         );
-        eprintln!("{test}: skipped: {name} is missing (scripts/deps.sh installs it)");
     }
     found
 }
@@ -753,7 +751,7 @@ fn chart_package_holds_the_linked_alerts_and_dashboards() {
 #[test]
 fn image_is_the_agent_and_its_libraries_only() {
     let test = "image_is_the_agent_and_its_libraries_only";
-    if !common::privileged() {
+    if !common::privileged(test) {
         return;
     }
     let Some(buildah) = tool(test, "buildah") else {
@@ -1079,7 +1077,7 @@ fn observe(tmp: &Path, caps: &[String], group: &ForeignGroup) -> Seen {
 #[test]
 fn least_privilege_the_charts_capabilities_suffice_and_each_is_needed() {
     let test = "least_privilege_the_charts_capabilities_suffice_and_each_is_needed";
-    if !common::privileged() {
+    if !common::privileged(test) {
         return;
     }
     let Some(helm) = Helm::new(test) else {
@@ -1255,7 +1253,7 @@ fn http_get(port: u16, path: &str) -> String {
 #[test]
 fn host_sidecar_non_root_with_the_units_ambient_capabilities_sees_everything() {
     let test = "host_sidecar_non_root_with_the_units_ambient_capabilities_sees_everything";
-    if !common::privileged() || tool(test, "setpriv").is_none() || tool(test, "ip").is_none() {
+    if !common::privileged(test) || tool(test, "setpriv").is_none() || tool(test, "ip").is_none() {
         return;
     }
     // The unit's set (systemd: DynamicUser, AmbientCapabilities, NoNewPrivileges), for a

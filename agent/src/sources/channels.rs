@@ -161,7 +161,6 @@ pub fn read_all_blocking() -> Result<Vec<(String, Channels)>, SourceError> {
 /// they run in are [`crate::sources::testns`].
 #[cfg(test)]
 pub(crate) mod test_netns {
-    use std::process::Command;
 
     /// Whether privileged live tests can run here (root, `ip` and `ethtool`
     /// present), through the workspace's one gate: says why when they cannot;
