@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{OtlpCompression, OtlpProtocol};
+use crate::config::{LimitsFile, OtlpCompression, OtlpProtocol, Overrides};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -134,6 +134,35 @@ impl Default for RunArgs {
             sources: SourceArgs::default(),
             shadow_candidates: Vec::new(),
             telemetry: Box::default(),
+        }
+    }
+}
+
+impl RunArgs {
+    /// The settings these flags override (config resolution takes them from here).
+    pub fn overrides(&self) -> Overrides {
+        let t = &self.telemetry;
+        Overrides {
+            interval_secs: self.interval,
+            otlp_endpoint: t.otlp_endpoint.clone(),
+            otlp_protocol: t.otlp_protocol,
+            otlp_headers: t.otlp_headers.clone(),
+            otlp_timeout_secs: t.otlp_timeout_secs,
+            otlp_compression: t.otlp_compression,
+            otlp_ca_file: t.otlp_ca_file.clone(),
+            otlp_client_cert_file: t.otlp_client_cert_file.clone(),
+            otlp_client_key_file: t.otlp_client_key_file.clone(),
+            export_interval_secs: t.export_interval_secs,
+            prometheus_listen: t.prometheus_listen,
+            limits: LimitsFile {
+                max_cpus: t.max_cpus,
+                max_devices: t.max_devices,
+                max_queues_per_device: t.max_queues_per_device,
+                max_groups: t.max_groups,
+                max_listeners_per_group: t.max_listeners_per_group,
+                top_flows: t.top_flows,
+                max_sources: None,
+            },
         }
     }
 }

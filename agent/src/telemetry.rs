@@ -26,9 +26,9 @@ use opentelemetry_sdk::metrics::{
 use opentelemetry_sdk::resource::{ResourceDetector, TelemetryResourceDetector};
 use opentelemetry_sdk::Resource;
 
-use crate::config::TelemetryConfig;
+use crate::config::{Limit, Limits, TelemetryConfig};
 use crate::report::Report;
-use crate::sinks::catalog::{self, AgentValue, AttrValue, Instrument, Limit, Limits, Source};
+use crate::sinks::catalog::{self, AgentValue, AttrValue, Instrument, Source};
 use crate::sinks::{otlp, prometheus};
 
 #[derive(Debug, thiserror::Error)]

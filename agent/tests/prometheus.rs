@@ -16,8 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use skewscope::sinks::catalog::{self, AttrValue, Instrument, Limits, Source, CATALOG};
-use skewscope::sinks::prometheus::{exposed_names, label_name};
+use skewscope::config::Limits;
+use skewscope::sinks::catalog::{self, exposed_names, AttrValue, Instrument, Source, CATALOG};
+use skewscope::sinks::prom_naming::label_name;
 
 mod common;
 use common::{free_port, Agent, ReuseportGroup};
