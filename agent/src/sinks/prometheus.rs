@@ -4,15 +4,22 @@
 //! scope adds `otel_scope_name` and `otel_scope_version`; resource attributes go to
 //! `target_info`.
 
+use std::convert::Infallible;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use super::prom_naming::{label_name, metric_name, OtlpType};
 
@@ -173,6 +180,8 @@ fn render_data<T: AsF64>(
 }
 
 /// Render one collection in the text format, with `target_info` for the resource.
+// Our own rendering, not an exporter crate's: it matches the OpenTelemetry Collector's
+// prometheus exporter translation, so names are identical whichever path a user takes.
 pub fn render(rm: &ResourceMetrics) -> String {
     let mut out = String::new();
     let mut resource: Vec<KeyValue> = rm
@@ -221,13 +230,23 @@ pub type Scrape = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
 
 /// Concurrent connections served; more are closed at once (memory stays bounded).
 const MAX_CONNECTIONS: usize = 8;
-/// A request head larger than this is refused.
+/// A request head larger than this is refused (431); hyper's smallest read buffer.
 const MAX_REQUEST_BYTES: usize = 8192;
+/// A client that has not sent its request head by then is disconnected.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serve `/metrics` until the runtime shuts down.
+/// Serve `/metrics` until the runtime shuts down: HTTP/1.1 on hyper, one request per
+/// connection.
 pub async fn serve(listener: TcpListener, scrape: Scrape, scrapes: Arc<AtomicU64>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut http = http1::Builder::new();
+    // The response head as before hyper: Content-Type, Content-Length, Connection: close.
+    http.keep_alive(false)
+        .title_case_headers(true)
+        .auto_date_header(false)
+        .max_buf_size(MAX_REQUEST_BYTES)
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_TIMEOUT);
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(c) => c,
@@ -241,69 +260,59 @@ pub async fn serve(listener: TcpListener, scrape: Scrape, scrapes: Arc<AtomicU64
             continue; // dropped: closes the connection
         };
         let (scrape, scrapes) = (scrape.clone(), scrapes.clone());
+        let service = service_fn(move |req| respond(req, scrape.clone(), scrapes.clone()));
+        let connection = http.serve_connection(TokioIo::new(stream), service);
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = handle(stream, scrape, scrapes).await {
+            if let Err(e) = connection.await {
                 log::debug!("prometheus: {e}");
             }
         });
     }
 }
 
-async fn handle(
-    mut stream: TcpStream,
+async fn respond(
+    req: Request<Incoming>,
     scrape: Scrape,
     scrapes: Arc<AtomicU64>,
-) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    let read_head = async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 || head.len() + n > MAX_REQUEST_BYTES {
-                return Err(std::io::Error::other("short or oversized request"));
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        Ok(())
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, read_head)
-        .await
-        .map_err(|_| std::io::Error::other("request timed out"))??;
-    let line = String::from_utf8_lossy(&head);
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, content_type, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => {
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let plain = "text/plain";
+    let (status, content_type, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/metrics") => {
             scrapes.fetch_add(1, Ordering::Relaxed);
             match tokio::task::spawn_blocking(move || scrape()).await {
-                Ok(Ok(text)) => ("200 OK", CONTENT_TYPE, text),
-                Ok(Err(e)) => ("503 Service Unavailable", "text/plain", e + "\n"),
-                Err(e) => ("500 Internal Server Error", "text/plain", e.to_string()),
+                Ok(Ok(text)) => (StatusCode::OK, CONTENT_TYPE, text),
+                Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, plain, e + "\n"),
+                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, plain, e.to_string()),
             }
         }
-        ("GET" | "HEAD", "/") => (
-            "200 OK",
-            "text/plain",
+        (&Method::GET | &Method::HEAD, "/") => (
+            StatusCode::OK,
+            plain,
             "skewscope: metrics at /metrics\n".to_string(),
         ),
-        ("GET" | "HEAD", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        (&Method::GET | &Method::HEAD, _) => {
+            (StatusCode::NOT_FOUND, plain, "not found\n".to_string())
+        }
         _ => (
-            "405 Method Not Allowed",
-            "text/plain",
+            StatusCode::METHOD_NOT_ALLOWED,
+            plain,
             "method not allowed\n".to_string(),
         ),
     };
-    let header = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(header.as_bytes()).await?;
-    if method != "HEAD" {
-        stream.write_all(body.as_bytes()).await?;
-    }
-    stream.shutdown().await
+    // HEAD: the length of the body GET would get, and no body (hyper sends none).
+    let length = body.len();
+    let body = if req.method() == Method::HEAD {
+        Bytes::new()
+    } else {
+        Bytes::from(body)
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    Ok(response)
 }
 
 #[cfg(test)]
