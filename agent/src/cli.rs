@@ -203,7 +203,8 @@ pub struct TelemetryArgs {
     /// Seconds between OTLP exports [default: 10]. Also OTEL_METRIC_EXPORT_INTERVAL (ms).
     #[arg(long, value_name = "SECS")]
     pub export_interval_secs: Option<f64>,
-    /// Serve Prometheus /metrics on this address (off by default), e.g. 127.0.0.1:9464.
+    /// Serve Prometheus /metrics on this address (off by default), e.g. 127.0.0.1:9464;
+    /// also /healthz and /readyz for Kubernetes probes.
     #[arg(long, value_name = "ADDR")]
     pub prometheus_listen: Option<SocketAddr>,
     /// Most CPUs exported per per-CPU metric [default: 1024].

@@ -393,7 +393,8 @@ pub struct OtlpFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusFile {
-    /// Address to serve `/metrics` on, e.g. `127.0.0.1:9464`. Absent: no endpoint.
+    /// Address to serve `/metrics` (and `/healthz`, `/readyz`) on, e.g.
+    /// `127.0.0.1:9464`. Absent: no endpoint.
     pub listen: Option<SocketAddr>,
 }
 
@@ -549,6 +550,8 @@ pub struct OtlpConfig {
 /// Everything the telemetry module needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TelemetryConfig {
+    /// The collection interval: `/healthz` calls the cycle stalled after three of them.
+    pub interval: Duration,
     pub otlp: Option<OtlpConfig>,
     pub export_interval: Duration,
     pub prometheus_listen: Option<SocketAddr>,
@@ -786,6 +789,7 @@ pub fn resolve(
     Ok(Settings {
         interval_secs,
         telemetry: TelemetryConfig {
+            interval: Duration::from_secs_f64(interval_secs),
             otlp,
             export_interval,
             prometheus_listen: overrides.prometheus_listen.or(file.prometheus.listen),

@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod console;
+pub mod health;
 pub mod metrics_doc;
 pub mod otlp;
 pub mod prom_naming;

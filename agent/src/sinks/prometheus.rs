@@ -227,6 +227,21 @@ pub fn render(rm: &ResourceMetrics) -> String {
 
 /// Produces the exposition text on demand (collects the SDK's manual reader).
 pub type Scrape = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+/// A health check: Ok, or a one-line reason (answered with 503).
+pub type Check = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// What the endpoint serves.
+#[derive(Clone)]
+pub struct Endpoints {
+    /// `/metrics`.
+    pub scrape: Scrape,
+    /// `/healthz`: the collection cycle is alive (sinks::health::liveness).
+    pub healthz: Check,
+    /// `/readyz`: the first report has been published (sinks::health::readiness).
+    pub readyz: Check,
+    /// Requests served on `/metrics`.
+    pub scrapes: Arc<AtomicU64>,
+}
 
 /// Concurrent connections served; more are closed at once (memory stays bounded).
 const MAX_CONNECTIONS: usize = 8;
@@ -235,9 +250,9 @@ const MAX_REQUEST_BYTES: usize = 8192;
 /// A client that has not sent its request head by then is disconnected.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serve `/metrics` until the runtime shuts down: HTTP/1.1 on hyper, one request per
-/// connection.
-pub async fn serve(listener: TcpListener, scrape: Scrape, scrapes: Arc<AtomicU64>) {
+/// Serve `/metrics`, `/healthz` and `/readyz` until the runtime shuts down: HTTP/1.1 on
+/// hyper, one request per connection.
+pub async fn serve(listener: TcpListener, endpoints: Endpoints) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut http = http1::Builder::new();
     // The response head as before hyper: Content-Type, Content-Length, Connection: close.
@@ -259,8 +274,8 @@ pub async fn serve(listener: TcpListener, scrape: Scrape, scrapes: Arc<AtomicU64
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             continue; // dropped: closes the connection
         };
-        let (scrape, scrapes) = (scrape.clone(), scrapes.clone());
-        let service = service_fn(move |req| respond(req, scrape.clone(), scrapes.clone()));
+        let endpoints = endpoints.clone();
+        let service = service_fn(move |req| respond(req, endpoints.clone()));
         let connection = http.serve_connection(TokioIo::new(stream), service);
         tokio::spawn(async move {
             let _permit = permit;
@@ -273,19 +288,25 @@ pub async fn serve(listener: TcpListener, scrape: Scrape, scrapes: Arc<AtomicU64
 
 async fn respond(
     req: Request<Incoming>,
-    scrape: Scrape,
-    scrapes: Arc<AtomicU64>,
+    endpoints: Endpoints,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let plain = "text/plain";
+    let check = |check: &Check| match check() {
+        Ok(()) => (StatusCode::OK, plain, "ok\n".to_string()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, plain, why + "\n"),
+    };
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
         (&Method::GET | &Method::HEAD, "/metrics") => {
-            scrapes.fetch_add(1, Ordering::Relaxed);
+            endpoints.scrapes.fetch_add(1, Ordering::Relaxed);
+            let scrape = endpoints.scrape.clone();
             match tokio::task::spawn_blocking(move || scrape()).await {
                 Ok(Ok(text)) => (StatusCode::OK, CONTENT_TYPE, text),
                 Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, plain, e + "\n"),
                 Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, plain, e.to_string()),
             }
         }
+        (&Method::GET | &Method::HEAD, "/healthz") => check(&endpoints.healthz),
+        (&Method::GET | &Method::HEAD, "/readyz") => check(&endpoints.readyz),
         (&Method::GET | &Method::HEAD, "/") => (
             StatusCode::OK,
             plain,
