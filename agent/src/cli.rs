@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{LimitsFile, OtlpCompression, OtlpProtocol, Overrides};
@@ -269,4 +270,69 @@ fn parse_interval(s: &str) -> Result<f64, String> {
         return Err(format!("{v} is outside 0.05..=86400 seconds"));
     }
     Ok(v)
+}
+
+// The flag values of config's enums: spelled here so config knows nothing of clap.
+impl ValueEnum for OtlpProtocol {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::Grpc, Self::HttpProtobuf]
+    }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Self::Grpc => PossibleValue::new("grpc").help("OTLP/gRPC (port 4317 by convention)"),
+            Self::HttpProtobuf => PossibleValue::new("http/protobuf")
+                .help("OTLP/HTTP with protobuf bodies (port 4318 by convention)"),
+        })
+    }
+}
+
+impl ValueEnum for OtlpCompression {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::None, Self::Gzip]
+    }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            Self::None => "none",
+            Self::Gzip => "gzip",
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_flags_become_config_overrides() {
+        let cli = Cli::try_parse_from([
+            "skewscope",
+            "run",
+            "--interval",
+            "2",
+            "--otlp-protocol",
+            "http/protobuf",
+            "--otlp-compression",
+            "gzip",
+            "--otlp-header",
+            "a=b",
+            "--max-cpus",
+            "4",
+            "--prometheus-listen",
+            "127.0.0.1:9464",
+        ])
+        .unwrap();
+        let Some(Command::Run(args)) = cli.command else {
+            panic!("not run");
+        };
+        let o = args.overrides();
+        assert_eq!(o.interval_secs, Some(2.0));
+        assert_eq!(o.otlp_protocol, Some(OtlpProtocol::HttpProtobuf));
+        assert_eq!(o.otlp_compression, Some(OtlpCompression::Gzip));
+        assert_eq!(o.otlp_headers, ["a=b"]);
+        assert_eq!(o.limits.max_cpus, Some(4));
+        assert_eq!(o.limits.max_sources, None);
+        assert_eq!(o.prometheus_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(RunArgs::default().overrides(), Overrides::default());
+        assert!(Cli::try_parse_from(["skewscope", "run", "--otlp-protocol", "http"]).is_err());
+    }
 }

@@ -39,15 +39,13 @@ fn invalid(what: &str, msg: impl Into<String>) -> ConfigError {
 }
 
 /// OTLP transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum OtlpProtocol {
     /// OTLP/gRPC (port 4317 by convention).
     #[serde(rename = "grpc")]
-    #[value(name = "grpc")]
     Grpc,
     /// OTLP/HTTP with protobuf bodies (port 4318 by convention).
     #[serde(rename = "http/protobuf")]
-    #[value(name = "http/protobuf")]
     HttpProtobuf,
 }
 
@@ -62,7 +60,7 @@ impl OtlpProtocol {
 }
 
 /// Compression of export requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OtlpCompression {
     None,
