@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{OtlpCompression, OtlpProtocol};
+use crate::config::{LimitsFile, OtlpCompression, OtlpProtocol, Overrides};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -138,6 +139,35 @@ impl Default for RunArgs {
     }
 }
 
+impl RunArgs {
+    /// The settings these flags override (config resolution takes them from here).
+    pub fn overrides(&self) -> Overrides {
+        let t = &self.telemetry;
+        Overrides {
+            interval_secs: self.interval,
+            otlp_endpoint: t.otlp_endpoint.clone(),
+            otlp_protocol: t.otlp_protocol,
+            otlp_headers: t.otlp_headers.clone(),
+            otlp_timeout_secs: t.otlp_timeout_secs,
+            otlp_compression: t.otlp_compression,
+            otlp_ca_file: t.otlp_ca_file.clone(),
+            otlp_client_cert_file: t.otlp_client_cert_file.clone(),
+            otlp_client_key_file: t.otlp_client_key_file.clone(),
+            export_interval_secs: t.export_interval_secs,
+            prometheus_listen: t.prometheus_listen,
+            limits: LimitsFile {
+                max_cpus: t.max_cpus,
+                max_devices: t.max_devices,
+                max_queues_per_device: t.max_queues_per_device,
+                max_groups: t.max_groups,
+                max_listeners_per_group: t.max_listeners_per_group,
+                top_flows: t.top_flows,
+                max_sources: None,
+            },
+        }
+    }
+}
+
 /// Export settings. Each flag overrides the OpenTelemetry environment variable and the
 /// config file key of the same meaning (docs/configuration.md).
 #[derive(Debug, Args, Clone, Default)]
@@ -174,7 +204,8 @@ pub struct TelemetryArgs {
     /// Seconds between OTLP exports [default: 10]. Also OTEL_METRIC_EXPORT_INTERVAL (ms).
     #[arg(long, value_name = "SECS")]
     pub export_interval_secs: Option<f64>,
-    /// Serve Prometheus /metrics on this address (off by default), e.g. 127.0.0.1:9464.
+    /// Serve Prometheus /metrics on this address (off by default), e.g. 127.0.0.1:9464;
+    /// also /healthz and /readyz for Kubernetes probes.
     #[arg(long, value_name = "ADDR")]
     pub prometheus_listen: Option<SocketAddr>,
     /// Most CPUs exported per per-CPU metric [default: 1024].
@@ -239,4 +270,69 @@ fn parse_interval(s: &str) -> Result<f64, String> {
         return Err(format!("{v} is outside 0.05..=86400 seconds"));
     }
     Ok(v)
+}
+
+// The flag values of config's enums: spelled here so config knows nothing of clap.
+impl ValueEnum for OtlpProtocol {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::Grpc, Self::HttpProtobuf]
+    }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Self::Grpc => PossibleValue::new("grpc").help("OTLP/gRPC (port 4317 by convention)"),
+            Self::HttpProtobuf => PossibleValue::new("http/protobuf")
+                .help("OTLP/HTTP with protobuf bodies (port 4318 by convention)"),
+        })
+    }
+}
+
+impl ValueEnum for OtlpCompression {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::None, Self::Gzip]
+    }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            Self::None => "none",
+            Self::Gzip => "gzip",
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_flags_become_config_overrides() {
+        let cli = Cli::try_parse_from([
+            "skewscope",
+            "run",
+            "--interval",
+            "2",
+            "--otlp-protocol",
+            "http/protobuf",
+            "--otlp-compression",
+            "gzip",
+            "--otlp-header",
+            "a=b",
+            "--max-cpus",
+            "4",
+            "--prometheus-listen",
+            "127.0.0.1:9464",
+        ])
+        .unwrap();
+        let Some(Command::Run(args)) = cli.command else {
+            panic!("not run");
+        };
+        let o = args.overrides();
+        assert_eq!(o.interval_secs, Some(2.0));
+        assert_eq!(o.otlp_protocol, Some(OtlpProtocol::HttpProtobuf));
+        assert_eq!(o.otlp_compression, Some(OtlpCompression::Gzip));
+        assert_eq!(o.otlp_headers, ["a=b"]);
+        assert_eq!(o.limits.max_cpus, Some(4));
+        assert_eq!(o.limits.max_sources, None);
+        assert_eq!(o.prometheus_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(RunArgs::default().overrides(), Overrides::default());
+        assert!(Cli::try_parse_from(["skewscope", "run", "--otlp-protocol", "http"]).is_err());
+    }
 }

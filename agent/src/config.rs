@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::TelemetryArgs;
 use crate::probe_budget::{ProbeSampling, DEFAULT_CPU_BUDGET, DEFAULT_PACKET_COST_NS};
-use crate::sinks::catalog::Limits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -41,15 +39,13 @@ fn invalid(what: &str, msg: impl Into<String>) -> ConfigError {
 }
 
 /// OTLP transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum OtlpProtocol {
     /// OTLP/gRPC (port 4317 by convention).
     #[serde(rename = "grpc")]
-    #[value(name = "grpc")]
     Grpc,
     /// OTLP/HTTP with protobuf bodies (port 4318 by convention).
     #[serde(rename = "http/protobuf")]
-    #[value(name = "http/protobuf")]
     HttpProtobuf,
 }
 
@@ -64,7 +60,7 @@ impl OtlpProtocol {
 }
 
 /// Compression of export requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OtlpCompression {
     None,
@@ -395,11 +391,12 @@ pub struct OtlpFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusFile {
-    /// Address to serve `/metrics` on, e.g. `127.0.0.1:9464`. Absent: no endpoint.
+    /// Address to serve `/metrics` (and `/healthz`, `/readyz`) on, e.g.
+    /// `127.0.0.1:9464`. Absent: no endpoint.
     pub listen: Option<SocketAddr>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsFile {
     /// CPUs exported per per-CPU metric (default 1024).
@@ -416,6 +413,96 @@ pub struct LimitsFile {
     pub top_flows: Option<usize>,
     /// Source statuses exported (default 128).
     pub max_sources: Option<usize>,
+}
+
+/// A bound on how many elements of one report array become series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Limit {
+    Cpus,
+    Devices,
+    QueuesPerDevice,
+    Groups,
+    ListenersPerGroup,
+    TopFlows,
+    Sources,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 7] = [
+        Limit::Cpus,
+        Limit::Devices,
+        Limit::QueuesPerDevice,
+        Limit::Groups,
+        Limit::ListenersPerGroup,
+        Limit::TopFlows,
+        Limit::Sources,
+    ];
+
+    /// The config key (and `limit` attribute value) of this bound.
+    pub fn key(self) -> &'static str {
+        match self {
+            Limit::Cpus => "max_cpus",
+            Limit::Devices => "max_devices",
+            Limit::QueuesPerDevice => "max_queues_per_device",
+            Limit::Groups => "max_groups",
+            Limit::ListenersPerGroup => "max_listeners_per_group",
+            Limit::TopFlows => "top_flows",
+            Limit::Sources => "max_sources",
+        }
+    }
+}
+
+/// Cardinality bounds: how many elements of each report array are exported. Elements
+/// beyond a bound are dropped in report order (the report lists flows heaviest first)
+/// and counted in `skewscope.agent.cardinality.capped`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_cpus: usize,
+    pub max_devices: usize,
+    pub max_queues_per_device: usize,
+    pub max_groups: usize,
+    pub max_listeners_per_group: usize,
+    pub top_flows: usize,
+    pub max_sources: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_cpus: 1024,
+            max_devices: 16,
+            max_queues_per_device: 64,
+            max_groups: 32,
+            max_listeners_per_group: 32,
+            top_flows: 10,
+            max_sources: 128,
+        }
+    }
+}
+
+impl Limits {
+    pub fn get(&self, limit: Limit) -> usize {
+        match limit {
+            Limit::Cpus => self.max_cpus,
+            Limit::Devices => self.max_devices,
+            Limit::QueuesPerDevice => self.max_queues_per_device,
+            Limit::Groups => self.max_groups,
+            Limit::ListenersPerGroup => self.max_listeners_per_group,
+            Limit::TopFlows => self.top_flows,
+            Limit::Sources => self.max_sources,
+        }
+    }
+
+    /// Every bound must be at least 1. The sinks check the products of the bounds
+    /// against the OpenTelemetry SDK's series cap (`sinks::catalog::check_series_cap`).
+    pub fn validate(&self) -> Result<(), String> {
+        for l in Limit::ALL {
+            if self.get(l) == 0 {
+                return Err(format!("{} must be at least 1", l.key()));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -461,6 +548,8 @@ pub struct OtlpConfig {
 /// Everything the telemetry module needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TelemetryConfig {
+    /// The collection interval: `/healthz` calls the cycle stalled after three of them.
+    pub interval: Duration,
     pub otlp: Option<OtlpConfig>,
     pub export_interval: Duration,
     pub prometheus_listen: Option<SocketAddr>,
@@ -615,10 +704,30 @@ fn endpoint_url(
     Ok(format!("{}/v1/metrics", with_scheme.trim_end_matches('/')))
 }
 
-/// Resolve flags, environment and file into settings.
+/// What the command line sets: each field, when given, wins over the environment and the
+/// file. `cli.rs` builds it from its flags; this module knows nothing of the CLI.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// Seconds between collections (`--interval`).
+    pub interval_secs: Option<f64>,
+    pub otlp_endpoint: Option<String>,
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// `KEY=VALUE` pairs (`--otlp-header`, repeatable).
+    pub otlp_headers: Vec<String>,
+    pub otlp_timeout_secs: Option<f64>,
+    pub otlp_compression: Option<OtlpCompression>,
+    pub otlp_ca_file: Option<PathBuf>,
+    pub otlp_client_cert_file: Option<PathBuf>,
+    pub otlp_client_key_file: Option<PathBuf>,
+    pub export_interval_secs: Option<f64>,
+    pub prometheus_listen: Option<SocketAddr>,
+    /// Cardinality bounds (`--max-cpus`, …; `max_sources` has no flag).
+    pub limits: LimitsFile,
+}
+
+/// Resolve overrides (flags), environment and file into settings.
 pub fn resolve(
-    flags: &TelemetryArgs,
-    interval_flag: Option<f64>,
+    overrides: &Overrides,
     file: &FileConfig,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Settings, ConfigError> {
@@ -627,7 +736,8 @@ pub fn resolve(
         warnings: Vec::new(),
     };
 
-    let interval_secs = interval_flag
+    let interval_secs = overrides
+        .interval_secs
         .or(file.interval_secs)
         .unwrap_or(DEFAULT_INTERVAL_SECS);
     if !(0.05..=86_400.0).contains(&interval_secs) {
@@ -637,12 +747,12 @@ pub fn resolve(
         ));
     }
 
-    let otlp = resolve_otlp(flags, &file.otlp, &mut e)?;
+    let otlp = resolve_otlp(overrides, &file.otlp, &mut e)?;
 
     let export_env = e
         .var("OTEL_METRIC_EXPORT_INTERVAL")
         .map(|v| ("OTEL_METRIC_EXPORT_INTERVAL".to_string(), v));
-    let export_interval = match flags.export_interval_secs {
+    let export_interval = match overrides.export_interval_secs {
         Some(s) => secs("--export-interval-secs", s)?,
         None => match e.millis(export_env) {
             Some(d) => d,
@@ -653,22 +763,22 @@ pub fn resolve(
         },
     };
 
-    let f = &file.limits;
+    let (o, f) = (&overrides.limits, &file.limits);
     let d = Limits::default();
     let limits = Limits {
-        max_cpus: flags.max_cpus.or(f.max_cpus).unwrap_or(d.max_cpus),
-        max_devices: flags.max_devices.or(f.max_devices).unwrap_or(d.max_devices),
-        max_queues_per_device: flags
+        max_cpus: o.max_cpus.or(f.max_cpus).unwrap_or(d.max_cpus),
+        max_devices: o.max_devices.or(f.max_devices).unwrap_or(d.max_devices),
+        max_queues_per_device: o
             .max_queues_per_device
             .or(f.max_queues_per_device)
             .unwrap_or(d.max_queues_per_device),
-        max_groups: flags.max_groups.or(f.max_groups).unwrap_or(d.max_groups),
-        max_listeners_per_group: flags
+        max_groups: o.max_groups.or(f.max_groups).unwrap_or(d.max_groups),
+        max_listeners_per_group: o
             .max_listeners_per_group
             .or(f.max_listeners_per_group)
             .unwrap_or(d.max_listeners_per_group),
-        top_flows: flags.top_flows.or(f.top_flows).unwrap_or(d.top_flows),
-        max_sources: f.max_sources.unwrap_or(d.max_sources),
+        top_flows: o.top_flows.or(f.top_flows).unwrap_or(d.top_flows),
+        max_sources: o.max_sources.or(f.max_sources).unwrap_or(d.max_sources),
     };
     limits.validate().map_err(|m| invalid("limits", m))?;
 
@@ -677,9 +787,10 @@ pub fn resolve(
     Ok(Settings {
         interval_secs,
         telemetry: TelemetryConfig {
+            interval: Duration::from_secs_f64(interval_secs),
             otlp,
             export_interval,
-            prometheus_listen: flags.prometheus_listen.or(file.prometheus.listen),
+            prometheus_listen: overrides.prometheus_listen.or(file.prometheus.listen),
             limits,
             resource,
         },
@@ -688,7 +799,7 @@ pub fn resolve(
 }
 
 fn resolve_otlp(
-    flags: &TelemetryArgs,
+    overrides: &Overrides,
     file: &OtlpFile,
     e: &mut EnvReader,
 ) -> Result<Option<OtlpConfig>, ConfigError> {
@@ -700,7 +811,7 @@ fn resolve_otlp(
     let env_specific = e.var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
     let env_generic = e.var("OTEL_EXPORTER_OTLP_ENDPOINT");
     let (raw, signal_specific) = match (
-        &flags.otlp_endpoint,
+        &overrides.otlp_endpoint,
         env_specific,
         env_generic,
         &file.endpoint,
@@ -713,7 +824,7 @@ fn resolve_otlp(
     };
 
     let protocol_env = e.otlp("PROTOCOL");
-    let protocol = match flags.otlp_protocol {
+    let protocol = match overrides.otlp_protocol {
         Some(p) => p,
         None => e
             .parsed(protocol_env, OtlpProtocol::parse)
@@ -743,7 +854,7 @@ fn resolve_otlp(
     if let Some(kvs) = e.parsed(headers_env, parse_key_values) {
         headers.extend(kvs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)));
     }
-    for h in &flags.otlp_headers {
+    for h in &overrides.otlp_headers {
         let (k, v) = h
             .split_once('=')
             .filter(|(k, _)| !k.trim().is_empty())
@@ -752,7 +863,7 @@ fn resolve_otlp(
     }
 
     let timeout_env = e.otlp("TIMEOUT");
-    let timeout = match flags.otlp_timeout_secs {
+    let timeout = match overrides.otlp_timeout_secs {
         Some(s) => secs("--otlp-timeout-secs", s)?,
         None => match e.millis(timeout_env) {
             Some(d) => d,
@@ -764,7 +875,7 @@ fn resolve_otlp(
     };
 
     let compression_env = e.otlp("COMPRESSION");
-    let compression = match flags.otlp_compression {
+    let compression = match overrides.otlp_compression {
         Some(c) => c,
         None => e
             .parsed(compression_env, OtlpCompression::parse)
@@ -777,14 +888,14 @@ fn resolve_otlp(
             .or_else(|| e.otlp(env_suffix).map(|(_, v)| PathBuf::from(v)))
             .or_else(|| file.clone())
     };
-    let ca_file = path_of(&flags.otlp_ca_file, "CERTIFICATE", &file.ca_file);
+    let ca_file = path_of(&overrides.otlp_ca_file, "CERTIFICATE", &file.ca_file);
     let client_cert_file = path_of(
-        &flags.otlp_client_cert_file,
+        &overrides.otlp_client_cert_file,
         "CLIENT_CERTIFICATE",
         &file.client_cert_file,
     );
     let client_key_file = path_of(
-        &flags.otlp_client_key_file,
+        &overrides.otlp_client_key_file,
         "CLIENT_KEY",
         &file.client_key_file,
     );
@@ -842,390 +953,4 @@ fn resource_attributes(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn probe_sampling_from_flag_then_file() {
-        let file = |text: &str| FileConfig::parse(text, Path::new("t.toml")).unwrap().probes;
-        let resolve = |flag, text: &str| resolve_probe_sampling(flag, &file(text));
-        assert_eq!(resolve(None, "").unwrap(), ProbeSampling::DEFAULT);
-        assert_eq!(
-            resolve(None, "[probes]\ncpu_budget = 0.05\npacket_cost_ns = 200").unwrap(),
-            ProbeSampling::Budget {
-                cpu_fraction: 0.05,
-                packet_cost_ns: 200.0
-            }
-        );
-        assert_eq!(
-            resolve(None, "[probes]\nduty = 0.1").unwrap(),
-            ProbeSampling::Fixed { duty: 0.1 }
-        );
-        assert_eq!(
-            resolve(None, "[probes]\ncontinuous = true").unwrap(),
-            ProbeSampling::Continuous
-        );
-        // The flag wins over the file.
-        assert_eq!(
-            resolve(Some(ProbeBudgetFlag::Off), "[probes]\nduty = 0.1").unwrap(),
-            ProbeSampling::Continuous
-        );
-        for bad in [
-            "[probes]\nduty = 0.1\ncontinuous = true",
-            "[probes]\ncpu_budget = 0",
-            "[probes]\ncpu_budget = 1.5",
-            "[probes]\npacket_cost_ns = -1",
-        ] {
-            let err = resolve(None, bad).unwrap_err().to_string();
-            assert!(err.starts_with("probes"), "{bad:?}: {err}");
-        }
-        assert!(FileConfig::parse("[probes]\nbudget = 1", Path::new("t.toml")).is_err());
-        assert_eq!("off".parse::<ProbeBudgetFlag>(), Ok(ProbeBudgetFlag::Off));
-        assert_eq!(
-            "0.5".parse::<ProbeBudgetFlag>(),
-            Ok(ProbeBudgetFlag::Fraction(0.5))
-        );
-        assert!("0".parse::<ProbeBudgetFlag>().is_err());
-        assert!("x".parse::<ProbeBudgetFlag>().is_err());
-    }
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
-
-    fn file(text: &str) -> FileConfig {
-        FileConfig::parse(text, Path::new("test.toml")).unwrap()
-    }
-
-    fn resolve_with(flags: &TelemetryArgs, f: &FileConfig, e: &[(&str, &str)]) -> Settings {
-        resolve(flags, None, f, &env(e)).unwrap()
-    }
-
-    #[test]
-    fn nothing_configured_exports_nothing() {
-        let s = resolve_with(&TelemetryArgs::default(), &FileConfig::default(), &[]);
-        assert!(!s.telemetry.enabled());
-        assert_eq!(s.interval_secs, 1.0);
-        assert_eq!(s.telemetry.export_interval, DEFAULT_EXPORT_INTERVAL);
-        assert_eq!(s.telemetry.limits, Limits::default());
-    }
-
-    #[test]
-    fn the_documented_example_parses() {
-        let text = include_str!("../../docs/configuration.md")
-            .split("```toml\n")
-            .nth(1)
-            .and_then(|s| s.split("```").next())
-            .expect("a toml block in docs/configuration.md");
-        let f = file(text);
-        assert_eq!(f.otlp.protocol, Some(OtlpProtocol::Grpc));
-        assert!(f.prometheus.listen.is_some());
-    }
-
-    #[test]
-    fn unknown_keys_are_refused() {
-        let e = FileConfig::parse("[otlp]\nendpont = \"x\"\n", Path::new("t.toml")).unwrap_err();
-        assert!(e.to_string().contains("endpont"), "{e}");
-        assert!(FileConfig::parse("intervl_secs = 1\n", Path::new("t.toml")).is_err());
-    }
-
-    #[test]
-    fn flags_beat_environment_beat_file() {
-        let f = file(
-            "interval_secs = 2.0\n[otlp]\nendpoint = \"http://file:4318\"\ntimeout_secs = 3\n\
-             headers = { \"X-A\" = \"file\", \"x-b\" = \"file\", \"x-c\" = \"file\" }\n\
-             export_interval_secs = 30\n[limits]\ntop_flows = 3\nmax_groups = 4\n",
-        );
-        // File only.
-        let s = resolve_with(&TelemetryArgs::default(), &f, &[]);
-        let o = s.telemetry.otlp.unwrap();
-        assert_eq!(o.endpoint, "http://file:4318/v1/metrics");
-        assert_eq!(o.timeout, Duration::from_secs(3));
-        assert_eq!(s.interval_secs, 2.0);
-        assert_eq!(s.telemetry.export_interval, Duration::from_secs(30));
-        assert_eq!(s.telemetry.limits.top_flows, 3);
-
-        // The environment beats the file.
-        let e = [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318/"),
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1500"),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "x-b=env,x-c=env%20c"),
-            ("OTEL_METRIC_EXPORT_INTERVAL", "5000"),
-        ];
-        let s = resolve_with(&TelemetryArgs::default(), &f, &e);
-        let o = s.telemetry.otlp.unwrap();
-        assert_eq!(o.endpoint, "http://env:4318/v1/metrics");
-        assert_eq!(o.timeout, Duration::from_millis(1500));
-        assert_eq!(o.headers["x-a"], "file");
-        assert_eq!(o.headers["x-c"], "env c");
-        assert_eq!(s.telemetry.export_interval, Duration::from_secs(5));
-
-        // Flags beat both.
-        let flags = TelemetryArgs {
-            otlp_endpoint: Some("http://flag:4317".into()),
-            otlp_protocol: Some(OtlpProtocol::Grpc),
-            otlp_headers: vec!["X-C=flag".into()],
-            otlp_timeout_secs: Some(0.5),
-            export_interval_secs: Some(1.0),
-            top_flows: Some(7),
-            ..TelemetryArgs::default()
-        };
-        let s = resolve(&flags, Some(0.25), &f, &env(&e)).unwrap();
-        let o = s.telemetry.otlp.unwrap();
-        assert_eq!(o.endpoint, "http://flag:4317");
-        assert_eq!(o.protocol, OtlpProtocol::Grpc);
-        assert_eq!(o.timeout, Duration::from_millis(500));
-        assert_eq!(
-            o.headers,
-            BTreeMap::from([
-                ("x-a".into(), "file".into()),
-                ("x-b".into(), "env".into()),
-                ("x-c".into(), "flag".into())
-            ])
-        );
-        assert_eq!(s.interval_secs, 0.25);
-        assert_eq!(s.telemetry.export_interval, Duration::from_secs(1));
-        assert_eq!(s.telemetry.limits.top_flows, 7);
-        assert_eq!(s.telemetry.limits.max_groups, 4);
-    }
-
-    #[test]
-    fn metrics_specific_variables_win_and_are_used_as_is() {
-        let e = [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318"),
-            (
-                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-                "http://specific:4318/custom",
-            ),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
-            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
-        ];
-        let o = resolve_with(&TelemetryArgs::default(), &FileConfig::default(), &e)
-            .telemetry
-            .otlp
-            .unwrap();
-        assert_eq!(o.endpoint, "http://specific:4318/custom");
-        assert_eq!(o.protocol, OtlpProtocol::HttpProtobuf);
-    }
-
-    #[test]
-    fn grpc_endpoints_keep_their_path_and_schemeless_ones_get_tls() {
-        let e = [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
-        ];
-        let o = resolve_with(&TelemetryArgs::default(), &FileConfig::default(), &e)
-            .telemetry
-            .otlp
-            .unwrap();
-        assert_eq!(o.endpoint, "https://collector:4317");
-        let mut e = e.to_vec();
-        e.push(("OTEL_EXPORTER_OTLP_INSECURE", "true"));
-        let o = resolve_with(&TelemetryArgs::default(), &FileConfig::default(), &e)
-            .telemetry
-            .otlp
-            .unwrap();
-        assert_eq!(o.endpoint, "http://collector:4317");
-    }
-
-    #[test]
-    fn bad_environment_values_are_ignored_with_a_warning() {
-        let e = [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
-        ];
-        let s = resolve_with(&TelemetryArgs::default(), &FileConfig::default(), &e);
-        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
-        let o = s.telemetry.otlp.unwrap();
-        assert_eq!(o.timeout, DEFAULT_TIMEOUT);
-        assert_eq!(o.protocol, OtlpProtocol::HttpProtobuf);
-    }
-
-    #[test]
-    fn sdk_disabled_turns_otlp_off() {
-        let e = [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
-            ("OTEL_SDK_DISABLED", "true"),
-        ];
-        assert!(
-            resolve_with(&TelemetryArgs::default(), &FileConfig::default(), &e)
-                .telemetry
-                .otlp
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn tls_needs_https_and_pairs() {
-        let flags = TelemetryArgs {
-            otlp_endpoint: Some("http://c:4317".into()),
-            otlp_ca_file: Some("/ca.pem".into()),
-            ..TelemetryArgs::default()
-        };
-        assert!(resolve(&flags, None, &FileConfig::default(), &env(&[])).is_err());
-        let flags = TelemetryArgs {
-            otlp_endpoint: Some("https://c:4317".into()),
-            otlp_client_cert_file: Some("/c.pem".into()),
-            ..TelemetryArgs::default()
-        };
-        assert!(resolve(&flags, None, &FileConfig::default(), &env(&[])).is_err());
-        let e = [
-            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/env/ca.pem"),
-            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/env/c.pem"),
-            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/env/k.pem"),
-        ];
-        let flags = TelemetryArgs {
-            otlp_endpoint: Some("https://c:4317".into()),
-            ..TelemetryArgs::default()
-        };
-        let o = resolve(&flags, None, &FileConfig::default(), &env(&e))
-            .unwrap()
-            .telemetry
-            .otlp
-            .unwrap();
-        assert_eq!(o.ca_file.as_deref(), Some(Path::new("/env/ca.pem")));
-        assert_eq!(o.client_key_file.as_deref(), Some(Path::new("/env/k.pem")));
-    }
-
-    #[test]
-    fn resource_attributes_layer_in_order() {
-        let f = file(
-            "[resource]\nattributes = { \"k8s.node.name\" = \"from-file\", \"team\" = \"net\" }\n",
-        );
-        let e = [
-            ("K8S_NODE_NAME", "node-1"),
-            ("K8S_POD_NAME", "skewscope-abc"),
-            ("K8S_NAMESPACE", "observability"),
-            (
-                "OTEL_RESOURCE_ATTRIBUTES",
-                "team=edge,deployment.environment.name=prod%2Feu",
-            ),
-            ("OTEL_SERVICE_NAME", "skewscope-canary"),
-        ];
-        let r = resolve_with(&TelemetryArgs::default(), &f, &e)
-            .telemetry
-            .resource;
-        assert_eq!(r["k8s.node.name"], "from-file");
-        assert_eq!(r["k8s.pod.name"], "skewscope-abc");
-        assert_eq!(r["k8s.namespace.name"], "observability");
-        assert_eq!(r["team"], "edge");
-        assert_eq!(r["deployment.environment.name"], "prod/eu");
-        assert_eq!(r["service.name"], "skewscope-canary");
-    }
-
-    #[test]
-    fn limits_are_checked() {
-        let flags = TelemetryArgs {
-            max_devices: Some(100),
-            ..TelemetryArgs::default()
-        };
-        assert!(resolve(&flags, None, &FileConfig::default(), &env(&[])).is_err());
-    }
-}
-
-#[cfg(test)]
-mod model_section_tests {
-    use super::*;
-
-    /// The `[model]` example of docs/configuration.md, verbatim.
-    fn doc_example() -> String {
-        let doc = include_str!("../../docs/configuration.md");
-        let start = doc.find("```toml\n[model]").expect("the [model] example") + "```toml\n".len();
-        let end = start + doc[start..].find("```").unwrap();
-        doc[start..end].to_string()
-    }
-
-    #[test]
-    fn documented_model_example_parses_and_applies() {
-        let file = FileConfig::parse(&doc_example(), Path::new("docs/configuration.md")).unwrap();
-        let cfg = file.model_config().unwrap();
-        assert_eq!(cfg.listener.bci_window_secs, 60.0);
-        assert_eq!(cfg.states.regime.min_dwell_secs, 3.0);
-        let orange = cfg.states.regime.group.orange.lsi.unwrap();
-        assert_eq!((orange.enter, orange.exit), (0.5, 0.35));
-    }
-
-    #[test]
-    fn bad_model_values_name_the_key() {
-        let file =
-            FileConfig::parse("[model]\nbci_window_secs = -1\n", Path::new("x.toml")).unwrap();
-        let err = file.model_config().unwrap_err().to_string();
-        assert!(err.contains("model.bci_window_secs"), "{err}");
-        let err = FileConfig::parse("[model]\nnope = 1\n", Path::new("x.toml")).unwrap_err();
-        assert!(err.to_string().contains("nope"), "{err}");
-    }
-}
-
-#[cfg(test)]
-mod shadow_section_tests {
-    use super::*;
-
-    fn file(text: &str) -> FileConfig {
-        FileConfig::parse(text, Path::new("t.toml")).unwrap()
-    }
-
-    #[test]
-    fn shadow_is_off_by_default() {
-        let s = resolve_shadow(&[], &FileConfig::default().shadow).unwrap();
-        assert!(!s.enabled());
-        assert_eq!(s.interval, Duration::from_secs(30));
-        assert_eq!(s.max_flows, DEFAULT_SHADOW_MAX_FLOWS);
-    }
-
-    #[test]
-    fn file_candidates_and_flags_that_replace_them() {
-        let f = file(
-            "[shadow]\ncandidates = [\"builtin:isolate-heavy\", \"default\", \"./sel.bpf.o\", \
-             \"builtin:isolate-heavy\"]\ninterval_secs = 2\nmax_flows = 100\n",
-        );
-        let s = resolve_shadow(&[], &f.shadow).unwrap();
-        let names: Vec<String> = s.candidates.iter().map(|c| c.policy_name()).collect();
-        // The default is always replayed anyway; duplicates once.
-        assert_eq!(names, ["builtin:isolate-heavy", "./sel.bpf.o"]);
-        assert_eq!(s.interval, Duration::from_secs(2));
-        assert_eq!(s.max_flows, 100);
-        let s = resolve_shadow(&["builtin:cpu".into()], &f.shadow).unwrap();
-        let names: Vec<String> = s.candidates.iter().map(|c| c.policy_name()).collect();
-        assert_eq!(names, ["builtin:cpu"]);
-        assert_eq!(
-            s.interval,
-            Duration::from_secs(2),
-            "the flag replaces only the list"
-        );
-    }
-
-    #[test]
-    fn bad_shadow_values_name_the_key_and_candidate() {
-        let e = resolve_shadow(
-            &[],
-            &file("[shadow]\ncandidates = [\"builtin:least\"]\n").shadow,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("shadow.candidates") && e.contains("builtin:least"),
-            "{e}"
-        );
-        let e = resolve_shadow(&["cpu".into()], &ShadowFile::default())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("--shadow-candidate") && e.contains("\"cpu\""),
-            "{e}"
-        );
-        let nine: Vec<String> = (0..9).map(|i| format!("./c{i}.o")).collect();
-        assert!(resolve_shadow(&nine, &ShadowFile::default()).is_err());
-        for bad in ["interval_secs = 0", "max_flows = 0", "max_flows = 1000000"] {
-            let f = file(&format!(
-                "[shadow]\ncandidates = [\"builtin:cpu\"]\n{bad}\n"
-            ));
-            assert!(resolve_shadow(&[], &f.shadow).is_err(), "{bad}");
-        }
-        assert!(FileConfig::parse("[shadow]\ncandidate = []\n", Path::new("t.toml")).is_err());
-    }
-}
+mod tests;

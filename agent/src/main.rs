@@ -132,7 +132,7 @@ fn snapshot(root: HostRoot, args: SnapshotArgs) -> anyhow::Result<()> {
 /// `skewscope metrics`: the catalog, as docs/metrics.md (`--markdown`) or a plain list.
 fn metrics(args: skewscope::cli::MetricsArgs) -> anyhow::Result<()> {
     let text = if args.markdown {
-        sinks::catalog::markdown()
+        sinks::metrics_doc::markdown()
     } else {
         sinks::catalog::CATALOG
             .iter()
@@ -142,7 +142,7 @@ fn metrics(args: skewscope::cli::MetricsArgs) -> anyhow::Result<()> {
                     d.name,
                     d.instrument.label(),
                     if d.unit.is_empty() { "-" } else { d.unit },
-                    sinks::prometheus::exposed_names(d).join(" ")
+                    sinks::catalog::exposed_names(d).join(" ")
                 )
             })
             .collect()
@@ -161,8 +161,13 @@ fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
-    let settings = config::resolve(&args.telemetry, args.interval, &file, &|k| {
-        std::env::var(k).ok()
+    let settings = config::resolve(&args.overrides(), &file, &|k| std::env::var(k).ok())?;
+    // The bounds' products are the catalog's: checked here, reported as config.
+    sinks::catalog::check_series_cap(&settings.telemetry.limits).map_err(|msg| {
+        config::ConfigError::Invalid {
+            what: "limits".into(),
+            msg,
+        }
     })?;
     for w in &settings.warnings {
         log::warn!("{w}");

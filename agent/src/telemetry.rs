@@ -5,6 +5,7 @@
 //! The run loop hands every finished [`Report`] to [`Telemetry::publish`], which applies
 //! the catalog once and swaps the result into a shared slot. Observable callbacks only
 //! read that slot: no I/O and no report walking in callbacks, whichever reader collects.
+//! The Prometheus endpoint's `/healthz` and `/readyz` read when that slot was last filled.
 //! Export I/O runs on the SDK's reader thread and a small runtime owned here, never on
 //! the collection cycle's path.
 
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use opentelemetry::metrics::{Histogram, Meter, MeterProvider as _};
 use opentelemetry::{InstrumentationScope, KeyValue};
@@ -26,10 +27,10 @@ use opentelemetry_sdk::metrics::{
 use opentelemetry_sdk::resource::{ResourceDetector, TelemetryResourceDetector};
 use opentelemetry_sdk::Resource;
 
-use crate::config::TelemetryConfig;
+use crate::config::{Limit, Limits, TelemetryConfig};
 use crate::report::Report;
-use crate::sinks::catalog::{self, AgentValue, AttrValue, Instrument, Limit, Limits, Source};
-use crate::sinks::{otlp, prometheus};
+use crate::sinks::catalog::{self, AgentValue, AttrValue, Instrument, Source};
+use crate::sinks::{health, otlp, prometheus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -48,6 +49,8 @@ pub enum TelemetryError {
 struct Frame {
     /// Per catalog entry: (value, attributes).
     points: Vec<Vec<(f64, Vec<KeyValue>)>>,
+    /// When it was published: /healthz and /readyz derive from it.
+    published_at: Instant,
 }
 
 /// State shared between the run loop (writer) and the instruments' callbacks (readers).
@@ -156,6 +159,7 @@ pub struct Telemetry {
 
 impl Telemetry {
     pub fn start(cfg: &TelemetryConfig) -> Result<Self, TelemetryError> {
+        let started = Instant::now();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("skewscope-telemetry")
@@ -217,8 +221,21 @@ impl Telemetry {
                 manual.collect(&mut rm).map_err(|e| e.to_string())?;
                 Ok(prometheus::render(&rm))
             });
-            runtime.spawn(prometheus::serve(listener, scrape, shared.scrapes.clone()));
-            log::info!("serving Prometheus metrics on http://{local}/metrics");
+            let (live, ready) = (shared.clone(), shared.clone());
+            let interval = cfg.interval;
+            let endpoints = prometheus::Endpoints {
+                scrape,
+                healthz: Arc::new(move || {
+                    let last = frame(&live).map(|f| f.published_at);
+                    health::liveness(Instant::now(), started, last, interval)
+                }),
+                readyz: Arc::new(move || health::readiness(frame(&ready).map(|f| f.published_at))),
+                scrapes: shared.scrapes.clone(),
+            };
+            runtime.spawn(prometheus::serve(listener, endpoints));
+            log::info!(
+                "serving Prometheus metrics on http://{local}/metrics (and /healthz, /readyz)"
+            );
             prometheus_addr = Some(local);
         }
 
@@ -261,6 +278,7 @@ impl Telemetry {
                         .collect()
                 })
                 .collect(),
+            published_at: Instant::now(),
         };
         {
             let mut errors = lock(&self.shared.source_errors);

@@ -19,7 +19,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use skewscope::sinks::catalog::{self, AttrValue, Instrument, Limits, Source, CATALOG};
+use skewscope::config::Limits;
+use skewscope::sinks::catalog::{self, AttrValue, Instrument, Source, CATALOG};
 
 mod common;
 use common::{agent_command, free_port, Agent, ReuseportGroup};

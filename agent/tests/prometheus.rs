@@ -16,8 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use skewscope::sinks::catalog::{self, AttrValue, Instrument, Limits, Source, CATALOG};
-use skewscope::sinks::prometheus::{exposed_names, label_name};
+use skewscope::config::Limits;
+use skewscope::sinks::catalog::{self, exposed_names, AttrValue, Instrument, Source, CATALOG};
+use skewscope::sinks::prom_naming::label_name;
 
 mod common;
 use common::{free_port, Agent, ReuseportGroup};
@@ -278,6 +279,31 @@ fn metrics_endpoint_serves_the_catalog_under_collector_names() {
         .unwrap();
     assert!(scrapes.value >= 2.0);
     eprintln!("/metrics: {compared} series equal the JSON report of cycle {cycles}");
+}
+
+/// Kubernetes probes: /readyz is 503 until the first report is published, then 200;
+/// /healthz is 200 while reports keep coming; other paths answer as before.
+#[test]
+fn health_endpoints_follow_the_reports() {
+    // A 5 s interval: the first report needs two collections, so right after start
+    // nothing has been published yet.
+    let agent = spawn_agent(&["--interval", "5"]);
+    let addr = agent.prometheus_addr();
+    let (code, body) = http_get(&addr, "/readyz");
+    assert_eq!((code, body.as_str()), (503, "no report published yet\n"));
+    // Not stalled yet: the start is less than 10 s ago.
+    assert_eq!(http_get(&addr, "/healthz"), (200, "ok\n".to_string()));
+
+    agent.wait_reports(1);
+    assert_eq!(http_get(&addr, "/readyz"), (200, "ok\n".to_string()));
+    assert_eq!(http_get(&addr, "/healthz"), (200, "ok\n".to_string()));
+
+    assert_eq!(http_get(&addr, "/nope"), (404, "not found\n".to_string()));
+    assert_eq!(
+        http_get(&addr, "/"),
+        (200, "skewscope: metrics at /metrics\n".to_string())
+    );
+    assert_eq!(http_get(&addr, "/metrics").0, 200);
 }
 
 fn prometheus_binary() -> Option<PathBuf> {

@@ -191,10 +191,8 @@ fn run_replays_the_group_live_and_reports_rejected_candidates() {
     let isolate_lsi = isolate["lsi"].as_f64().unwrap();
     let reduction = isolate["skew_reduction"].as_f64();
     let actual_lsi = group(&reports[last], netns, PORT)["indices"]["lsi"].as_f64();
-    let catalog_points = skewscope::sinks::catalog::evaluate(
-        &reports[last],
-        &skewscope::sinks::catalog::Limits::default(),
-    );
+    let catalog_points =
+        skewscope::sinks::catalog::evaluate(&reports[last], &skewscope::config::Limits::default());
     let exported = skewscope::sinks::catalog::CATALOG
         .iter()
         .zip(&catalog_points.points)

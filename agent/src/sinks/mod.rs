@@ -2,7 +2,10 @@
 
 pub mod catalog;
 pub mod console;
+pub mod health;
+pub mod metrics_doc;
 pub mod otlp;
+pub mod prom_naming;
 pub mod prometheus;
 
 /// One report as one line of JSON (`--output json`, `snapshot --json`).
