@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use skewscope::cycle::{CollectOptions, Collector};
+use skewscope::collect::{CollectOptions, Collector};
 use skewscope::model::{self, ModelConfig};
 use skewscope::sources::HostRoot;
 

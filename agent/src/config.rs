@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::TelemetryArgs;
-use crate::probe_budget::{ProbeSampling, DEFAULT_CPU_BUDGET, DEFAULT_PACKET_COST_NS};
+use crate::collect::probe_budget::{ProbeSampling, DEFAULT_CPU_BUDGET, DEFAULT_PACKET_COST_NS};
 use crate::sinks::catalog::Limits;
 
 #[derive(Debug, thiserror::Error)]

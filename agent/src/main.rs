@@ -6,8 +6,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use skewscope::cli::{Cli, Command, OutputFormat, RunArgs, SnapshotArgs, SourceArgs};
+use skewscope::collect::{CollectOptions, Collector};
 use skewscope::config::{self, FileConfig};
-use skewscope::cycle::{CollectOptions, Collector};
 use skewscope::model::{self, ModelConfig};
 use skewscope::shadow_live::ShadowWorker;
 use skewscope::sinks;
