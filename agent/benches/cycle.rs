@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use skewscope::collect::{CollectOptions, Collector};
-use skewscope::model::{self, ModelConfig};
+use skewscope::model::{self, ModelConfig, Window};
 use skewscope::sources::HostRoot;
 
 struct Figures {
@@ -29,13 +29,21 @@ fn measure(
     // Warm the page cache and the allocator.
     for _ in 0..3 {
         let s = collector.collect();
-        std::hint::black_box(model::build_report(&s, None, &cfg, &mut Default::default()));
+        std::hint::black_box(model::build_report(
+            &Window::since_boot(s),
+            &cfg,
+            &mut Default::default(),
+        ));
     }
     let mut times: Vec<Duration> = (0..iterations)
         .map(|_| {
             let start = Instant::now();
             let s = collector.collect();
-            std::hint::black_box(model::build_report(&s, None, &cfg, &mut Default::default()));
+            std::hint::black_box(model::build_report(
+                &Window::since_boot(s),
+                &cfg,
+                &mut Default::default(),
+            ));
             start.elapsed()
         })
         .collect();

@@ -2,8 +2,9 @@
 //! polarization.
 //!
 //! Data flows one way: `sources` (I/O + pure parsers) fill a [`snapshot::Snapshot`] in
-//! one [`collect`] cycle, the `model` (pure) turns snapshots into a [`report::Report`], and
-//! `sinks` only read reports.
+//! one [`collect`] cycle, the `model` (pure) turns a [`model::Window`] of counters (between
+//! two snapshots, or one since boot) into a [`report::Report`], and `sinks` only read
+//! reports.
 
 pub mod cli;
 pub mod collect;

@@ -2,10 +2,10 @@
 
 use skewscope_shadow::{FlowSample, Proto};
 
-use crate::snapshot::Snapshot;
+use crate::model::Window;
 
 /// Flows with traffic in the window, heaviest first, weighted by packets.
-pub fn trace_of(window: &Snapshot) -> Vec<FlowSample> {
+pub fn trace_of(window: &Window) -> Vec<FlowSample> {
     let Some(flows) = window.listeners.as_ref().and_then(|l| l.flows.as_ref()) else {
         return Vec::new();
     };

@@ -2,7 +2,7 @@
 //! a cadence of their own against the configured candidate selectors, beside the LSI the
 //! group actually shows.
 //!
-//! The run loop feeds every window snapshot to [`ShadowWorker::observe`], which merges the
+//! The run loop feeds every window to [`ShadowWorker::observe`], which merges the
 //! window's sampled flows into a per-group accumulator (by 5-tuple; weight = packets).
 //! Every `interval` it hands the accumulated flows of each group (the heaviest
 //! `max_flows`, plus the group's listener count as the replica size) to one dedicated
@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use skewscope_shadow::{Candidate, FlowSample, Proto, ReplayOptions, ShadowReport, Verdict};
 
 use crate::config::ShadowConfig;
+use crate::model::Window;
 use crate::report::{ShadowGroupReport, ShadowPolicyReport};
-use crate::snapshot::{ListenerFacts, Snapshot};
+use crate::snapshot::ListenerFacts;
 use crate::sources::sock_diag::{self, Protocol};
 
 /// Most groups replayed per hand-off (the heaviest by sampled packets): every group costs
@@ -292,7 +293,7 @@ impl ShadowWorker {
 
     /// Take one window's flows; hand the accumulated ones to the worker when `interval`
     /// has passed since the last hand-off. Never blocks.
-    pub fn observe(&mut self, window: &Snapshot, now: Instant) {
+    pub fn observe(&mut self, window: &Window, now: Instant) {
         self.observe_listeners(window.listeners.as_ref(), now);
     }
 

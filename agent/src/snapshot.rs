@@ -1,5 +1,6 @@
 //! Typed raw facts of one collection cycle. Counters are as the kernel reports them
-//! (since boot); the model turns two snapshots into a window. No I/O, no export types.
+//! (since boot); the model reads them through a `model::Window` (between two snapshots,
+//! or since boot). No I/O, no export types.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
