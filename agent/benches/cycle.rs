@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use skewscope::cycle::{CollectOptions, Collector};
-use skewscope::model::{self, ModelConfig};
+use skewscope::collect::{CollectOptions, Collector};
+use skewscope::model::{self, ModelConfig, Window};
 use skewscope::sources::{interrupts, HostRoot};
 
 struct Figures {
@@ -29,7 +29,11 @@ fn measure(
     let cfg = ModelConfig::new();
     time(name, iterations, target, || {
         let s = collector.collect();
-        std::hint::black_box(model::build_report(&s, None, &cfg, &mut Default::default()));
+        std::hint::black_box(model::build_report(
+            &Window::since_boot(s),
+            &cfg,
+            &mut Default::default(),
+        ));
     })
 }
 

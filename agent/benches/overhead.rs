@@ -45,8 +45,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use skewscope::cycle::{CollectOptions, Collector};
-use skewscope::probe_budget::ProbeSampling;
+use skewscope::collect::{CollectOptions, Collector, ProbeSampling};
 use skewscope::snapshot::SourceOutcome;
 use skewscope::sources::netns::in_netns;
 use skewscope::sources::HostRoot;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::probe_budget::{ProbeSampling, DEFAULT_CPU_BUDGET, DEFAULT_PACKET_COST_NS};
+use crate::collect::probe_budget::{ProbeSampling, DEFAULT_CPU_BUDGET, DEFAULT_PACKET_COST_NS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -2,16 +2,17 @@
 //! polarization.
 //!
 //! Data flows one way: `sources` (I/O + pure parsers) fill a [`snapshot::Snapshot`] in
-//! one [`cycle`], the `model` (pure) turns snapshots into a [`report::Report`], and
-//! `sinks` only read reports.
+//! one [`collect`] cycle, the `model` (pure) turns a [`model::Window`] of counters (between
+//! two snapshots, or one since boot) into a [`report::Report`], and `sinks` only read
+//! reports.
 
 pub mod cli;
+pub mod collect;
 pub mod config;
-pub mod cycle;
+pub mod counters;
 pub mod doctor;
 pub mod error;
 pub mod model;
-pub mod probe_budget;
 pub mod record;
 pub mod report;
 pub mod shadow_live;

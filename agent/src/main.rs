@@ -6,9 +6,9 @@ use anyhow::Context;
 use clap::Parser;
 
 use skewscope::cli::{Cli, Command, OutputFormat, RunArgs, SnapshotArgs, SourceArgs};
+use skewscope::collect::{CollectOptions, Collector};
 use skewscope::config::{self, FileConfig};
-use skewscope::cycle::{CollectOptions, Collector};
-use skewscope::model::{self, ModelConfig};
+use skewscope::model::{self, ModelConfig, Window};
 use skewscope::shadow_live::ShadowWorker;
 use skewscope::sinks;
 use skewscope::sources::HostRoot;
@@ -71,7 +71,7 @@ fn record(root: HostRoot, args: skewscope::cli::RecordArgs) -> anyhow::Result<()
     log::info!("window open for {}s", args.duration);
     std::thread::sleep(Duration::from_secs_f64(args.duration));
     let second = collector.collect();
-    let samples = skewscope::record::trace_of(&model::window(&first, &second));
+    let samples = skewscope::record::trace_of(&Window::between(&first, &second));
     anyhow::ensure!(
         second.listeners.as_ref().is_some_and(|l| l.flows.is_some()),
         "no flow samples: the rx probe is not running (see `skewscope doctor`)"
@@ -105,18 +105,12 @@ fn snapshot(root: HostRoot, args: SnapshotArgs) -> anyhow::Result<()> {
     let mut state = model::ModelState::default();
     let first = collector.collect();
     let report = match args.duration {
-        None => model::build_report(&first, None, &cfg, &mut state),
+        None => model::build_report(&Window::since_boot(first), &cfg, &mut state),
         Some(secs) => {
             log::info!("window open for {secs}s");
             std::thread::sleep(Duration::from_secs_f64(secs));
             let second = collector.collect();
-            let elapsed = second.taken_at.duration_since(first.taken_at).as_secs_f64();
-            model::build_report(
-                &model::window(&first, &second),
-                Some(elapsed),
-                &cfg,
-                &mut state,
-            )
+            model::build_report(&Window::between(&first, &second), &cfg, &mut state)
         }
     };
     let text = if args.json {
@@ -248,9 +242,8 @@ async fn run_loop(
         .await?;
         collector = c;
         if let Some(prev) = &previous {
-            let secs = snap.taken_at.duration_since(prev.taken_at).as_secs_f64();
-            let window = model::window(prev, &snap);
-            let mut report = model::build_report(&window, Some(secs), &cfg, &mut state);
+            let window = Window::between(prev, &snap);
+            let mut report = model::build_report(&window, &cfg, &mut state);
             if let Some(worker) = &mut shadow {
                 let now = std::time::Instant::now();
                 worker.observe(&window, now);

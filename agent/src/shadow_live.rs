@@ -2,7 +2,7 @@
 //! a cadence of their own against the configured candidate selectors, beside the LSI the
 //! group actually shows.
 //!
-//! The run loop feeds every window snapshot to [`ShadowWorker::observe`], which merges the
+//! The run loop feeds every window to [`ShadowWorker::observe`], which merges the
 //! window's sampled flows into a per-group accumulator (by 5-tuple; weight = packets).
 //! Every `interval` it hands the accumulated flows of each group (the heaviest
 //! `max_flows`, plus the group's listener count as the replica size) to one dedicated
@@ -15,17 +15,19 @@
 //! Production groups are never touched: the replay runs in a private network namespace
 //! (docs/shadow.md, "Production is never touched").
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{hash_map::Entry, BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use skewscope_shadow::{Candidate, FlowSample, Proto, ReplayOptions, ShadowReport, Verdict};
+use skewscope_shadow::{Candidate, FlowSample, ReplayOptions, ShadowReport, Verdict};
 
 use crate::config::ShadowConfig;
+use crate::model::Window;
+use crate::record::shadow_sample;
 use crate::report::{ShadowGroupReport, ShadowPolicyReport};
-use crate::snapshot::{ListenerFacts, Snapshot};
+use crate::snapshot::ListenerFacts;
 use crate::sources::sock_diag::{self, Protocol};
 
 /// Most groups replayed per hand-off (the heaviest by sampled packets): every group costs
@@ -48,18 +50,12 @@ pub struct GroupId {
 /// A flow of a group: (saddr, sport, daddr); protocol, namespace and dport are the group's.
 type FlowKey = (IpAddr, u16, IpAddr);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FlowAcc {
-    packets: u64,
-    rx_cpu: u32,
-    rx_queue: Option<u32>,
-}
-
 #[derive(Debug, Default)]
 struct GroupAcc {
     /// Listener count in the latest window.
     sockets: u32,
-    flows: HashMap<FlowKey, FlowAcc>,
+    /// Weight: the packets of every window so far; CPU and queue: the latest window's.
+    flows: HashMap<FlowKey, FlowSample>,
 }
 
 /// What one replay gets: a group's flows and its replica size.
@@ -107,6 +103,10 @@ impl FlowAccumulator {
             let Some(ids) = by_port.get(&(f.netns, f.protocol, f.dport)) else {
                 continue;
             };
+            // Always Some: groups are TCP or UDP, and `by_port` matched the protocol.
+            let Some(sample) = shadow_sample(f) else {
+                continue;
+            };
             for id in ids {
                 if !(id.address.is_unspecified() || id.address == f.daddr) {
                     continue;
@@ -114,17 +114,17 @@ impl FlowAccumulator {
                 let Some(acc) = self.groups.get_mut(id) else {
                     continue;
                 };
-                let entry = acc
-                    .flows
-                    .entry((f.saddr, f.sport, f.daddr))
-                    .or_insert(FlowAcc {
-                        packets: 0,
-                        rx_cpu: f.rx_cpu,
-                        rx_queue: f.rx_queue,
-                    });
-                entry.packets = entry.packets.saturating_add(f.packets);
-                entry.rx_cpu = f.rx_cpu;
-                entry.rx_queue = f.rx_queue;
+                match acc.flows.entry((f.saddr, f.sport, f.daddr)) {
+                    Entry::Occupied(held) => {
+                        let held = held.into_mut();
+                        held.weight = held.weight.saturating_add(sample.weight);
+                        held.rx_cpu = sample.rx_cpu;
+                        held.rx_queue = sample.rx_queue;
+                    }
+                    Entry::Vacant(new) => {
+                        new.insert(sample.clone());
+                    }
+                }
             }
         }
         self.entries = self.groups.values().map(|g| g.flows.len()).sum();
@@ -138,7 +138,7 @@ impl FlowAccumulator {
         let mut weights: Vec<u64> = self
             .groups
             .values()
-            .flat_map(|g| g.flows.values().map(|f| f.packets))
+            .flat_map(|g| g.flows.values().map(|f| f.weight))
             .collect();
         if weights.len() <= keep || keep == 0 {
             return;
@@ -149,9 +149,9 @@ impl FlowAccumulator {
         let mut ties = keep - above;
         for g in self.groups.values_mut() {
             g.flows.retain(|_, f| {
-                if f.packets > threshold {
+                if f.weight > threshold {
                     true
-                } else if f.packets == threshold && ties > 0 {
+                } else if f.weight == threshold && ties > 0 {
                     ties -= 1;
                     true
                 } else {
@@ -180,38 +180,21 @@ impl FlowAccumulator {
             if acc.flows.is_empty() || acc.sockets == 0 {
                 continue;
             }
-            let mut flows: Vec<(FlowKey, FlowAcc)> = acc.flows.drain().collect();
+            let mut flows: Vec<FlowSample> = acc.flows.drain().map(|(_, f)| f).collect();
             flows.sort_by(|a, b| {
-                b.1.packets
-                    .cmp(&a.1.packets)
-                    .then(a.0 .1.cmp(&b.0 .1))
-                    .then(a.0 .0.cmp(&b.0 .0))
+                b.weight
+                    .cmp(&a.weight)
+                    .then(a.sport.cmp(&b.sport))
+                    .then(a.saddr.cmp(&b.saddr))
             });
             flows.truncate(max_flows);
-            let total = flows.iter().map(|(_, f)| f.packets).sum::<u64>();
-            let proto = match id.protocol {
-                Protocol::Udp => Proto::Udp,
-                Protocol::Tcp => Proto::Tcp,
-            };
-            let samples = flows
-                .into_iter()
-                .map(|((saddr, sport, daddr), f)| FlowSample {
-                    proto,
-                    saddr,
-                    sport,
-                    daddr,
-                    dport: id.port,
-                    weight: f.packets,
-                    rx_cpu: Some(f.rx_cpu),
-                    rx_queue: f.rx_queue,
-                })
-                .collect();
+            let total = flows.iter().map(|f| f.weight).sum::<u64>();
             batches.push((
                 total,
                 GroupBatch {
                     group: *id,
                     sockets: acc.sockets.clamp(1, skewscope_shadow::MAX_SOCKETS),
-                    flows: samples,
+                    flows,
                 },
             ));
         }
@@ -292,7 +275,7 @@ impl ShadowWorker {
 
     /// Take one window's flows; hand the accumulated ones to the worker when `interval`
     /// has passed since the last hand-off. Never blocks.
-    pub fn observe(&mut self, window: &Snapshot, now: Instant) {
+    pub fn observe(&mut self, window: &Window, now: Instant) {
         self.observe_listeners(window.listeners.as_ref(), now);
     }
 
@@ -445,6 +428,7 @@ pub fn policy_reports(report: &ShadowReport) -> Vec<ShadowPolicyReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use skewscope_shadow::Proto;
     use std::net::{Ipv4Addr, SocketAddr};
 
     use crate::sources::sock_diag::ListenSocket;

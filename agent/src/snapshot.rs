@@ -1,8 +1,9 @@
 //! Typed raw facts of one collection cycle. Counters are as the kernel reports them
-//! (since boot); the model turns two snapshots into a window. No I/O, no export types.
+//! (since boot); the model reads them through a `model::Window` (between two snapshots,
+//! or since boot). No I/O, no export types.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use skewscope_probes::{FlowSample, ListenerEvents, QueueAge, QueueCount, SocketAge};
@@ -38,8 +39,18 @@ pub struct Snapshot {
     pub rx_queue_ages: Option<Vec<QueueAge>>,
     /// How long the per-packet probes were attached (None: all the time, or not
     /// loaded). Their counts in a window cover that share of it only.
-    pub probe_coverage: Option<crate::probe_budget::ProbeCoverage>,
+    pub probe_coverage: Option<ProbeCoverage>,
     pub sources: Vec<SourceStatus>,
+}
+
+/// How long the per-packet probes were attached, as of one reading (the probe budget
+/// keeps it; the model's window scales their counts by it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeCoverage {
+    /// Total time attached since the probes were loaded (in a window: during it).
+    pub attached: Duration,
+    /// The duty cycle in force (1: attached all the time).
+    pub duty: f64,
 }
 
 /// Listening sockets (sock_diag, every namespace) and the probes' view of them.

@@ -146,8 +146,7 @@ fn own_bpf_fds() -> usize {
 /// the cycling thread and releases every program and link.
 #[test]
 fn fixed_duty_share_and_release_on_drop() {
-    use skewscope::cycle::{CollectOptions, Collector};
-    use skewscope::probe_budget::ProbeSampling;
+    use skewscope::collect::{CollectOptions, Collector, ProbeSampling};
     if !privileged("fixed_duty_share_and_release_on_drop") {
         return;
     }

@@ -1,12 +1,13 @@
-//! Snapshot (window) → reuseport groups with their listener indices (LSI, HCR, LQD, BCI,
+//! Window → reuseport groups with their listener indices (LSI, HCR, LQD, BCI,
 //! ingress age, DLG, locality). Pure: the history of past windows is passed in.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 use super::indices;
+use super::Window;
 use crate::report::{FlowReport, GroupIndices, ListenerReport, ReuseportGroupReport};
-use crate::snapshot::{ListenerFacts, Snapshot};
+use crate::snapshot::ListenerFacts;
 use crate::sources::sock_diag::{self, Protocol};
 
 /// Settings of the listener model.
@@ -50,15 +51,15 @@ struct GroupHistory {
     membership_changes: u64,
 }
 
-/// Build the group reports of one window. `window_secs` None: counters since the probes
+/// Build the group reports of one window. A window since boot: counters since the probes
 /// attached (no rates, no BCI).
 pub fn group_reports(
-    snap: &Snapshot,
-    window_secs: Option<f64>,
+    window: &Window,
     cfg: &ListenerConfig,
     history: &mut ListenerHistory,
 ) -> Vec<ReuseportGroupReport> {
-    let Some(facts) = &snap.listeners else {
+    let window_secs = window.secs();
+    let Some(facts) = &window.listeners else {
         return Vec::new();
     };
     let events: HashMap<(u64, u64), &skewscope_probes::ListenerEvents> = facts

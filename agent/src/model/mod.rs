@@ -1,4 +1,4 @@
-//! The model: pure functions from snapshots to the report. No I/O here.
+//! The model: pure functions from a window of counters to the report. No I/O here.
 
 pub mod estimator;
 pub mod hotspot;
@@ -9,10 +9,9 @@ pub mod rss;
 pub mod states;
 pub mod window;
 
-pub use window::window;
+pub use window::Window;
 
 use crate::report::{ProbeSamplingReport, Report, SNAPSHOT_SCHEMA};
-use crate::snapshot::Snapshot;
 use indices::SpiWeights;
 use listener::{ListenerConfig, ListenerHistory};
 
@@ -56,22 +55,17 @@ pub struct ModelState {
     pub machines: states::StateMachines,
 }
 
-/// One report from one snapshot: since boot (`window_secs` None) or of a window.
-pub fn build_report(
-    snap: &Snapshot,
-    window_secs: Option<f64>,
-    cfg: &ModelConfig,
-    state: &mut ModelState,
-) -> Report {
-    let cpus = rss::cpu_reports(snap, cfg);
-    let devices = snap
+/// One report from one window: since boot (`window_secs` None) or between two snapshots.
+pub fn build_report(window: &Window, cfg: &ModelConfig, state: &mut ModelState) -> Report {
+    let window_secs = window.secs();
+    let cpus = rss::cpu_reports(window, cfg);
+    let devices = window
         .devices
         .iter()
-        .map(|d| rss::device_report(d, snap, cfg))
+        .map(|d| rss::device_report(d, window, cfg))
         .collect();
-    let host = rss::host_report(snap, &cpus, cfg);
-    let reuseport_groups =
-        listener::group_reports(snap, window_secs, &cfg.listener, &mut state.listeners);
+    let host = rss::host_report(window, &cpus, cfg);
+    let reuseport_groups = listener::group_reports(window, &cfg.listener, &mut state.listeners);
     let mut report = Report {
         schema: SNAPSHOT_SCHEMA,
         window_secs,
@@ -80,10 +74,10 @@ pub fn build_report(
         reuseport_groups,
         host,
         transitions: Vec::new(),
-        sources: snap.sources.clone(),
+        sources: window.sources.clone(),
         // Attached by `run` from the shadow replay worker; the model never replays.
         shadow: Vec::new(),
-        probe_sampling: snap.probe_coverage.map(|c| ProbeSamplingReport {
+        probe_sampling: window.probe_coverage.map(|c| ProbeSamplingReport {
             attached_share: window_secs
                 .filter(|s| *s > 0.0)
                 .map(|s| (c.attached.as_secs_f64() / s).min(1.0)),

@@ -1,39 +1,40 @@
-//! Snapshot (of a window, or since boot) → the RSS-polarization part of the report.
+//! Window (between two snapshots, or since boot) → the RSS-polarization part of the report.
 
 use std::collections::{BTreeSet, HashMap};
 
 use super::indices::{self, SpiInputs};
 use super::ModelConfig;
+use super::Window;
 use crate::report::{
     ChannelsReport, CpuReport, DeviceIndices, DeviceReport, HostIndices, HostReport, RssReport,
     RxQueueReport, SoftnetReport,
 };
-use crate::snapshot::{DeviceFacts, Snapshot};
+use crate::snapshot::DeviceFacts;
 use crate::sources::interrupts::{IrqId, IrqLine};
 use crate::sources::irq_map::QueueIrqKind;
 
-pub(super) fn cpu_reports(snap: &Snapshot, cfg: &ModelConfig) -> Vec<CpuReport> {
+pub(super) fn cpu_reports(window: &Window, cfg: &ModelConfig) -> Vec<CpuReport> {
     // The CPU set: /proc/softirqs lists every possible CPU; fall back to other sources.
     let mut cpus: BTreeSet<u32> = BTreeSet::new();
-    if let Some(s) = &snap.softirqs {
+    if let Some(s) = &window.softirqs {
         cpus.extend(&s.cpus);
     }
-    if let Some(sn) = &snap.softnet {
+    if let Some(sn) = &window.softnet {
         cpus.extend(sn.iter().map(|c| c.cpu));
     }
     if cpus.is_empty() {
-        if let Some(online) = &snap.online_cpus {
+        if let Some(online) = &window.online_cpus {
             cpus.extend(online);
         }
     }
 
     let per_cpu = |row: Option<&[u64]>, cpu: u32| -> Option<u64> {
-        let s = snap.softirqs.as_ref()?;
+        let s = window.softirqs.as_ref()?;
         let i = s.cpus.iter().position(|&c| c == cpu)?;
         row?.get(i).copied()
     };
-    let net_rx = snap.softirqs.as_ref().and_then(|s| s.net_rx());
-    let net_tx = snap.softirqs.as_ref().and_then(|s| s.net_tx());
+    let net_rx = window.softirqs.as_ref().and_then(|s| s.net_rx());
+    let net_tx = window.softirqs.as_ref().and_then(|s| s.net_tx());
     let net_rx_total: u64 = net_rx.map(|r| r.iter().sum()).unwrap_or(0);
     let ms_per_tick = 1000 / cfg.user_hz.max(1);
 
@@ -44,17 +45,17 @@ pub(super) fn cpu_reports(snap: &Snapshot, cfg: &ModelConfig) -> Vec<CpuReport> 
                 cpu,
                 net_rx_softirqs: rx,
                 net_tx_softirqs: per_cpu(net_tx, cpu),
-                softirq_time_ms: snap
+                softirq_time_ms: window
                     .proc_stat
                     .as_ref()
                     .and_then(|p| p.cpus.iter().find(|c| c.cpu == cpu))
                     .map(|c| c.softirq * ms_per_tick),
-                net_rx_time_us: snap
+                net_rx_time_us: window
                     .softirq_time
                     .as_ref()
                     .and_then(|t| t.iter().find(|c| c.cpu == cpu))
                     .map(|c| c.net_rx_ns / 1000),
-                softnet: snap
+                softnet: window
                     .softnet
                     .as_ref()
                     .and_then(|s| s.iter().find(|c| c.cpu == cpu))
@@ -74,7 +75,7 @@ pub(super) fn cpu_reports(snap: &Snapshot, cfg: &ModelConfig) -> Vec<CpuReport> 
         .collect()
 }
 
-pub(super) fn host_report(snap: &Snapshot, cpus: &[CpuReport], cfg: &ModelConfig) -> HostReport {
+pub(super) fn host_report(window: &Window, cpus: &[CpuReport], cfg: &ModelConfig) -> HostReport {
     let net_rx: Vec<u64> = cpus.iter().filter_map(|c| c.net_rx_softirqs).collect();
     let softnet = cpus.iter().filter_map(|c| c.softnet.as_ref());
     let (mut squeeze, mut dropped, mut processed) = (0, 0, 0);
@@ -98,12 +99,12 @@ pub(super) fn host_report(snap: &Snapshot, cpus: &[CpuReport], cfg: &ModelConfig
             spi,
             net_rx_cpu_qpi: indices::qpi(&loads),
         },
-        sysctls: snap.sysctls.clone(),
+        sysctls: window.sysctls.clone(),
     }
 }
 
-pub(super) fn device_report(dev: &DeviceFacts, snap: &Snapshot, cfg: &ModelConfig) -> DeviceReport {
-    let ints = snap.interrupts.as_ref();
+pub(super) fn device_report(dev: &DeviceFacts, window: &Window, cfg: &ModelConfig) -> DeviceReport {
+    let ints = window.interrupts.as_ref();
     let lines_by_irq: HashMap<u32, &IrqLine> = ints
         .map(|i| {
             i.lines
@@ -231,7 +232,7 @@ pub(super) fn device_report(dev: &DeviceFacts, snap: &Snapshot, cfg: &ModelConfi
             tx: c.tx,
             combined: c.combined,
         }),
-        irq_cpus_off_node: off_node_cpus(dev, &rx_queues, snap),
+        irq_cpus_off_node: off_node_cpus(dev, &rx_queues, window),
         rss: dev.rss.as_ref().map(|r| RssReport {
             indirection: r.indirection.clone(),
             hfunc: r.hfunc.clone(),
@@ -243,7 +244,7 @@ pub(super) fn device_report(dev: &DeviceFacts, snap: &Snapshot, cfg: &ModelConfi
             isi,
             isi_normalized,
             table_qpi: table_shares.as_deref().and_then(indices::qpi),
-            haf95_us: haf95_us(dev, &rx_queues, snap, cfg),
+            haf95_us: haf95_us(dev, &rx_queues, window, cfg),
         },
         rx_queues,
         regime: Default::default(),
@@ -254,7 +255,7 @@ pub(super) fn device_report(dev: &DeviceFacts, snap: &Snapshot, cfg: &ModelConfi
 
 /// CPUs targeted by the device's queue IRQs (effective affinity where known) that belong
 /// to another NUMA node than the device: their packets cross the interconnect.
-fn off_node_cpus(dev: &DeviceFacts, queues: &[RxQueueReport], snap: &Snapshot) -> Vec<u32> {
+fn off_node_cpus(dev: &DeviceFacts, queues: &[RxQueueReport], window: &Window) -> Vec<u32> {
     let Some(node) = dev.sys.numa_node.filter(|n| *n >= 0) else {
         return Vec::new();
     };
@@ -269,7 +270,7 @@ fn off_node_cpus(dev: &DeviceFacts, queues: &[RxQueueReport], snap: &Snapshot) -
         })
         .collect();
     cpus.into_iter()
-        .filter(|cpu| snap.cpu_nodes.get(cpu).is_some_and(|n| *n as i32 != node))
+        .filter(|cpu| window.cpu_nodes.get(cpu).is_some_and(|n| *n as i32 != node))
         .collect()
 }
 
@@ -278,11 +279,11 @@ fn off_node_cpus(dev: &DeviceFacts, queues: &[RxQueueReport], snap: &Snapshot) -
 fn haf95_us(
     dev: &DeviceFacts,
     queues: &[RxQueueReport],
-    snap: &Snapshot,
+    window: &Window,
     cfg: &ModelConfig,
 ) -> Option<f64> {
-    let ages = snap.rx_queue_ages.as_ref()?;
-    let (netns, ifindex) = (snap.host_netns?, dev.sys.ifindex?);
+    let ages = window.rx_queue_ages.as_ref()?;
+    let (netns, ifindex) = (window.host_netns?, dev.sys.ifindex?);
     let packets: Vec<(u32, u64)> = queues
         .iter()
         .filter_map(|q| Some((q.queue, q.rx_packets?)))

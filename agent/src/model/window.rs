@@ -1,239 +1,288 @@
-//! Two snapshots → one snapshot of the window between them: counters become deltas,
-//! state (tables, affinity, queue depths) is the later snapshot's.
+//! The model's input: counters over an interval. A [`Snapshot`] holds counters as the
+//! kernel reports them (since boot); a [`Window`] holds what they grew by over an
+//! interval, between two snapshots ([`Window::between`]) or from boot to one
+//! ([`Window::since_boot`], the one-shot `snapshot` command). Distinct types, so a
+//! since-boot snapshot cannot be taken for deltas nor deltas subtracted again. State
+//! (tables, affinity, queue depths) is the later snapshot's.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use skewscope_probes::{FlowSample, QueueAge, SocketAge};
+use skewscope_probes::{CpuSoftirqTime, FlowSample, QueueAge, QueueCount, SocketAge};
 
-use crate::snapshot::Snapshot;
+use crate::counters::{
+    counter_delta, counter_delta_u32, delta_columns, delta_histogram, delta_opt, delta_opt_u32,
+};
+use crate::snapshot::{DeviceFacts, ListenerFacts, ProbeCoverage, Snapshot, SourceStatus};
+use crate::sources::{
+    interrupts::Interrupts, proc_stat::ProcStat, softirqs::SoftIrqs, softnet::SoftnetCpu,
+    sysctls::Sysctls,
+};
 
-/// A monotonic counter's growth. A counter that went backwards was reset (driver reload,
-/// device re-created), so its current value is the best count since the reset.
-pub fn counter_delta(prev: u64, cur: u64) -> u64 {
-    cur.checked_sub(prev).unwrap_or(cur)
+/// A [`Snapshot`]'s facts with every counter replaced by its growth over the window;
+/// built only by [`Window::since_boot`] and [`Window::between`].
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// Length in seconds; None: since boot (counts, no rates).
+    secs: Option<f64>,
+    pub interrupts: Option<Interrupts>,
+    pub softirqs: Option<SoftIrqs>,
+    pub proc_stat: Option<ProcStat>,
+    pub softnet: Option<Vec<SoftnetCpu>>,
+    /// NET_RX/NET_TX softirq time per CPU from the eBPF probe, when attached.
+    pub softirq_time: Option<Vec<CpuSoftirqTime>>,
+    pub online_cpus: Option<Vec<u32>>,
+    /// CPU → NUMA node; empty when unknown.
+    pub cpu_nodes: BTreeMap<u32, u32>,
+    pub sysctls: Option<Sysctls>,
+    pub devices: Vec<DeviceFacts>,
+    /// Inode of the agent's own network namespace (the one sysfs devices belong to).
+    pub host_netns: Option<u64>,
+    pub listeners: Option<ListenerFacts>,
+    /// Packets per (netns, ifindex, RX queue) at netif_receive_skb (eBPF).
+    pub rx_queue_counts: Option<Vec<QueueCount>>,
+    /// Ingress-age histograms per RX queue (eBPF).
+    pub rx_queue_ages: Option<Vec<QueueAge>>,
+    /// How long the per-packet probes were attached: during the window (their counts
+    /// are already scaled up to the whole window), or since they loaded.
+    pub probe_coverage: Option<ProbeCoverage>,
+    /// How each source fared in the later snapshot's cycle.
+    pub sources: Vec<SourceStatus>,
 }
 
-/// softnet_stat counters are `unsigned int` printed as %08x (net/core/net-procfs.c) and
-/// wrap at 2^32; modular subtraction gives the growth across one wrap.
-pub fn counter_delta_u32(prev: u32, cur: u32) -> u32 {
-    cur.wrapping_sub(prev)
-}
-
-/// Per-CPU counter columns, matched by CPU number (columns move when CPUs go on/offline).
-fn delta_columns(prev_cpus: &[u32], prev: &[u64], cur_cpus: &[u32], cur: &mut [u64]) {
-    for (i, value) in cur.iter_mut().enumerate() {
-        let Some(cpu) = cur_cpus.get(i) else { continue };
-        // Same column order is the common case; fall back to a search.
-        let j = if prev_cpus.get(i) == Some(cpu) {
-            Some(i)
-        } else {
-            prev_cpus.iter().position(|c| c == cpu)
-        };
-        if let Some(p) = j.and_then(|j| prev.get(j)) {
-            *value = counter_delta(*p, *value);
-        }
-    }
-}
-
-pub fn window(prev: &Snapshot, cur: &Snapshot) -> Snapshot {
-    let mut w = cur.clone();
-
-    if let (Some(p), Some(c)) = (&prev.interrupts, &mut w.interrupts) {
-        for (i, line) in c.lines.iter_mut().enumerate() {
-            let before = match p.lines.get(i) {
-                Some(l) if l.irq == line.irq => Some(l),
-                _ => p.lines.iter().find(|l| l.irq == line.irq),
-            };
-            if let Some(before) = before {
-                delta_columns(&p.cpus, &before.counts, &c.cpus, &mut line.counts);
-            }
-        }
+impl Window {
+    /// The counters of one snapshot as they stand: a window from boot (and, for the
+    /// probes' counts, from their load), with no length to make rates of.
+    pub fn since_boot(snap: Snapshot) -> Self {
+        Self::of(snap, None)
     }
 
-    if let (Some(p), Some(c)) = (&prev.softirqs, &mut w.softirqs) {
-        for row in c.rows.iter_mut() {
-            if let Some(before) = p.rows.iter().find(|r| r.name == row.name) {
-                delta_columns(&p.cpus, &before.counts, &c.cpus, &mut row.counts);
-            }
-        }
-    }
-
-    if let (Some(p), Some(c)) = (&prev.proc_stat, &mut w.proc_stat) {
-        for cpu in c.cpus.iter_mut() {
-            if let Some(before) = p.cpus.iter().find(|b| b.cpu == cpu.cpu) {
-                cpu.softirq = counter_delta(before.softirq, cpu.softirq);
-            }
-        }
-    }
-
-    if let (Some(p), Some(c)) = (&prev.softnet, &mut w.softnet) {
-        for cpu in c.iter_mut() {
-            if let Some(b) = p.iter().find(|b| b.cpu == cpu.cpu) {
-                cpu.processed = counter_delta_u32(b.processed, cpu.processed);
-                cpu.dropped = counter_delta_u32(b.dropped, cpu.dropped);
-                cpu.time_squeeze = counter_delta_u32(b.time_squeeze, cpu.time_squeeze);
-                cpu.received_rps = delta_opt_u32(b.received_rps, cpu.received_rps);
-                cpu.flow_limit_count = delta_opt_u32(b.flow_limit_count, cpu.flow_limit_count);
-            }
-        }
-    }
-
-    if let (Some(p), Some(c)) = (&prev.softirq_time, &mut w.softirq_time) {
-        for cpu in c.iter_mut() {
-            if let Some(b) = p.iter().find(|b| b.cpu == cpu.cpu) {
-                cpu.net_rx_count = counter_delta(b.net_rx_count, cpu.net_rx_count);
-                cpu.net_rx_ns = counter_delta(b.net_rx_ns, cpu.net_rx_ns);
-                cpu.net_tx_count = counter_delta(b.net_tx_count, cpu.net_tx_count);
-                cpu.net_tx_ns = counter_delta(b.net_tx_ns, cpu.net_tx_ns);
-            }
-        }
-    }
-
-    if let (Some(p), Some(c)) = (&prev.listeners, &mut w.listeners) {
-        if let (Some(pe), Some(ce)) = (&p.events, &mut c.events) {
-            let before: HashMap<(u64, u64), u64> =
-                pe.iter().map(|e| ((e.netns, e.inode), e.events)).collect();
-            for e in ce.iter_mut() {
-                if let Some(b) = before.get(&(e.netns, e.inode)) {
-                    e.events = counter_delta(*b, e.events);
-                }
-            }
-        }
-        if let (Some(pf), Some(cf)) = (&p.flows, &mut c.flows) {
-            let key = |f: &FlowSample| (f.netns, f.protocol, f.saddr, f.sport, f.daddr, f.dport);
-            let before: HashMap<_, (u64, u64)> =
-                pf.iter().map(|f| (key(f), (f.packets, f.bytes))).collect();
-            for f in cf.iter_mut() {
-                if let Some((packets, bytes)) = before.get(&key(f)) {
-                    f.packets = counter_delta(*packets, f.packets);
-                    f.bytes = counter_delta(*bytes, f.bytes);
-                }
-            }
-        }
-        if let (Some(pa), Some(ca)) = (&p.socket_ages, &mut c.socket_ages) {
-            let before: HashMap<u64, &SocketAge> = pa.iter().map(|a| (a.inode, a)).collect();
-            for a in ca.iter_mut() {
-                if let Some(b) = before.get(&a.inode) {
-                    delta_histogram(&b.buckets, &mut a.buckets);
-                    a.same_cpu = counter_delta(b.same_cpu, a.same_cpu);
-                    a.other_cpu = counter_delta(b.other_cpu, a.other_cpu);
-                }
-            }
-        }
-    }
-
-    if let (Some(p), Some(c)) = (&prev.rx_queue_counts, &mut w.rx_queue_counts) {
-        let before: HashMap<_, (u64, u64)> = p
-            .iter()
-            .map(|q| ((q.netns, q.ifindex, q.queue), (q.packets, q.bytes)))
-            .collect();
-        for q in c.iter_mut() {
-            if let Some((packets, bytes)) = before.get(&(q.netns, q.ifindex, q.queue)) {
-                q.packets = counter_delta(*packets, q.packets);
-                q.bytes = counter_delta(*bytes, q.bytes);
-            }
-        }
-    }
-    if let (Some(p), Some(c)) = (&prev.rx_queue_ages, &mut w.rx_queue_ages) {
-        let before: HashMap<_, &QueueAge> = p
-            .iter()
-            .map(|q| ((q.netns, q.ifindex, q.queue), q))
-            .collect();
-        for q in c.iter_mut() {
-            if let Some(b) = before.get(&(q.netns, q.ifindex, q.queue)) {
-                delta_histogram(&b.buckets, &mut q.buckets);
-                q.same_cpu = counter_delta(b.same_cpu, q.same_cpu);
-                q.other_cpu = counter_delta(b.other_cpu, q.other_cpu);
-            }
-        }
-    }
-
-    for dev in w.devices.iter_mut() {
-        let Some(before) = prev.devices.iter().find(|d| d.sys.name == dev.sys.name) else {
-            continue;
-        };
-        for q in dev.queue_counters.iter_mut() {
-            if let Some(b) = before
-                .queue_counters
-                .iter()
-                .find(|b| b.queue == q.queue && b.source == q.source)
-            {
-                q.rx_packets = delta_opt(b.rx_packets, q.rx_packets);
-                q.rx_bytes = delta_opt(b.rx_bytes, q.rx_bytes);
-            }
-        }
-    }
-    if let (Some(p), Some(c)) = (&prev.probe_coverage, &mut w.probe_coverage) {
-        c.attached = c.attached.saturating_sub(p.attached);
+    /// The window between two snapshots of the same collector: counters become deltas.
+    pub fn between(prev: &Snapshot, cur: &Snapshot) -> Self {
         let elapsed = cur.taken_at.saturating_duration_since(prev.taken_at);
-        let share = c.attached.as_secs_f64() / elapsed.as_secs_f64();
-        scale_probe_counts(&mut w, share);
-    }
-    w
-}
-
-/// Estimates the per-packet probes' counts for the whole window from the `share` of it
-/// they were attached (probe_budget). Histograms and locality stay as counted: they are
-/// distributions, which sampling in time leaves unbiased. A window with nothing attached
-/// keeps its zeros (its share tells).
-fn scale_probe_counts(w: &mut Snapshot, share: f64) {
-    if !(share > 0.0 && share < 0.999) {
-        return;
-    }
-    let scale = |v: &mut u64| *v = (*v as f64 / share).round() as u64;
-    for cpu in w.softirq_time.iter_mut().flatten() {
-        scale(&mut cpu.net_rx_count);
-        scale(&mut cpu.net_rx_ns);
-        scale(&mut cpu.net_tx_count);
-        scale(&mut cpu.net_tx_ns);
-    }
-    if let Some(l) = &mut w.listeners {
-        for e in l.events.iter_mut().flatten() {
-            scale(&mut e.events);
+        let mut w = Self::of(cur.clone(), Some(elapsed.as_secs_f64()));
+        w.subtract(prev);
+        if let (Some(p), Some(c)) = (&prev.probe_coverage, &mut w.probe_coverage) {
+            c.attached = c.attached.saturating_sub(p.attached);
+            let share = c.attached.as_secs_f64() / elapsed.as_secs_f64();
+            w.scale_probe_counts(share);
         }
-        for f in l.flows.iter_mut().flatten() {
-            scale(&mut f.packets);
-            scale(&mut f.bytes);
+        w
+    }
+
+    /// Length in seconds; None for a window since boot.
+    pub fn secs(&self) -> Option<f64> {
+        self.secs
+    }
+
+    fn of(snap: Snapshot, secs: Option<f64>) -> Self {
+        // No `..`: a new snapshot field must be placed here (kept, or left out on purpose).
+        let Snapshot {
+            taken_at: _,
+            interrupts,
+            softirqs,
+            proc_stat,
+            softnet,
+            softirq_time,
+            online_cpus,
+            cpu_nodes,
+            sysctls,
+            devices,
+            host_netns,
+            listeners,
+            rx_queue_counts,
+            rx_queue_ages,
+            probe_coverage,
+            sources,
+        } = snap;
+        Self {
+            secs,
+            interrupts,
+            softirqs,
+            proc_stat,
+            softnet,
+            softirq_time,
+            online_cpus,
+            cpu_nodes,
+            sysctls,
+            devices,
+            host_netns,
+            listeners,
+            rx_queue_counts,
+            rx_queue_ages,
+            probe_coverage,
+            sources,
         }
     }
-    for q in w.rx_queue_counts.iter_mut().flatten() {
-        scale(&mut q.packets);
-        scale(&mut q.bytes);
-    }
-    for q in w
-        .devices
-        .iter_mut()
-        .flat_map(|d| d.queue_counters.iter_mut())
-    {
-        if q.source == crate::snapshot::EBPF_QUEUE_SOURCE {
-            q.rx_packets.iter_mut().for_each(scale);
-            q.rx_bytes.iter_mut().for_each(scale);
+
+    /// Every counter minus its value in `prev`, matched by CPU, IRQ, socket, flow or
+    /// queue; what `prev` lacks counts whole.
+    fn subtract(&mut self, prev: &Snapshot) {
+        if let (Some(p), Some(c)) = (&prev.interrupts, &mut self.interrupts) {
+            for (i, line) in c.lines.iter_mut().enumerate() {
+                let before = match p.lines.get(i) {
+                    Some(l) if l.irq == line.irq => Some(l),
+                    _ => p.lines.iter().find(|l| l.irq == line.irq),
+                };
+                if let Some(before) = before {
+                    delta_columns(&p.cpus, &before.counts, &c.cpus, &mut line.counts);
+                }
+            }
+        }
+
+        if let (Some(p), Some(c)) = (&prev.softirqs, &mut self.softirqs) {
+            for row in c.rows.iter_mut() {
+                if let Some(before) = p.rows.iter().find(|r| r.name == row.name) {
+                    delta_columns(&p.cpus, &before.counts, &c.cpus, &mut row.counts);
+                }
+            }
+        }
+
+        if let (Some(p), Some(c)) = (&prev.proc_stat, &mut self.proc_stat) {
+            for cpu in c.cpus.iter_mut() {
+                if let Some(before) = p.cpus.iter().find(|b| b.cpu == cpu.cpu) {
+                    cpu.softirq = counter_delta(before.softirq, cpu.softirq);
+                }
+            }
+        }
+
+        if let (Some(p), Some(c)) = (&prev.softnet, &mut self.softnet) {
+            for cpu in c.iter_mut() {
+                if let Some(b) = p.iter().find(|b| b.cpu == cpu.cpu) {
+                    cpu.processed = counter_delta_u32(b.processed, cpu.processed);
+                    cpu.dropped = counter_delta_u32(b.dropped, cpu.dropped);
+                    cpu.time_squeeze = counter_delta_u32(b.time_squeeze, cpu.time_squeeze);
+                    cpu.received_rps = delta_opt_u32(b.received_rps, cpu.received_rps);
+                    cpu.flow_limit_count = delta_opt_u32(b.flow_limit_count, cpu.flow_limit_count);
+                }
+            }
+        }
+
+        if let (Some(p), Some(c)) = (&prev.softirq_time, &mut self.softirq_time) {
+            for cpu in c.iter_mut() {
+                if let Some(b) = p.iter().find(|b| b.cpu == cpu.cpu) {
+                    cpu.net_rx_count = counter_delta(b.net_rx_count, cpu.net_rx_count);
+                    cpu.net_rx_ns = counter_delta(b.net_rx_ns, cpu.net_rx_ns);
+                    cpu.net_tx_count = counter_delta(b.net_tx_count, cpu.net_tx_count);
+                    cpu.net_tx_ns = counter_delta(b.net_tx_ns, cpu.net_tx_ns);
+                }
+            }
+        }
+
+        if let (Some(p), Some(c)) = (&prev.listeners, &mut self.listeners) {
+            if let (Some(pe), Some(ce)) = (&p.events, &mut c.events) {
+                let before: HashMap<(u64, u64), u64> =
+                    pe.iter().map(|e| ((e.netns, e.inode), e.events)).collect();
+                for e in ce.iter_mut() {
+                    if let Some(b) = before.get(&(e.netns, e.inode)) {
+                        e.events = counter_delta(*b, e.events);
+                    }
+                }
+            }
+            if let (Some(pf), Some(cf)) = (&p.flows, &mut c.flows) {
+                let key =
+                    |f: &FlowSample| (f.netns, f.protocol, f.saddr, f.sport, f.daddr, f.dport);
+                let before: HashMap<_, (u64, u64)> =
+                    pf.iter().map(|f| (key(f), (f.packets, f.bytes))).collect();
+                for f in cf.iter_mut() {
+                    if let Some((packets, bytes)) = before.get(&key(f)) {
+                        f.packets = counter_delta(*packets, f.packets);
+                        f.bytes = counter_delta(*bytes, f.bytes);
+                    }
+                }
+            }
+            if let (Some(pa), Some(ca)) = (&p.socket_ages, &mut c.socket_ages) {
+                let before: HashMap<u64, &SocketAge> = pa.iter().map(|a| (a.inode, a)).collect();
+                for a in ca.iter_mut() {
+                    if let Some(b) = before.get(&a.inode) {
+                        delta_histogram(&b.buckets, &mut a.buckets);
+                        a.same_cpu = counter_delta(b.same_cpu, a.same_cpu);
+                        a.other_cpu = counter_delta(b.other_cpu, a.other_cpu);
+                    }
+                }
+            }
+        }
+
+        if let (Some(p), Some(c)) = (&prev.rx_queue_counts, &mut self.rx_queue_counts) {
+            let before: HashMap<_, (u64, u64)> = p
+                .iter()
+                .map(|q| ((q.netns, q.ifindex, q.queue), (q.packets, q.bytes)))
+                .collect();
+            for q in c.iter_mut() {
+                if let Some((packets, bytes)) = before.get(&(q.netns, q.ifindex, q.queue)) {
+                    q.packets = counter_delta(*packets, q.packets);
+                    q.bytes = counter_delta(*bytes, q.bytes);
+                }
+            }
+        }
+        if let (Some(p), Some(c)) = (&prev.rx_queue_ages, &mut self.rx_queue_ages) {
+            let before: HashMap<_, &QueueAge> = p
+                .iter()
+                .map(|q| ((q.netns, q.ifindex, q.queue), q))
+                .collect();
+            for q in c.iter_mut() {
+                if let Some(b) = before.get(&(q.netns, q.ifindex, q.queue)) {
+                    delta_histogram(&b.buckets, &mut q.buckets);
+                    q.same_cpu = counter_delta(b.same_cpu, q.same_cpu);
+                    q.other_cpu = counter_delta(b.other_cpu, q.other_cpu);
+                }
+            }
+        }
+
+        for dev in self.devices.iter_mut() {
+            let Some(before) = prev.devices.iter().find(|d| d.sys.name == dev.sys.name) else {
+                continue;
+            };
+            for q in dev.queue_counters.iter_mut() {
+                if let Some(b) = before
+                    .queue_counters
+                    .iter()
+                    .find(|b| b.queue == q.queue && b.source == q.source)
+                {
+                    q.rx_packets = delta_opt(b.rx_packets, q.rx_packets);
+                    q.rx_bytes = delta_opt(b.rx_bytes, q.rx_bytes);
+                }
+            }
         }
     }
-}
 
-/// Bucket-wise growth of a histogram. A histogram is reset as a whole (its map entry was
-/// evicted and re-created) when any bucket went backwards: then it counts since the reset.
-fn delta_histogram(prev: &[u64], cur: &mut [u64]) {
-    if cur.iter().zip(prev).any(|(c, p)| c < p) {
-        return;
-    }
-    for (c, p) in cur.iter_mut().zip(prev) {
-        *c -= p;
-    }
-}
-
-fn delta_opt(prev: Option<u64>, cur: Option<u64>) -> Option<u64> {
-    match (prev, cur) {
-        (Some(p), Some(c)) => Some(counter_delta(p, c)),
-        (_, c) => c,
-    }
-}
-
-fn delta_opt_u32(prev: Option<u32>, cur: Option<u32>) -> Option<u32> {
-    match (prev, cur) {
-        (Some(p), Some(c)) => Some(counter_delta_u32(p, c)),
-        (_, c) => c,
+    /// Estimates the per-packet probes' counts for the whole window from the `share` of it
+    /// they were attached (probe_budget). Histograms and locality stay as counted: they are
+    /// distributions, which sampling in time leaves unbiased. A window with nothing attached
+    /// keeps its zeros (its share tells).
+    fn scale_probe_counts(&mut self, share: f64) {
+        if !(share > 0.0 && share < 0.999) {
+            return;
+        }
+        let scale = |v: &mut u64| *v = (*v as f64 / share).round() as u64;
+        for cpu in self.softirq_time.iter_mut().flatten() {
+            scale(&mut cpu.net_rx_count);
+            scale(&mut cpu.net_rx_ns);
+            scale(&mut cpu.net_tx_count);
+            scale(&mut cpu.net_tx_ns);
+        }
+        if let Some(l) = &mut self.listeners {
+            for e in l.events.iter_mut().flatten() {
+                scale(&mut e.events);
+            }
+            for f in l.flows.iter_mut().flatten() {
+                scale(&mut f.packets);
+                scale(&mut f.bytes);
+            }
+        }
+        for q in self.rx_queue_counts.iter_mut().flatten() {
+            scale(&mut q.packets);
+            scale(&mut q.bytes);
+        }
+        for q in self
+            .devices
+            .iter_mut()
+            .flat_map(|d| d.queue_counters.iter_mut())
+        {
+            if q.source == crate::snapshot::EBPF_QUEUE_SOURCE {
+                q.rx_packets.iter_mut().for_each(scale);
+                q.rx_bytes.iter_mut().for_each(scale);
+            }
+        }
     }
 }
 
@@ -241,23 +290,7 @@ fn delta_opt_u32(prev: Option<u32>, cur: Option<u32>) -> Option<u32> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn deltas() {
-        assert_eq!(counter_delta(10, 15), 5);
-        assert_eq!(counter_delta(10, 3), 3, "reset");
-        assert_eq!(counter_delta_u32(0xffff_fff0, 0x10), 0x20, "wrap");
-        let mut cur = vec![10, 20, 30];
-        delta_columns(&[0, 1, 3], &[1, 2, 3], &[0, 2, 3], &mut cur);
-        assert_eq!(
-            cur,
-            vec![9, 20, 27],
-            "CPU 2 is new: kept whole; CPU 3 moved column"
-        );
-    }
-
     fn snapshot(taken_at: std::time::Instant, attached_ms: u64, events: u64) -> Snapshot {
-        use crate::probe_budget::ProbeCoverage;
-        use crate::snapshot::ListenerFacts;
         Snapshot {
             taken_at,
             interrupts: None,
@@ -298,18 +331,27 @@ mod tests {
     fn probe_counts_scale_by_the_attached_share() {
         let t0 = std::time::Instant::now();
         let t1 = t0 + std::time::Duration::from_secs(2);
-        let events =
-            |w: &Snapshot| w.listeners.as_ref().unwrap().events.as_ref().unwrap()[0].events;
+        let events = |w: &Window| w.listeners.as_ref().unwrap().events.as_ref().unwrap()[0].events;
         // Attached 500 ms of 2 s: 100 counted events estimate 400.
-        let w = window(&snapshot(t0, 1000, 50), &snapshot(t1, 1500, 150));
+        let w = Window::between(&snapshot(t0, 1000, 50), &snapshot(t1, 1500, 150));
         assert_eq!(w.probe_coverage.unwrap().attached.as_millis(), 500);
         assert_eq!(events(&w), 400);
         // Attached all the window: exact, untouched.
-        let w = window(&snapshot(t0, 1000, 50), &snapshot(t1, 3000, 150));
+        let w = Window::between(&snapshot(t0, 1000, 50), &snapshot(t1, 3000, 150));
         assert_eq!(events(&w), 100);
+        assert_eq!(w.secs(), Some(2.0));
         // Never attached: nothing to scale, the zero share says so.
-        let w = window(&snapshot(t0, 1000, 50), &snapshot(t1, 1000, 50));
+        let w = Window::between(&snapshot(t0, 1000, 50), &snapshot(t1, 1000, 50));
         assert_eq!(events(&w), 0);
         assert!(w.probe_coverage.unwrap().attached.is_zero());
+    }
+
+    #[test]
+    fn since_boot_keeps_the_counters_and_has_no_length() {
+        let w = Window::since_boot(snapshot(std::time::Instant::now(), 1000, 150));
+        assert_eq!(w.secs(), None);
+        let events = w.listeners.as_ref().unwrap().events.as_ref().unwrap()[0].events;
+        assert_eq!(events, 150, "counted since the probes loaded, not scaled");
+        assert_eq!(w.probe_coverage.unwrap().attached.as_millis(), 1000);
     }
 }

@@ -14,9 +14,9 @@
 //! packets the netif_receive_skb hook sees) and keeps the probes attached while
 //! `rate × packet cost` fits the budget on every CPU. Above it they are attached for the
 //! first `duty × period` of each period only, with `duty = budget / (rate × cost)`.
-//! Counts are then scaled by the time the probes were attached ([`ProbeCoverage`],
-//! applied in model::window): events, flows and queue counts become estimates, exact
-//! again as soon as the rate falls back. Rates are judged over the last second, so a
+//! Counts are then scaled by the time the probes were attached ([`ProbeCoverage`] in the
+//! snapshot, applied by the model's window): events, flows and queue counts become
+//! estimates, exact again as soon as the rate falls back. Rates are judged over the last second, so a
 //! short burst does not start sampling.
 
 use std::collections::VecDeque;
@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use skewscope_probes::Hooks;
 
-use crate::model::window::counter_delta_u32;
+use crate::counters::counter_delta_u32;
+use crate::snapshot::ProbeCoverage;
 use crate::sources::{softnet, HostRoot};
 
 /// How the per-packet probes are attached.
@@ -85,15 +86,6 @@ pub fn duty_for(sampling: ProbeSampling, max_cpu_pps: f64) -> f64 {
             }
         }
     }
-}
-
-/// How long the probes were attached, as of one reading.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ProbeCoverage {
-    /// Total time attached since the probes were loaded (in a window: during it).
-    pub attached: Duration,
-    /// The duty cycle in force (1: attached all the time).
-    pub duty: f64,
 }
 
 #[derive(Debug)]

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::probe_budget::{DutyCycler, ProbeSampling};
 use crate::error::SourceError;
-use crate::probe_budget::{DutyCycler, ProbeSampling};
 use crate::snapshot::{
     DeviceFacts, ListenerFacts, QueueCounters, Snapshot, SourceOutcome, SourceStatus,
 };
