@@ -5,7 +5,7 @@
 //! group received per second. Each round runs three arms in turn: without the agent;
 //! with the agent as it runs by default (`Collector::new` plus one `collect()`, every
 //! default probe loaded and the group's port watched, under the default probe budget of
-//! 1.5% of a CPU, agent/src/probe_budget.rs); and with the probes attached all the time
+//! 1.5% of a CPU, agent/src/collect/probe_budget.rs); and with the probes attached all the time
 //! (`--probe-budget off`, exact counts at any rate). The medians and their ratios to the
 //! run without are printed side by side (target: default ratio >= 0.97), with the share
 //! of the run the budget kept the probes attached. Every run floods for WARMUP first,

@@ -108,7 +108,7 @@ pub struct FileConfig {
 }
 
 /// `[probes]`: by default the per-packet probes may take 1.5% of each CPU
-/// (agent/src/probe_budget.rs); above that they are duty-cycled.
+/// (agent/src/collect/probe_budget.rs); above that they are duty-cycled.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbesFile {
