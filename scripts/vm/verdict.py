@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Verdicts of one guest run: the agent's numbers against the guest's ground truth.
+
+usage: verdict.py TAG OUT_DIR  -> one line per check: `vm TAG CHECK: PASS|FAIL detail`;
+exit 1 if any check fails. Ground truth: the lab's per-socket counts (what each socket
+received or accepted), the frames the host sent, `ethtool -x` / `ethtool -S` and
+/proc/interrupts read in the same guest.
+"""
+import json
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import send_frames  # noqa: E402
+
+
+def read(out, name):
+    try:
+        with open(os.path.join(out, "sections", name)) as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+
+
+def lab_counts(text, proto):
+    """{inode: count} from `lab PROTO counts c0 c1 c2 c3 inodes i0 i1 i2 i3`."""
+    m = re.search(rf"^lab {proto} counts ([\d ]+) inodes ([\d ]+)$", text or "", re.M)
+    if not m:
+        return None
+    counts, inodes = m.group(1).split(), m.group(2).split()
+    return {int(i): int(c) for i, c in zip(inodes, counts)}
+
+
+def ethtool_table(text):
+    """(indirection list, hfunc or None, key hex or None) from `ethtool -x`."""
+    table, hfunc, key, in_key = [], None, None, False
+    for line in (text or "").splitlines():
+        m = re.match(r"^\s*(\d+):((?:\s+\d+)+)\s*$", line)
+        if m and not in_key:
+            table.extend(int(v) for v in m.group(2).split())
+        elif line.startswith("RSS hash key:"):
+            in_key = True
+        elif in_key and re.match(r"^[0-9a-f]{2}(:[0-9a-f]{2})+$", line.strip()):
+            key = line.strip().replace(":", "")
+            in_key = False
+        elif line.startswith("RSS hash function:"):
+            in_key = False
+        else:
+            m = re.match(r"^\s+(\w+): on$", line)
+            if m:
+                hfunc = m.group(1)
+    return table, hfunc, key
+
+
+def ethtool_queue_packets(text):
+    return {int(q): int(n) for q, n in re.findall(r"rx_queue_(\d+)_packets: (\d+)", text or "")}
+
+
+def irq_queue_map(interrupts, dev):
+    """{irq: rx queue} from /proc/interrupts names (igb: DEV-rx-N or DEV-TxRx-N)."""
+    out = {}
+    for line in (interrupts or "").splitlines():
+        m = re.match(rf"^\s*(\d+):.*\s{dev}-(?:rx|TxRx)-(\d+)\s*$", line)
+        if m:
+            out[int(m.group(1))] = int(m.group(2))
+    return out
+
+
+class Checks:
+    def __init__(self, tag):
+        self.tag, self.failed = tag, 0
+
+    def line(self, name, ok, detail):
+        verdict = "PASS" if ok else "FAIL"
+        self.failed += 0 if ok else 1
+        print(f"vm {self.tag} {name}: {verdict} {detail}")
+
+    def note(self, name, detail):
+        # A verifier log is many lines: keep its first line and the verifier's reason.
+        lines = [l for l in str(detail).splitlines() if l and not l.startswith(("verification time", "stack depth", "processed "))]
+        detail = " | ".join(lines)
+        print(f"vm {self.tag} {name}: INFO {detail}")
+
+
+def main():
+    tag, out = sys.argv[1], sys.argv[2]
+    c = Checks(tag)
+    snap_text = read(out, "snapshot")
+    try:
+        snap = json.loads(snap_text) if snap_text else None
+    except ValueError:
+        snap = None
+    c.line("agent_snapshot", snap is not None, "report parsed" if snap else "no snapshot JSON from the guest")
+    if snap is None:
+        return 1
+    lab = read(out, "lab")
+
+    # Ground truth of the frames themselves: every crafted datagram reached a socket.
+    sent = sum(n for _, _, n in send_frames.FLOWS)
+    udp = lab_counts(lab, "udp") or {}
+    c.line("frames_delivered", sum(udp.values()) == sent, f"lab received {sum(udp.values())} of {sent} sent")
+
+    doctor = json.loads(read(out, "doctor") or "{}")
+    for check in doctor.get("checks", []):
+        if "/" in check["name"] and check["name"].split("/")[0] in ("raw_tp", "fentry", "kprobe", "tp_btf", "fexit"):
+            c.note("hook " + check["name"], ("attaches" if check["available"] else "refused: ") + ("" if check["available"] else check["detail"]))
+    for src in snap.get("sources", []):
+        if src["name"].startswith("ebpf_"):
+            c.note("source " + src["name"], src["status"] + ("" if src["ok"] else f" ({src['error']})"))
+    log = read(out, "snapshot_log") or ""
+
+    groups = {g["protocol"]: g for g in snap.get("reuseport_groups", []) if g["port"] in (7000, 7100)}
+    for proto in ("udp", "tcp"):
+        truth = lab_counts(lab, proto)
+        group = groups.get(proto)
+        if truth is None or group is None:
+            c.line(f"listener_events_{proto}", False, f"missing: lab={truth is not None} group={group is not None}")
+            continue
+        events = [next((l.get("events") for l in group["listeners"] if l["inode"] == ino), "absent") for ino in truth]
+        c.line(f"listener_events_{proto}", events == list(truth.values()), f"events {json.dumps(events)} truth {json.dumps(list(truth.values()))}")
+        measured = any(e for e in events if isinstance(e, int))
+        skewed = max(truth.values()) > 0
+        # A group whose events are not measured must not read GREEN (issue 11).
+        if not measured and skewed:
+            c.line(f"no_green_from_missing_{proto}", group.get("regime") != "GREEN", f"regime {group.get('regime')} with events unmeasured")
+        else:
+            c.note(f"regime_{proto}", f"{group.get('regime')} lsi {group['indices'].get('lsi')}")
+
+    dev = next((d for d in snap.get("devices", []) if d["name"] == "eth0"), None)
+    if dev is None:
+        c.line("rss_table", False, "eth0 not in the report")
+        return 1
+    table, hfunc, key = ethtool_table(read(out, "ethtool_x"))
+    rss = dev.get("rss") or {}
+    same = rss.get("indirection") == table and rss.get("hfunc") == hfunc and rss.get("key_hex") == key
+    c.line("rss_table", same and bool(table),
+           f"agent {len(rss.get('indirection') or [])} entries hfunc {rss.get('hfunc')} key {rss.get('key_hex')} via {rss.get('source')}; "
+           f"ethtool -x {len(table)} entries hfunc {hfunc} key {key}")
+
+    before = ethtool_queue_packets(read(out, "ethtool_S_before"))
+    after = ethtool_queue_packets(read(out, "ethtool_S_after"))
+    delta = {q: after[q] - before.get(q, 0) for q in after}
+    agent_q = {q["queue"]: q.get("rx_packets") for q in dev.get("rx_queues", [])}
+    sources = sorted({q.get("source") for q in dev.get("rx_queues", [])}, key=str)
+    c.line("queue_packets", agent_q == delta and sum(delta.values()) >= sent,
+           f"agent {json.dumps([agent_q.get(q) for q in sorted(delta)])} via {sources} ethtool -S delta {json.dumps([delta[q] for q in sorted(delta)])}")
+
+    irq_map = irq_queue_map(open_file(out, "proc/interrupts"), "eth0")
+    agent_map = {irq: q["queue"] for q in dev.get("rx_queues", []) for irq in q.get("irqs", [])}
+    c.line("irq_queue_map", agent_map == irq_map and bool(irq_map),
+           f"agent {json.dumps(sorted(agent_map.items()))} /proc/interrupts {json.dumps(sorted(irq_map.items()))}")
+    return 1 if c.failed else 0
+
+
+def open_file(out, rel):
+    try:
+        with open(os.path.join(out, "files", rel)) as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
