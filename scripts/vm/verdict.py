@@ -110,6 +110,16 @@ def main():
             c.note("source " + src["name"], src["status"] + ("" if src["ok"] else f" ({src['error']})"))
     log = read(out, "snapshot_log") or ""
 
+    # Which hook and object the probes chose on this kernel (the probes log their fallbacks).
+    listener_src = next((x for x in snap.get("sources", []) if x["name"] == "ebpf_listener_events"), {})
+    if "per-listener events from fentry/sock_def_readable" in log:
+        c.note("hook listener_events", "fentry/sock_def_readable (fallback: no sock:sk_data_ready)")
+    elif listener_src.get("ok"):
+        c.note("hook listener_events", "tp_btf/sk_data_ready")
+    else:
+        c.note("hook listener_events", "none: " + str(listener_src.get("error")))
+    c.note("object rx", "rx_compat.bpf.o (no BPF_XCHG/CMPXCHG)" if "loading rx_compat" in log else "rx.bpf.o")
+
     groups = {g["protocol"]: g for g in snap.get("reuseport_groups", []) if g["port"] in (7000, 7100)}
     for proto in ("udp", "tcp"):
         truth = lab_counts(lab, proto)
@@ -126,6 +136,13 @@ def main():
             c.line(f"no_green_from_missing_{proto}", group.get("regime") != "GREEN", f"regime {group.get('regime')} with events unmeasured")
         else:
             c.note(f"regime_{proto}", f"{group.get('regime')} lsi {group['indices'].get('lsi')}")
+
+    # The rx probe's flow table against the frames the host sent (counted at
+    # netif_receive_skb, so before any socket drop).
+    flows = {f"{f['saddr']}:{f['sport']}": f for f in (groups.get("udp") or {}).get("top_flows", [])}
+    sent_flows = {f"{src}:{sport}": n for src, sport, n in send_frames.FLOWS}
+    got = [flows[k]["packets"] if k in flows else None for k in sent_flows]
+    c.line("rx_flows_udp", got == list(sent_flows.values()), f"agent {json.dumps(got)} sent {json.dumps(list(sent_flows.values()))}")
 
     dev = next((d for d in snap.get("devices", []) if d["name"] == "eth0"), None)
     if dev is None:
@@ -145,6 +162,13 @@ def main():
     sources = sorted({q.get("source") for q in dev.get("rx_queues", [])}, key=str)
     c.line("queue_packets", agent_q == delta and sum(delta.values()) >= sent,
            f"agent {json.dumps([agent_q.get(q) for q in sorted(delta)])} via {sources} ethtool -S delta {json.dumps([delta[q] for q in sorted(delta)])}")
+
+    per_queue = {}
+    for f in flows.values():
+        per_queue[f["rx_queue"]] = per_queue.get(f["rx_queue"], 0) + f["packets"]
+    flow_q = [per_queue.get(q, 0) for q in sorted(delta)]
+    c.line("flow_queues", flow_q == [delta[q] for q in sorted(delta)],
+           f"flows summed per rx_queue {json.dumps(flow_q)} ethtool -S delta {json.dumps([delta[q] for q in sorted(delta)])}")
 
     irq_map = irq_queue_map(open_file(out, "proc/interrupts"), "eth0")
     agent_map = {irq: q["queue"] for q in dev.get("rx_queues", []) for irq in q.get("irqs", [])}
