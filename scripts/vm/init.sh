@@ -55,24 +55,35 @@ section tcp_connect reuseport_lab connect "$ADDR" "$TCP_PORT" "$TCP_CONNS"
 wait $AGENT
 say "agent exit $?"
 ethtool -S eth0 >/tmp/ethtool_S.after
+# One-shot, probes off: the groups exist but no events are measured.
+skewscope snapshot --json >/tmp/snap_oneshot.json 2>/dev/null
 kill -TERM $LAB; wait $LAB
 section lab cat /tmp/lab.out
 section snapshot cat /tmp/snap.json
 section snapshot_log cat /tmp/snap.err
+section snapshot_oneshot cat /tmp/snap_oneshot.json
 section ethtool_S_before cat /tmp/ethtool_S.before
 section ethtool_S_after cat /tmp/ethtool_S.after
 section ethtool_x ethtool -x eth0
 
-# The files the agent reads, for agent/testdata/vm-TAG (paths as the agent opens them).
+# The files the agent reads, for agent/testdata/vm-TAG: a fixture root with sysfs's own
+# layout (class/net/eth0 and device/driver are symlinks into /sys/devices).
+link() { echo "@@LINK $1 $(readlink "$1")"; }
+NETDEV=$(readlink -f /sys/class/net/eth0)
+PCIDEV=$(readlink -f /sys/class/net/eth0/device)
 echo "@@BEGIN files"
+link /sys/class/net/eth0
+link "$NETDEV/device"
+link "$PCIDEV/driver"
 for f in /proc/interrupts /proc/softirqs /proc/net/softnet_stat /proc/stat \
     /proc/sys/net/core/netdev_budget /proc/sys/net/core/netdev_budget_usecs \
     /proc/sys/net/core/netdev_max_backlog /proc/sys/net/core/rps_sock_flow_entries \
-    /sys/class/net/eth0/device/numa_node /sys/class/net/eth0/queues/*/rps_cpus \
-    /sys/class/net/eth0/queues/*/xps_cpus /sys/class/net/eth0/device/msi_irqs/*; do
+    /proc/sys/net/ipv4/tcp_migrate_req /sys/devices/system/cpu/online \
+    "$NETDEV/operstate" "$NETDEV/ifindex" "$NETDEV"/queues/*/rps_cpus "$NETDEV"/queues/*/xps_cpus \
+    "$PCIDEV/numa_node" "$PCIDEV"/msi_irqs/*; do
     [ -f "$f" ] && dump_file "$f"
 done
-for d in /sys/class/net/eth0/device/msi_irqs/*; do
+for d in "$PCIDEV"/msi_irqs/*; do
     irq=${d##*/}
     for f in smp_affinity smp_affinity_list effective_affinity effective_affinity_list; do
         [ -f "/proc/irq/$irq/$f" ] && dump_file "/proc/irq/$irq/$f"

@@ -56,7 +56,7 @@ def main():
     killer = threading.Timer(GUEST_SECONDS, proc.kill)
     killer.start()
     started = time.monotonic()
-    section, lines, files, current_file = None, [], {}, None
+    section, lines, files, links, current_file = None, [], {}, {}, None
     senders = []
     for raw in proc.stdout:
         line = raw.decode(errors="replace").rstrip("\r\n").replace("\r", "")
@@ -71,6 +71,9 @@ def main():
         elif section == "files" and line.startswith("@@FILE "):
             current_file = line.split(" ", 1)[1]
             files[current_file] = []
+        elif section == "files" and line.startswith("@@LINK "):
+            _, path, target = line.split(" ", 2)
+            links[path] = target
         elif section == "files" and line == "@@EOF":
             current_file = None
         elif section == "files" and current_file:
@@ -92,6 +95,10 @@ def main():
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         with open(dest, "w") as fh:
             fh.write("\n".join(content) + "\n")
+    for path, target in links.items():
+        dest = os.path.join(out, "files", path.lstrip("/"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        os.symlink(target, dest)
     print("guest %s: qemu exit %s after %.0fs" % (tag, proc.returncode, time.monotonic() - started), file=sys.stderr)
     return 0 if proc.returncode == 0 else 1
 

@@ -144,6 +144,15 @@ def main():
     got = [flows[k]["packets"] if k in flows else None for k in sent_flows]
     c.line("rx_flows_udp", got == list(sent_flows.values()), f"agent {json.dumps(got)} sent {json.dumps(list(sent_flows.values()))}")
 
+    # A one-shot snapshot runs no probes: its groups have no events and must not read GREEN.
+    try:
+        oneshot = json.loads(read(out, "snapshot_oneshot") or "null")
+    except ValueError:
+        oneshot = None
+    regimes = sorted({g["regime"] for g in (oneshot or {}).get("reuseport_groups", []) if g["port"] in (7000, 7100)})
+    c.line("no_green_without_events", bool(regimes) and "GREEN" not in regimes,
+           f"one-shot snapshot (no probes) group regimes {regimes}")
+
     dev = next((d for d in snap.get("devices", []) if d["name"] == "eth0"), None)
     if dev is None:
         c.line("rss_table", False, "eth0 not in the report")
