@@ -91,5 +91,36 @@ for d in "$PCIDEV"/msi_irqs/*; do
 done
 echo "@@END files"
 
+# Drill of the RSS playbook ("synthetic hash-skew"): the test, not the agent, reweights the
+# indirection table; the same crafted flows are sent again under the new table.
+reuseport_lab serve "$ADDR" "$UDP_PORT" "$TCP_PORT" >/tmp/lab2.out 2>&1 &
+LAB=$!
+for _ in $(seq 50); do grep -q "lab ready" /tmp/lab2.out && break; sleep 0.2; done
+section drill_ethtool_X ethtool -X eth0 weight 6 2 0 0
+section drill_ethtool_x ethtool -x eth0
+skewscope --log-level info snapshot --json --duration 8 >/tmp/drill.json 2>/tmp/drill.err &
+AGENT=$!
+for _ in $(seq 300); do grep -q "window open" /tmp/drill.err && break; sleep 0.2; done
+ethtool -S eth0 >/tmp/drill_S.before
+say "GO udp"
+wait $AGENT
+ethtool -S eth0 >/tmp/drill_S.after
+kill -TERM $LAB; wait $LAB
+section drill_snapshot cat /tmp/drill.json
+section drill_snapshot_log cat /tmp/drill.err
+section drill_ethtool_S_before cat /tmp/drill_S.before
+section drill_ethtool_S_after cat /tmp/drill_S.after
+
+# Drill: move one igb RX vector's affinity while the agent runs (the test writes it).
+IRQ=$(sed -nE 's/^ *([0-9]+):.* eth0-rx-0$/\1/p' /proc/interrupts)
+skewscope run --output json --interval 1 --count 6 >/tmp/affinity.json 2>/dev/null &
+AGENT=$!
+for _ in $(seq 300); do [ "$(wc -l </tmp/affinity.json)" -ge 2 ] && break; sleep 0.1; done
+BEFORE=$(wc -l </tmp/affinity.json)
+echo 2 >"/proc/irq/$IRQ/smp_affinity"
+section affinity_moved echo "irq $IRQ cycles_before $BEFORE affinity $(cat /proc/irq/$IRQ/smp_affinity_list) effective $(cat /proc/irq/$IRQ/effective_affinity_list)"
+wait $AGENT
+section affinity_run cat /tmp/affinity.json
+
 say "done"
 poweroff -f

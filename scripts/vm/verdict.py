@@ -183,7 +183,63 @@ def main():
     agent_map = {irq: q["queue"] for q in dev.get("rx_queues", []) for irq in q.get("irqs", [])}
     c.line("irq_queue_map", agent_map == irq_map and bool(irq_map),
            f"agent {json.dumps(sorted(agent_map.items()))} /proc/interrupts {json.dumps(sorted(irq_map.items()))}")
+    drill(c, out)
+    affinity_drill(c, out)
     return 1 if c.failed else 0
+
+
+def drill(c, out):
+    """`ethtool -X eth0 weight 6 2 0 0` in the guest, then the same flows again."""
+    try:
+        snap = json.loads(read(out, "drill_snapshot") or "null")
+    except ValueError:
+        snap = None
+    dev = next((d for d in (snap or {}).get("devices", []) if d["name"] == "eth0"), None)
+    if dev is None:
+        c.line("drill_weight_table", False, "no drill snapshot with eth0")
+        return
+    table, _, _ = ethtool_table(read(out, "drill_ethtool_x"))
+    shares = [q.get("table_share") for q in dev["rx_queues"]]
+    want = [table.count(q) / len(table) for q in range(len(shares))] if table else None
+    table_qpi = dev["indices"].get("table_qpi")
+    c.line("drill_weight_table", (dev.get("rss") or {}).get("indirection") == table and shares == want == [0.75, 0.25, 0.0, 0.0]
+           and table_qpi is not None and abs(table_qpi - 2.0) < 1e-9,
+           f"agent shares {shares} table_qpi {table_qpi}; ethtool -x shares {want} (want [0.75, 0.25, 0, 0], table QPI 2)")
+    before = ethtool_queue_packets(read(out, "drill_ethtool_S_before"))
+    after = ethtool_queue_packets(read(out, "drill_ethtool_S_after"))
+    delta = [after[q] - before.get(q, 0) for q in sorted(after)]
+    agent_q = [q.get("rx_packets") for q in dev["rx_queues"]]
+    sent = sum(n for _, _, n in send_frames.FLOWS)
+    c.line("drill_queue_packets", agent_q == delta and sum(delta) == sent and delta[2:] == [0, 0],
+           f"agent {agent_q} ethtool -S delta {delta} (queues 2, 3 weight 0) qpi {dev['indices'].get('qpi')}")
+    group = next((g for g in snap.get("reuseport_groups", []) if g["protocol"] == "udp" and g["port"] == 7000), {})
+    flow_queues = sorted({f["rx_queue"] for f in group.get("top_flows", [])})
+    c.line("drill_flows_follow", bool(flow_queues) and set(flow_queues) <= {0, 1},
+           f"the crafted flows now arrive on queues {flow_queues}")
+
+
+def affinity_drill(c, out):
+    """`echo 2 > /proc/irq/N/smp_affinity` (eth0-rx-0) between two cycles of `skewscope run`."""
+    m = re.search(r"irq (\d+) cycles_before (\d+) affinity (\S+) effective (\S+)", read(out, "affinity_moved") or "")
+    cycles = []
+    for line in (read(out, "affinity_run") or "").splitlines():
+        try:
+            report = json.loads(line)
+        except ValueError:
+            continue
+        dev = next((d for d in report.get("devices", []) if d["name"] == "eth0"), {})
+        q0 = next((q for q in dev.get("rx_queues", []) if q["queue"] == 0), {})
+        cycles.append((q0.get("affinity"), q0.get("effective_affinity")))
+    if not m or len(cycles) <= int(m.group(2)):
+        c.line("drill_affinity_move", False, f"no cycle after the move: {m and m.group(0)} cycles {cycles}")
+        return
+    before, after = cycles[int(m.group(2)) - 1], cycles[int(m.group(2))]
+    # x86 moves an MSI vector at its next interrupt (irq_move_irq), so the effective
+    # affinity may still show the old CPU; it must be what the kernel showed then or CPU 1.
+    effective_then = [int(x) for x in m.group(4).split(",") if x.isdigit()]
+    c.line("drill_affinity_move", before[0] == [0, 1, 2, 3] and after[0] == [1] and after[1] in ([1], effective_then),
+           f"queue 0 (irq {m.group(1)}) affinity/effective: cycle before {before}, first cycle after {after}; "
+           f"kernel right after the write {m.group(3)}/{m.group(4)}")
 
 
 def open_file(out, rel):
