@@ -15,7 +15,7 @@ for tag in "$@"; do
     [ -d "$VM_DIR/.cache/kernels/$tag" ] || { echo "vm $tag boot: FAIL no such kernel (5.10, 6.1, 6.12)"; status=1; continue; }
     out="$VM_DIR/.cache/out/$tag"
     rm -rf "$out"
-    "$VM_DIR/build_initramfs.sh" "$tag" "$REPO/target/release/skewscope" >/dev/null
+    "$VM_DIR/build_initramfs.sh" "$tag" "${CARGO_TARGET_DIR:-$REPO/target}/release/skewscope" >/dev/null
     if ! python3 "$VM_DIR/run.py" "$tag" "$out"; then
         echo "vm $tag boot: FAIL guest did not power off cleanly (see $out/console.log)"
         status=1
