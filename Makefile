@@ -3,7 +3,7 @@ CARGO ?= cargo
 BIN := target/release/skewscope
 ARGS ?=
 
-.PHONY: deps build run test test-unit golden bench lab fmt lint doctor clean
+.PHONY: deps build run test test-unit golden bench lab fmt lint doctor clean vm-e2e
 
 deps:
 	@scripts/deps.sh
@@ -27,6 +27,12 @@ test: deps
 # start it, then `make run` in another terminal.
 lab: deps
 	scripts/lab.sh
+
+# Stock Debian 5.10, 6.1 and 6.12 guests under QEMU (TCG) with an igb NIC: the agent's
+# per-listener events, RSS table and per-queue counts against ground truth in each guest.
+# Installs its own needs (scripts/vm/deps.sh); about a minute per kernel.
+vm-e2e:
+	scripts/vm/run.sh 5.10 6.1 6.12
 
 # Re-write the golden files of the end-to-end tests from the current binary.
 golden: deps

@@ -21,6 +21,16 @@
  *   went from empty to non-empty. tests/listener_events_live.rs checks the
  *   per-datagram behaviour on the running kernel.
  *
+ * Before 6.3 the tracepoint does not exist; the fallback program is an
+ * fentry (BPF trampoline, Linux 5.5, commit fec56f5890d9 "bpf: Introduce BPF
+ * trampoline") on sock_def_readable(), the function the tracepoint sits in
+ * and the ->sk_data_ready() that sock_init_data() gives TCP listeners and
+ * UDP sockets: the same calls with the same BTF-typed socket, so the same
+ * handler. It misses sockets whose sk_data_ready was replaced (sockmap,
+ * kTLS), which the tracepoint in the other implementations would see.
+ * The loader picks the program by what the kernel accepts (ListenerHook in
+ * src/listener_events.rs).
+ *
  * It fires once per UDP datagram on the receiving softirq's CPU, so the
  * per-event work is kept to loads, three inlined ARRAY lookups (filter and
  * the per-CPU slot cache, see listener_events.h) and bpf_jiffies64(). The socket's index in its group
@@ -213,6 +223,13 @@ static __always_inline int handle_data_ready(const struct sock *sk)
 
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(sk_data_ready, const struct sock *sk)
+{
+	return handle_data_ready(sk);
+}
+
+/* The same events before 6.3 (see the header comment). */
+SEC("fentry/sock_def_readable")
+int BPF_PROG(sk_data_ready_fentry, struct sock *sk)
 {
 	return handle_data_ready(sk);
 }

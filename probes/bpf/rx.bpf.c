@@ -66,6 +66,37 @@
 #include "skewscope_parse.h"
 #include "rx.h"
 
+/*
+ * Exchange and compare-and-exchange. BPF_XCHG/BPF_CMPXCHG (and the fetch
+ * forms of the atomic adds) need Linux 5.12 (commit 5ffa25502b5a "bpf: Add
+ * instructions for atomic_[cmp]xchg"); older verifiers refuse them with
+ * "BPF_STX uses reserved fields". rx_compat.bpf.c builds this file with
+ * RX_NO_XCHG for those kernels: plain volatile loads and stores in program
+ * order. They order the same on x86 (TSO); two CPUs racing for one slot can
+ * then both take an ingress stamp (one age counted twice) or both claim a
+ * reader slot (the loser's next read is not aged), which costs accuracy of
+ * the sampled ages only, never the per-queue or flow counts (plain atomic
+ * adds, BPF_XADD, accepted since 4.x).
+ */
+#ifdef RX_NO_XCHG
+#define rx_xchg(ptr, value)                                                       \
+	({                                                                        \
+		__typeof__(*(ptr)) __old = *(volatile __typeof__(*(ptr)) *)(ptr); \
+		*(volatile __typeof__(*(ptr)) *)(ptr) = (value);                  \
+		__old;                                                            \
+	})
+#define rx_cmpxchg(ptr, expected, value)                                          \
+	({                                                                        \
+		__typeof__(*(ptr)) __old = *(volatile __typeof__(*(ptr)) *)(ptr); \
+		if (__old == (expected))                                          \
+			*(volatile __typeof__(*(ptr)) *)(ptr) = (value);          \
+		__old;                                                            \
+	})
+#else
+#define rx_xchg(ptr, value) __sync_lock_test_and_set(ptr, value)
+#define rx_cmpxchg(ptr, expected, value) __sync_val_compare_and_swap(ptr, expected, value)
+#endif
+
 /* include/linux/socket.h */
 #define MSG_PEEK 0x2
 #define MSG_ERRQUEUE 0x2000
@@ -407,7 +438,7 @@ static __always_inline int handle_receive(struct sk_buff *skb)
 	stamp->netns = queue_key.netns;
 	stamp->dport = flow_key.dport;
 	stamp->protocol = flow_key.protocol;
-	__sync_lock_test_and_set(&stamp->skb, skb_addr);
+	rx_xchg(&stamp->skb, skb_addr);
 	return 0;
 }
 
@@ -465,7 +496,7 @@ static __always_inline void record_read(const struct sock *sk, __u64 skb_addr, _
 	if (!slot || slot->skb != skb_addr)
 		return;
 	stamp = *slot;
-	if (__sync_val_compare_and_swap(&slot->skb, skb_addr, 0) != skb_addr)
+	if (rx_cmpxchg(&slot->skb, skb_addr, 0) != skb_addr)
 		return;
 	now = bpf_ktime_get_ns();
 	if (stamp.protocol != protocol || stamp.dport != sk->__sk_common.skc_num ||
@@ -541,7 +572,7 @@ static __always_inline struct rx_udp_reader *reader_of(const struct sock *sk)
 	if (slot) {
 		owner = slot->sk;
 		if (!owner) {
-			owner = __sync_val_compare_and_swap(&slot->sk, 0, sk_addr);
+			owner = rx_cmpxchg(&slot->sk, 0, sk_addr);
 			if (!owner)
 				owner = sk_addr;
 		}
@@ -574,7 +605,7 @@ static __always_inline int handle_recv_length(const struct sock *sk, int ret, in
 		 * sk_data_ready find the old, non-zero head and leave. The
 		 * exchange (a full barrier) publishes the 0 first, then the
 		 * queue is looked at again. */
-		__sync_lock_test_and_set(&reader->next_skb, 0);
+		rx_xchg(&reader->next_skb, 0);
 		fresh.next_skb = udp_queue_head(sk);
 		if (fresh.next_skb)
 			reader->next_skb = fresh.next_skb;

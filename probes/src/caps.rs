@@ -271,6 +271,65 @@ pub fn check_sk_reuseport_load() -> Capability {
     }
 }
 
+/// Whether the verifier accepts the atomic exchange instructions (BPF_XCHG,
+/// BPF_CMPXCHG and the BPF_FETCH forms: Linux 5.12, commit 5ffa25502b5a "bpf:
+/// Add instructions for atomic_[cmp]xchg"). Loads a five-instruction socket
+/// filter that exchanges a stack slot: EINVAL ("BPF_STX uses reserved
+/// fields" / "BPF_XADD uses reserved fields") means refused. Err when the
+/// load fails for another reason (no CAP_BPF, seccomp, ...), which says
+/// nothing about the instruction set.
+pub fn atomic_exchange_supported() -> Result<bool, String> {
+    // struct bpf_insn: code, dst_reg:4 | src_reg:4 << 4, off, imm
+    // (include/uapi/linux/bpf.h).
+    fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+        let mut bytes = [0u8; 8];
+        bytes[0] = code;
+        bytes[1] = dst | (src << 4);
+        bytes[2..4].copy_from_slice(&off.to_le_bytes());
+        bytes[4..8].copy_from_slice(&imm.to_le_bytes());
+        u64::from_le_bytes(bytes)
+    }
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_PROG_TYPE_SOCKET_FILTER: u64 = 1;
+    // BPF_ALU64|BPF_MOV|BPF_K, BPF_STX|BPF_MEM|BPF_DW, BPF_STX|BPF_ATOMIC|BPF_DW,
+    // BPF_JMP|BPF_EXIT; imm BPF_XCHG = 0xe0 | BPF_FETCH.
+    let insns = [
+        insn(0xb7, 1, 0, 0, 0),
+        insn(0x7b, 10, 1, -8, 0),
+        insn(0xdb, 10, 1, -8, 0xe1),
+        insn(0xb7, 0, 0, 0, 0),
+        insn(0x95, 0, 0, 0, 0),
+    ];
+    let license = b"GPL\0";
+    // union bpf_attr, BPF_PROG_LOAD: prog_type u32, insn_cnt u32, insns u64,
+    // license u64, then fields left zero (the kernel requires zeroes past
+    // what it knows).
+    let mut attr = [0u64; 16];
+    attr[0] = BPF_PROG_TYPE_SOCKET_FILTER | ((insns.len() as u64) << 32);
+    attr[1] = insns.as_ptr() as u64;
+    attr[2] = license.as_ptr() as u64;
+    // SAFETY: bpf(2) reads `attr` (its size given) and the instructions and
+    // license it points to, which outlive the call; it returns an fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr) as libc::c_uint,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: the fd was just returned by the kernel and is owned here.
+        unsafe { libc::close(fd as libc::c_int) };
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EINVAL) => Ok(false),
+        _ => Err(format!("BPF_PROG_LOAD of the exchange check: {err}")),
+    }
+}
+
 fn open_caps() -> Result<Ebpf, ProbeError> {
     loader::open_object(PROBE, OBJECT)
 }

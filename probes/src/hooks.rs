@@ -24,6 +24,10 @@ pub(crate) enum Target {
     Raw(CString),
     /// A tp_btf program: the tracepoint was fixed at load; the name is for messages.
     Btf(String),
+    /// An fentry program: the kernel function was fixed at load (the name is for
+    /// messages). BPF_RAW_TRACEPOINT_OPEN without a name attaches it through
+    /// its trampoline (bpf_tracing_prog_attach(), Linux 5.5).
+    Fentry(String),
 }
 
 /// One loaded program and, while attached, its link.
@@ -40,6 +44,7 @@ impl Hook {
         match &self.target {
             Target::Raw(name) => format!("raw_tp/{}", name.to_string_lossy()),
             Target::Btf(name) => format!("tp_btf/{name}"),
+            Target::Fentry(name) => format!("fentry/{name}"),
         }
     }
 

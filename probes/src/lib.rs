@@ -55,7 +55,7 @@ pub use caps::{
 pub use drops::{DropCount, DropsProbe, ResetCount, MAX_WATCHED_DROPS};
 pub use error::ProbeError;
 pub use hooks::Hooks;
-pub use listener_events::{ListenerEvents, ListenerEventsProbe, MAX_WATCHED_PORTS};
+pub use listener_events::{ListenerEvents, ListenerEventsProbe, ListenerHook, MAX_WATCHED_PORTS};
 pub use loader::ProgramStats;
 pub use napi::{NapiProbe, NapiStats};
 pub use rx::{

@@ -7,6 +7,10 @@
 //! records the socket's reuseport group id, its index in the group and the
 //! group size. Sockets are keyed by inode so callers can join with
 //! sock_diag's `idiag_inode`.
+//!
+//! Before 6.3 (no sock:sk_data_ready, commit 40e0b0908142) the same handler
+//! runs from fentry on sock_def_readable(), chosen when the tracepoint does
+//! not load; [`ListenerEventsProbe::hook`] says which one runs.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +30,8 @@ const PORTS_MAP: &str = "watched_ports";
 const CONFIG_MAP: &str = "listener_config";
 const PROGRAM: &str = "sk_data_ready";
 const TRACEPOINT: &str = "sk_data_ready";
+const FENTRY_PROGRAM: &str = "sk_data_ready_fentry";
+const FENTRY_FUNCTION: &str = "sock_def_readable";
 /// `listener_value.index` when the socket was not found in the group
 /// (LISTENER_NO_INDEX in bpf/listener_events.h).
 const NO_INDEX: u32 = u32::MAX;
@@ -115,6 +121,26 @@ pub struct ListenerEvents {
     pub family: u16,
 }
 
+/// Where the per-listener events come from on this kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerHook {
+    /// tp_btf on sock:sk_data_ready (Linux 6.3+).
+    Tracepoint,
+    /// fentry on sock_def_readable(), the sk_data_ready of TCP listeners and
+    /// UDP sockets, where the tracepoint is missing (BTF trampolines, 5.5+).
+    FentrySockDefReadable,
+}
+
+impl ListenerHook {
+    /// "tp_btf/sk_data_ready" or "fentry/sock_def_readable".
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tracepoint => "tp_btf/sk_data_ready",
+            Self::FentrySockDefReadable => "fentry/sock_def_readable",
+        }
+    }
+}
+
 /// The loaded and attached probe. Dropping it detaches the link and frees
 /// the program and maps (nothing is pinned).
 pub struct ListenerEventsProbe {
@@ -126,19 +152,50 @@ pub struct ListenerEventsProbe {
     config: Array<MapData, ListenerConfig>,
     /// The link, until handed out by `take_hooks`.
     hooks: Option<Hooks>,
+    hook: ListenerHook,
     // Owns the program; see SoftirqTimeProbe.
     ebpf: Ebpf,
 }
 
 impl ListenerEventsProbe {
-    /// Loads the program through the verifier and attaches it (tp_btf).
-    /// Fails with a Load error naming sk_data_ready on kernels without that
-    /// tracepoint (before 6.3: no btf_trace_sk_data_ready type).
+    /// Loads the program through the verifier and attaches it: tp_btf on
+    /// sock:sk_data_ready where the kernel has it, else fentry on
+    /// sock_def_readable(). Fails, with both reasons, when neither loads and
+    /// attaches (before 6.3 without fentry: no BTF, no trampolines, or a
+    /// kernel that refuses them).
     pub fn load() -> Result<Self, ProbeError> {
         let btf = loader::kernel_btf(PROBE)?;
         let mut ebpf = loader::open_object_with(PROBE, OBJECT, &btf, &[], &[])?;
-        let hooks =
-            loader::attach_btf_tracepoints(&mut ebpf, &btf, PROBE, &[(PROGRAM, TRACEPOINT)])?;
+        let (hooks, hook) = match loader::attach_btf_tracepoints(
+            &mut ebpf,
+            &btf,
+            PROBE,
+            &[(PROGRAM, TRACEPOINT)],
+        ) {
+            Ok(hooks) => (hooks, ListenerHook::Tracepoint),
+            Err(tracepoint_err) => {
+                let hooks = loader::attach_fentries(
+                    &mut ebpf,
+                    &btf,
+                    PROBE,
+                    &[(FENTRY_PROGRAM, FENTRY_FUNCTION)],
+                )
+                .map_err(|fentry_err| ProbeError::Load {
+                    probe: PROBE,
+                    program: FENTRY_PROGRAM,
+                    errno: fentry_err.errno(),
+                    detail: format!(
+                        "no hook for sk_data_ready: tracepoint: {tracepoint_err}; \
+                             fallback fentry/{FENTRY_FUNCTION}: {fentry_err}"
+                    ),
+                })?;
+                log::info!(
+                    "probe {PROBE}: per-listener events from fentry/{FENTRY_FUNCTION} \
+                         (sock:sk_data_ready unavailable: {tracepoint_err})"
+                );
+                (hooks, ListenerHook::FentrySockDefReadable)
+            }
+        };
         let slots = loader::take_map(&mut ebpf, PROBE, SLOTS_MAP)?;
         let stats = loader::take_map(&mut ebpf, PROBE, STATS_MAP)?;
         let ports = loader::take_map(&mut ebpf, PROBE, PORTS_MAP)?;
@@ -150,8 +207,14 @@ impl ListenerEventsProbe {
             port_words: vec![0; WATCH_WORDS as usize],
             config,
             hooks: Some(hooks),
+            hook,
             ebpf,
         })
+    }
+
+    /// The hook the events come from on this kernel.
+    pub fn hook(&self) -> ListenerHook {
+        self.hook
     }
 
     /// Restricts counting to sockets bound to these local ports; an empty

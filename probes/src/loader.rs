@@ -18,9 +18,13 @@
 //!   arguments are typed and fields are read with plain, fault-guarded
 //!   loads. A field read costs ~1 ns instead of ~15 ns for the helper call
 //!   (bpf_prog_info run time, 6.18 VM); the per-packet probes use it.
+//!
+//! fentry programs (BPF_PROG_TYPE_TRACING too) attach the same way, with no
+//! name: the kernel function was fixed at load. Probes use them where a
+//! tracepoint is missing from older kernels.
 
 use aya::maps::{Map, MapError};
-use aya::programs::{BtfTracePoint, RawTracePoint};
+use aya::programs::{BtfTracePoint, FEntry, RawTracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use std::ffi::CString;
 
@@ -94,6 +98,33 @@ pub(crate) fn attach_btf_tracepoints(
     let mut hooks = Hooks::new(probe);
     for (program, tracepoint) in programs {
         hooks.push(btf_tracepoint_hook(ebpf, btf, probe, program, tracepoint)?);
+    }
+    hooks.attach()?;
+    Ok(hooks)
+}
+
+/// Loads fentry programs, each against its kernel function's BTF, and
+/// attaches them all or none.
+pub(crate) fn attach_fentries(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    probe: &'static str,
+    programs: &[(&'static str, &str)],
+) -> Result<Hooks, ProbeError> {
+    let mut hooks = Hooks::new(probe);
+    for (program, function) in programs {
+        let fentry: &mut FEntry = program_mut(ebpf, probe, program)?
+            .try_into()
+            .map_err(load_error(probe, program))?;
+        fentry
+            .load(function, btf)
+            .map_err(load_error(probe, program))?;
+        hooks.push(hook(
+            probe,
+            program,
+            fentry.fd(),
+            Target::Fentry((*function).to_owned()),
+        )?);
     }
     hooks.attach()?;
     Ok(hooks)

@@ -71,6 +71,10 @@ const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rx.bpf.o"));
+/// rx.bpf.c without the exchange instructions, for kernels before 5.12
+/// (bpf/rx_compat.bpf.c).
+static COMPAT_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rx_compat.bpf.o"));
 
 /// Mirror of `struct rx_queue_key` (bpf/rx.h).
 #[repr(C)]
@@ -323,9 +327,22 @@ impl RxProbe {
             .min(MAX_INGRESS_SLOTS)
             .next_power_of_two();
         let btf = loader::kernel_btf(PROBE)?;
+        // Chosen by what the verifier accepts, not by version: an Err from
+        // the check (e.g. no privilege) keeps the default object, whose load
+        // then reports the real reason.
+        let object = match crate::caps::atomic_exchange_supported() {
+            Ok(false) => {
+                log::info!(
+                    "probe {PROBE}: the verifier refuses BPF_XCHG/BPF_CMPXCHG (before 5.12): \
+                     loading rx_compat (plain stores for the age stamps)"
+                );
+                COMPAT_OBJECT
+            }
+            _ => OBJECT,
+        };
         let mut ebpf = loader::open_object_with(
             PROBE,
-            OBJECT,
+            object,
             &btf,
             &[
                 (SAMPLE_EVERY, config.sample_every),
@@ -599,6 +616,52 @@ fn flow_sample(key: &RxFlowKey, value: &RxFlowValue) -> Option<FlowSample> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `imm` of every BPF_STX|BPF_ATOMIC instruction (W or DW) in the
+    /// executable sections of a little-endian ELF64 BPF object.
+    fn atomic_ops(object: &[u8]) -> Vec<i32> {
+        let u16_at = |o: usize| u16::from_le_bytes([object[o], object[o + 1]]) as usize;
+        let u64_at = |o: usize| u64::from_le_bytes(object[o..o + 8].try_into().unwrap()) as usize;
+        let (shoff, shentsize, shnum) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c));
+        let mut ops = Vec::new();
+        for index in 0..shnum {
+            let header = shoff + index * shentsize;
+            const SHF_EXECINSTR: usize = 0x4;
+            if u64_at(header + 8) & SHF_EXECINSTR == 0 {
+                continue;
+            }
+            let (offset, size) = (u64_at(header + 0x18), u64_at(header + 0x20));
+            for insn in object[offset..offset + size].chunks_exact(8) {
+                // BPF_STX|BPF_ATOMIC|BPF_W = 0xc3, |BPF_DW = 0xdb.
+                if insn[0] == 0xc3 || insn[0] == 0xdb {
+                    ops.push(i32::from_le_bytes(insn[4..8].try_into().unwrap()));
+                }
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn compat_object_has_only_plain_atomic_adds() {
+        if !crate::probes_built() {
+            return;
+        }
+        let default_ops = atomic_ops(OBJECT);
+        let compat_ops = atomic_ops(COMPAT_OBJECT);
+        // imm 0 is BPF_ADD without BPF_FETCH: the XADD every kernel accepts.
+        assert!(
+            default_ops.iter().any(|&imm| imm != 0),
+            "rx.bpf.o uses exchanges (xchg 0xe1, cmpxchg 0xf1): {default_ops:x?}"
+        );
+        assert!(
+            !compat_ops.is_empty(),
+            "rx_compat.bpf.o still counts with atomic adds"
+        );
+        assert!(
+            compat_ops.iter().all(|&imm| imm == 0),
+            "rx_compat.bpf.o must load before 5.12: {compat_ops:x?}"
+        );
+    }
 
     #[test]
     fn bucket_bounds_cover_u64_without_gaps() {

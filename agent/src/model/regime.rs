@@ -53,6 +53,10 @@ pub enum GroupRegime {
     Orange,
     /// SAFE_DEGRADE: tail-budget breach plus a persistent hotspot.
     Red,
+    /// No colour: the group's per-listener events are not measured (no listener_events
+    /// probe on this kernel or in this run), and the regime is never read from missing
+    /// data. Not a level: a state machine never enters it (model/states.rs sets it).
+    Unknown,
 }
 
 impl Regime for GroupRegime {
@@ -64,6 +68,7 @@ impl Regime for GroupRegime {
             Self::Yellow => "YELLOW",
             Self::Orange => "ORANGE",
             Self::Red => "RED",
+            Self::Unknown => "UNKNOWN",
         }
     }
 
@@ -81,6 +86,10 @@ impl Regime for GroupRegime {
             Self::Red => {
                 "safe-degrade: prioritize completion certainty over passive edge, hard-throttle \
                  burst dispatch, open an incident (ingress topology and CPU/IRQ mapping audit)"
+            }
+            Self::Unknown => {
+                "per-listener events are not measured (see the listener_events source): \
+                 no listener regime; `skewscope doctor` says which probe hook this kernel lacks"
             }
         }
     }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use super::estimator::{EstimatorConfig, ListenerEstimator, ListenerObservation};
 use super::hotspot::{self, HotspotConfig, HotspotFeatures};
 use super::regime::{
-    DeviceInputs, DeviceRegimeMachine, GroupInputs, GroupRegimeMachine, Regime, RegimeConfig,
+    DeviceInputs, DeviceRegimeMachine, GroupInputs, GroupRegime, GroupRegimeMachine, Regime,
+    RegimeConfig,
 };
 use super::ModelConfig;
 use crate::report::{Report, TransitionEvent};
@@ -65,28 +66,36 @@ pub fn apply(report: &mut Report, cfg: &ModelConfig, sm: &mut StateMachines) {
         );
         let key = format!("{}/{}/{}:{}", g.netns, g.protocol, g.address, g.port);
         let machine = sm.groups.entry(key.clone()).or_default();
-        let inputs = GroupInputs {
-            lsi: g.indices.lsi,
-            hcr_1: g.indices.hcr_1,
-            lqd_entries,
-            lqd_bytes,
-            bci: g.indices.bci,
-            dlg_us: g.indices.dlg_us,
-            dlg_target_us: target,
-            p_hot: g.p_hot,
-        };
-        if let Some(t) = machine.update(cycle, cycle_secs, &inputs, &states.regime) {
-            log::info!("reuseport group {key}: {t}");
-            transitions.push(TransitionEvent {
-                scope: "reuseport_group",
-                key,
-                from: t.from.name(),
-                to: t.to.name(),
-                reason: t.reason.clone(),
-            });
+        // listener::group_reports sets LSI exactly when the probe's events were read:
+        // without them the group gets no colour rather than a GREEN from zeroes (issue 11:
+        // 6.1 guests read GREEN while one socket took 2060 of 4520 datagrams). The machine
+        // is left as it was and resumes when events return.
+        if g.indices.lsi.is_none() {
+            g.regime = GroupRegime::Unknown;
+        } else {
+            let inputs = GroupInputs {
+                lsi: g.indices.lsi,
+                hcr_1: g.indices.hcr_1,
+                lqd_entries,
+                lqd_bytes,
+                bci: g.indices.bci,
+                dlg_us: g.indices.dlg_us,
+                dlg_target_us: target,
+                p_hot: g.p_hot,
+            };
+            if let Some(t) = machine.update(cycle, cycle_secs, &inputs, &states.regime) {
+                log::info!("reuseport group {key}: {t}");
+                transitions.push(TransitionEvent {
+                    scope: "reuseport_group",
+                    key,
+                    from: t.from.name(),
+                    to: t.to.name(),
+                    reason: t.reason.clone(),
+                });
+            }
+            g.regime = machine.state();
         }
-        g.regime = machine.state();
-        g.advice = machine.state().advice();
+        g.advice = g.regime.advice();
         g.regime_transitions = machine.transitions_total();
 
         for l in g.listeners.iter_mut() {
@@ -140,4 +149,83 @@ pub fn apply(report: &mut Report, cfg: &ModelConfig, sm: &mut StateMachines) {
         .collect();
     sm.listeners.retain(|inode, _| live.contains(inode));
     report.transitions = transitions;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{GroupIndices, HostIndices, HostReport, ReuseportGroupReport};
+
+    fn group(port: u16, lsi: Option<f64>) -> ReuseportGroupReport {
+        ReuseportGroupReport {
+            netns: 1,
+            protocol: "udp",
+            address: "10.11.0.2".into(),
+            port,
+            reuseport_id: None,
+            listeners: Vec::new(),
+            top_flows: Vec::new(),
+            indices: GroupIndices {
+                lsi,
+                ..Default::default()
+            },
+            regime: GroupRegime::default(),
+            advice: "",
+            p_hot: None,
+            regime_transitions: 0,
+            membership_changes: 0,
+        }
+    }
+
+    fn report(groups: Vec<ReuseportGroupReport>) -> Report {
+        Report {
+            schema: crate::report::SNAPSHOT_SCHEMA,
+            window_secs: Some(8.0),
+            cpus: Vec::new(),
+            devices: Vec::new(),
+            reuseport_groups: groups,
+            host: HostReport {
+                indices: HostIndices::default(),
+                sysctls: None,
+            },
+            transitions: Vec::new(),
+            sources: Vec::new(),
+            shadow: Vec::new(),
+            probe_sampling: None,
+        }
+    }
+
+    /// The 6.1 guest of issue 11: events unmeasured must not read GREEN, while a group
+    /// with events keeps its machine's colour (balanced: GREEN; hot: ORANGE).
+    #[test]
+    fn a_group_without_measured_events_has_no_colour() {
+        let cfg = ModelConfig::default();
+        let mut sm = StateMachines::default();
+        let mut r = report(vec![
+            group(7000, None),
+            group(7001, Some(0.0)),
+            group(7002, Some(0.95)),
+        ]);
+        apply(&mut r, &cfg, &mut sm);
+        let regimes: Vec<&str> = r.reuseport_groups.iter().map(|g| g.regime.name()).collect();
+        assert_eq!(regimes, ["UNKNOWN", "GREEN", "ORANGE"]);
+        assert_eq!(r.reuseport_groups[0].advice, GroupRegime::Unknown.advice());
+        let json = serde_json::to_value(&r.reuseport_groups[0]).unwrap();
+        assert_eq!(json["regime"], "UNKNOWN");
+        assert_eq!(
+            r.transitions.len(),
+            1,
+            "only the hot group moved: {:?}",
+            r.transitions
+        );
+
+        // Events lost after the group went hot: UNKNOWN, not a stale ORANGE; back when
+        // they return.
+        let mut r = report(vec![group(7002, None)]);
+        apply(&mut r, &cfg, &mut sm);
+        assert_eq!(r.reuseport_groups[0].regime, GroupRegime::Unknown);
+        let mut r = report(vec![group(7002, Some(0.95))]);
+        apply(&mut r, &cfg, &mut sm);
+        assert_eq!(r.reuseport_groups[0].regime, GroupRegime::Orange);
+    }
 }
