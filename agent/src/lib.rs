@@ -5,6 +5,7 @@
 //! one [`cycle`], the `model` (pure) turns snapshots into a [`report::Report`], and
 //! `sinks` only read reports.
 
+pub mod baseline;
 pub mod cli;
 pub mod config;
 pub mod cycle;
