@@ -135,9 +135,12 @@ pub struct ToleranceArgs {
     /// Absolute floor for LSI.
     #[arg(long, value_name = "X", default_value_t = Tolerances::default().lsi)]
     pub lsi_floor: f64,
-    /// Absolute floor for LQD (connections or bytes, as the group's queue depth).
-    #[arg(long, value_name = "X", default_value_t = Tolerances::default().lqd)]
+    /// Absolute floor for LQD of TCP groups (accept-queue connections).
+    #[arg(long, value_name = "N", default_value_t = Tolerances::default().lqd_connections)]
     pub lqd_floor: f64,
+    /// Absolute floor for LQD of UDP groups (receive-queue bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = Tolerances::default().lqd_bytes)]
+    pub lqd_floor_bytes: f64,
     /// Absolute floor for DLG, ingress age p95 and HAF95, in µs.
     #[arg(long, value_name = "US", default_value_t = Tolerances::default().age_us)]
     pub age_floor_us: f64,
@@ -160,7 +163,8 @@ impl ToleranceArgs {
         Tolerances {
             relative: self.tolerance,
             lsi: self.lsi_floor,
-            lqd: self.lqd_floor,
+            lqd_connections: self.lqd_floor,
+            lqd_bytes: self.lqd_floor_bytes,
             age_us: self.age_floor_us,
             qpi: self.qpi_floor,
             guardrail_relative: self.guardrail_tolerance,

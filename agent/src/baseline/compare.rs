@@ -20,7 +20,11 @@ pub const COMPARE_SCHEMA: &str = "skewscope.baseline-compare/v1";
 pub struct Tolerances {
     pub relative: f64,
     pub lsi: f64,
-    pub lqd: f64,
+    /// LQD of TCP groups: accept-queue connections.
+    pub lqd_connections: f64,
+    /// LQD of UDP groups: receive-queue bytes (sk_rmem_alloc counts truesize, ~768 bytes
+    /// and more per small datagram).
+    pub lqd_bytes: f64,
     pub age_us: f64,
     pub qpi: f64,
     pub guardrail_relative: f64,
@@ -33,7 +37,8 @@ impl Default for Tolerances {
         Self {
             relative: 0.10,
             lsi: 0.05,
-            lqd: 8.0,
+            lqd_connections: 8.0,
+            lqd_bytes: 65536.0,
             age_us: 50.0,
             qpi: 0.05,
             guardrail_relative: 0.10,
@@ -49,7 +54,8 @@ impl Tolerances {
         let all = [
             ("--tolerance", self.relative),
             ("--lsi-floor", self.lsi),
-            ("--lqd-floor", self.lqd),
+            ("--lqd-floor", self.lqd_connections),
+            ("--lqd-floor-bytes", self.lqd_bytes),
             ("--age-floor-us", self.age_us),
             ("--qpi-floor", self.qpi),
             ("--guardrail-tolerance", self.guardrail_relative),
@@ -471,6 +477,11 @@ impl Judge<'_> {
     }
 }
 
+/// Rows measured on neither side say nothing: left out.
+fn measured(r: &Row) -> bool {
+    r.before.is_some() || r.after.is_some()
+}
+
 fn info_row(metric: &str, q: Option<Quantile>, before: Option<&Dist>, after: Option<&Dist>) -> Row {
     let q_ = q.unwrap_or(Quantile::P50);
     let b = before.map(|d| d.get(q_));
@@ -498,6 +509,9 @@ pub fn num(x: f64) -> String {
     if !x.is_finite() {
         return format!("{x}");
     }
+    if x == 0.0 {
+        return "0".into(); // not "-0"
+    }
     let a = x.abs();
     if a >= 1000.0 || (x == x.trunc() && a < 1e15) {
         format!("{x:.0}")
@@ -506,9 +520,11 @@ pub fn num(x: f64) -> String {
     } else if a >= 1.0 {
         format!("{x:.2}")
     } else {
-        // 0.249 → 3 decimals, 0.0015 → 5: three significant digits below 1.
+        // 0.249 → 3 decimals, 0.0015 → 5: three significant digits below 1, trailing
+        // zeros dropped.
         let decimals = ((-a.log10().floor()) as usize + 2).min(9);
-        format!("{x:.decimals$}")
+        let s = format!("{x:.decimals$}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -594,7 +610,11 @@ pub fn compare(
             "LQD",
             x.lqd.as_ref(),
             y.lqd.as_ref(),
-            tol.lqd,
+            if b.protocol == "tcp" {
+                tol.lqd_connections
+            } else {
+                tol.lqd_bytes
+            },
             judge_groups,
         );
         judge.tails(
@@ -648,6 +668,7 @@ pub fn compare(
             allowed: None,
             status: Status::Info,
         });
+        rows.retain(measured);
         groups.push(PairComparison {
             before: group_label(b),
             after: group_label(a),
@@ -731,6 +752,7 @@ pub fn compare(
         ] {
             rows.push(info_row(name, Some(Quantile::P95), b.as_ref(), a.as_ref()));
         }
+        rows.retain(measured);
         devices.push(PairComparison {
             before: device_label(b),
             after: device_label(a),
@@ -791,6 +813,7 @@ pub fn compare(
         after.host.net_rx_cpu_qpi.as_ref(),
     ));
 
+    host.retain(measured);
     let judged_anything = (judge_groups && !groups.is_empty())
         || (judge_devices && !devices.is_empty())
         || judge_host;
@@ -865,6 +888,10 @@ pub fn render_text(c: &Comparison) -> String {
     list(&mut out, "inconclusive", &c.inconclusive);
     list(&mut out, "notes", &c.notes);
     let table = |out: &mut String, rows: &[Row]| {
+        if rows.is_empty() {
+            let _ = writeln!(out, "  (nothing measured on either side)");
+            return;
+        }
         let _ = writeln!(
             out,
             "  {:<24} {:>5} {:>11} {:>11} {:>9}  pass",

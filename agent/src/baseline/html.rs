@@ -259,17 +259,18 @@ fn regime_strips(title: &str, rows: &[(&str, Vec<Band>)]) -> String {
         .fold(1.0f64, f64::max);
     let n = rows.len().max(1);
     let names: Vec<String> = rows.iter().map(|(n, _)| n.to_string()).collect();
-    svg(WIDTH, 60 + 34 * n as u32, |root| {
+    svg(WIDTH, 80 + 40 * n as u32, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 15))
             .margin(8)
-            .x_label_area_size(28)
+            .x_label_area_size(40)
             .y_label_area_size(58)
             .build_cartesian_2d(0f64..x_max, -0.5f64..(n as f64 - 0.5))?;
+        // The first row on top.
         let fmt_y = |y: &f64| {
             let i = y.round();
-            if (y - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
+            if (y - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
+                names.get(n - 1 - i as usize).cloned().unwrap_or_default()
             } else {
                 String::new()
             }
@@ -279,9 +280,11 @@ fn regime_strips(title: &str, rows: &[(&str, Vec<Band>)]) -> String {
             .disable_mesh()
             .y_labels(n)
             .y_label_formatter(&fmt_y)
+            .label_style(("sans-serif", 13))
+            .x_desc("seconds since the recording started")
             .draw()?;
         for (i, (_, b)) in rows.iter().enumerate() {
-            let y = i as f64;
+            let y = (n - 1 - i) as f64;
             chart
                 .draw_series(b.iter().map(|&(a, e, c)| {
                     Rectangle::new([(a, y - 0.35), (e, y + 0.35)], c.filled())
@@ -580,6 +583,11 @@ fn queue_chart(title: &str, sides: &[(&str, RGBColor, &DeviceBaseline)]) -> Stri
         });
     }
     let table: Vec<Option<f64>> = first.queues.iter().map(|q| q.table_share).collect();
+    if series.iter().all(|s| s.values.iter().all(Option::is_none))
+        && table.iter().all(Option::is_none)
+    {
+        return "<p class=\"note\">no per-queue packet counts or RSS table.</p>".into();
+    }
     if table.iter().any(Option::is_some) {
         series.push(Bars {
             name: "table share",
@@ -786,6 +794,9 @@ fn host_section(b: &Baseline) -> String {
 }
 
 fn rows_table(rows: &[Row]) -> String {
+    if rows.is_empty() {
+        return "<p class=\"note\">nothing measured on either side.</p>".into();
+    }
     let mut out = String::from(
         "<table><tr><th>index</th><th></th><th>before</th><th>after</th><th>change</th>\
          <th>allowed</th><th>pass</th></tr>",

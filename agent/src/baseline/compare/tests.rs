@@ -294,7 +294,9 @@ fn a_group_gone_after_is_inconclusive_and_port_filters_leave_others_out() {
 #[test]
 fn numbers_keep_three_significant_digits() {
     assert_eq!(num(0.249), "0.249");
-    assert_eq!(num(0.0015), "0.00150");
+    assert_eq!(num(0.0015), "0.0015");
+    assert_eq!(num(0.08), "0.08");
+    assert_eq!(num(-0.0), "0");
     assert_eq!(num(12.345), "12.35");
     assert_eq!(num(443.0), "443");
     assert_eq!(num(-563.5), "-563.5");
