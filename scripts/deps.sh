@@ -11,6 +11,8 @@ have_cmd bpftool || need+=(bpftool)
 have_cmd ethtool || need+=(ethtool)
 have_cmd ip || need+=(iproute2)
 have_cmd promtool || need+=(prometheus)
+# The baseline report test opens the HTML pages in a real headless browser.
+have_cmd chromium || have_cmd chromium-browser || need+=(chromium)
 # The OTLP receiver the telemetry tests start (scripts/otlp_receiver.py) runs in its own
 # venv (below); Python and venv support are only needed while that venv is missing.
 venv="$(dirname "$0")/.venv"
