@@ -278,6 +278,10 @@ async fn run_loop(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
+    // Registered once, so a Ctrl-C that arrives while a cycle collects is not lost (a
+    // fresh ctrl_c() per select only sees signals after it is first polled).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
     let mut previous: Option<Snapshot> = None;
     // Live shadow replay on a thread of its own; the cycle only hands it flows.
     let mut shadow = if shadow_cfg.enabled() {
@@ -301,7 +305,7 @@ async fn run_loop(
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
         }
         let cycle_start = std::time::Instant::now();

@@ -21,7 +21,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{privileged, CountingReaders, Netns, ADDR};
+use common::{lsi, privileged, CountingReaders, Netns, ADDR};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
@@ -114,6 +114,68 @@ fn a_fixture_recording_is_a_valid_baseline_and_compares_with_itself() {
         )),
         "{stdout}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ctrl_c_ends_a_recording_early_and_still_writes_a_valid_file() {
+    let dir = scratch("interrupt");
+    let root = testdata().join("roots/mlx4-40cpu");
+    let out = dir.join("early.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skewscope"))
+        .arg("--procfs")
+        .arg(root.join("proc"))
+        .arg("--sysfs")
+        .arg(root.join("sys"))
+        .args([
+            "baseline",
+            "record",
+            "--duration",
+            "60",
+            "--interval",
+            "0.2",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("still recording 10 s after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = lines.join().unwrap().join("\n");
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(stderr.contains("interrupted after"), "{stderr}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v["interrupted"], true);
+    assert_eq!(v["requested_secs"], 60.0);
+    assert!(v["cycles"].as_u64().unwrap() >= 2, "{}", v["cycles"]);
+    assert!(v["recorded_secs"].as_f64().unwrap() < 10.0);
+    // Valid for compare too: the same file on both sides, its interruption noted.
+    let out = out.to_str().unwrap();
+    let same = skewscope(&["baseline", "compare", out, out, "--min-cycles", "1"]);
+    let (stdout, _) = text(&same);
+    assert_eq!(same.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("before: interrupted after"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -709,7 +771,13 @@ fn lab_skewed_group_rebalanced_promotes_worse_holds_resized_is_inconclusive() {
     eprintln!("rebalanced: LSI q95 {before:.3} → {after:.3}, exit {code}");
     assert_eq!(code, 0, "{out}");
     assert_eq!(c["verdict"], "promote");
-    assert!(after < before * 0.5, "LSI q95 {before} → {after}");
+    // Ground truth: the sockets' event rates are 4:1:1:1, then even.
+    let skewed_truth = lsi(&[4, 1, 1, 1]);
+    assert!(
+        (before - skewed_truth).abs() < 0.1,
+        "skewed LSI q95 {before}, truth {skewed_truth:.3}"
+    );
+    assert!(after < 0.1, "rebalanced LSI q95 {after}");
     assert_eq!(c["groups"][0]["match_method"], "same_netns");
     // Worse (recorded live by compare itself): hold, naming LSI.
     phase.store(WORSE, Ordering::Relaxed);
@@ -727,6 +795,11 @@ fn lab_skewed_group_rebalanced_promotes_worse_holds_resized_is_inconclusive() {
     eprintln!("worse: LSI q95 {before:.3} → {after:.3}, exit {code}");
     assert_eq!(code, 1, "{out}");
     assert_eq!(c["verdict"], "hold");
+    let worse_truth = lsi(&[30, 1, 1, 1]);
+    assert!(
+        (after - worse_truth).abs() < 0.1,
+        "worse LSI q95 {after}, truth {worse_truth:.3}"
+    );
     let regressions: Vec<&str> = c["regressions"]
         .as_array()
         .unwrap()
