@@ -993,3 +993,6 @@ pub fn compare_page(c: &Comparison, before: &Baseline, after: &Baseline, scope: 
     }
     page("skewscope baseline comparison", &body)
 }
+
+#[cfg(test)]
+mod tests;
