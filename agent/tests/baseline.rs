@@ -663,23 +663,20 @@ fn traffic(
 /// Flags every lab recording and comparison shares: short cycles, this group only.
 const LAB_RECORD: [&str; 4] = ["--duration", "3", "--interval", "0.5"];
 
-#[test]
-fn lab_skewed_group_rebalanced_promotes_worse_holds_resized_is_inconclusive() {
-    if !privileged() {
-        return;
-    }
-    let ns = Netns::new("baseline");
-    let port = 9610;
+/// A UDP reuseport group of 4 sockets on ADDR:`port` in a namespace of its own, and two
+/// client flows per socket: the kernel's hash is fixed per 4-tuple, so sending one probe
+/// per source port shows which socket each flow loads — the lab's ground truth.
+fn lab_group(tag: &str, port: u16) -> (Netns, SocketAddr, Vec<UdpSocket>, Vec<Vec<UdpSocket>>) {
+    let ns = Netns::new(tag);
     let group_addr: SocketAddr = format!("{ADDR}:{port}").parse().unwrap();
     let servers: Vec<UdpSocket> = ns.udp_group(group_addr, 4);
     for s in &servers {
         s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
     }
-    // Learn where the kernel's hash sends each source port (fixed per 4-tuple), then
-    // keep two flows per socket: the ground truth of which socket each flow loads.
+    let base = 33000 + (port % 100) * 100;
     let candidates: Vec<UdpSocket> = ns.enter(|| {
         (0..64)
-            .map(|i| UdpSocket::bind((ADDR, 33000 + i)).unwrap())
+            .map(|i| UdpSocket::bind((ADDR, base + i)).unwrap())
             .collect()
     });
     let mut by_socket: Vec<Vec<UdpSocket>> = (0..4).map(|_| Vec::new()).collect();
@@ -696,6 +693,16 @@ fn lab_skewed_group_rebalanced_promotes_worse_holds_resized_is_inconclusive() {
         by_socket.iter().all(|f| f.len() == 2),
         "every socket got two flows"
     );
+    (ns, group_addr, servers, by_socket)
+}
+
+#[test]
+fn lab_skewed_group_rebalanced_promotes_worse_holds_resized_is_inconclusive() {
+    if !privileged() {
+        return;
+    }
+    let port = 9610;
+    let (ns, group_addr, servers, by_socket) = lab_group("baseline", port);
     let readers = CountingReaders::start(servers);
     let phase = Arc::new(AtomicU8::new(SKEWED));
     let sender = traffic(by_socket, group_addr, phase.clone());
@@ -858,5 +865,104 @@ fn lab_skewed_group_rebalanced_promotes_worse_holds_resized_is_inconclusive() {
             assert_clean(&visit(&chromium, Path::new(&page)), &page);
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn lab_recording_keeps_shadow_replays_and_the_flow_trace() {
+    if !privileged() {
+        return;
+    }
+    let port = 9620;
+    let (_ns, group_addr, servers, by_socket) = lab_group("baseline-shadow", port);
+    let sports: Vec<Vec<u16>> = by_socket
+        .iter()
+        .map(|f| f.iter().map(|s| s.local_addr().unwrap().port()).collect())
+        .collect();
+    let readers = CountingReaders::start(servers);
+    let phase = Arc::new(AtomicU8::new(SKEWED));
+    let sender = traffic(by_socket, group_addr, phase.clone());
+    let dir = scratch("lab-shadow");
+    // A replay every second, so a short recording holds some.
+    let config = dir.join("skewscope.toml");
+    std::fs::write(&config, "[shadow]\ninterval_secs = 1\n").unwrap();
+    let out = dir.join("shadow.json");
+    std::thread::sleep(Duration::from_millis(300));
+    let run = skewscope(&[
+        "baseline",
+        "record",
+        "--duration",
+        "5",
+        "--interval",
+        "0.5",
+        "--config",
+        config.to_str().unwrap(),
+        "--shadow-candidate",
+        "builtin:isolate-heavy",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    phase.store(STOP, Ordering::Relaxed);
+    sender.join().unwrap();
+    readers.stop();
+    assert!(run.status.success(), "{}", text(&run).1);
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+
+    let want_hash = {
+        let out = Command::new("sha256sum").arg(&config).output().unwrap();
+        format!(
+            "sha256:{}",
+            String::from_utf8_lossy(&out.stdout)
+                .split(' ')
+                .next()
+                .unwrap()
+        )
+    };
+    assert_eq!(b["fingerprint"]["config_hash"], want_hash);
+
+    let shadow = b["shadow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["port"] == port)
+        .unwrap_or_else(|| panic!("no shadow replay of port {port}: {}", b["shadow"]));
+    assert!(shadow["replays"].as_u64().unwrap() >= 1, "{shadow}");
+    assert_eq!(shadow["sockets"], 4);
+    let policies: Vec<&str> = shadow["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(policies, ["default", "builtin:isolate-heavy"], "{shadow}");
+    assert!(
+        shadow["policies"][0]["lsi"]["n"].as_u64().unwrap() >= 1,
+        "{shadow}"
+    );
+
+    // The trace: exactly the lab's 8 flows to the group, the hot socket's two heaviest.
+    let flows: Vec<&serde_json::Value> = b["flow_trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["dport"] == port)
+        .collect();
+    let mut got: Vec<u16> = flows
+        .iter()
+        .map(|f| f["sport"].as_u64().unwrap() as u16)
+        .collect();
+    got.sort_unstable();
+    let mut want: Vec<u16> = sports.concat();
+    want.sort_unstable();
+    assert_eq!(got, want, "the lab's flows");
+    let mut heaviest: Vec<u16> = flows[..2]
+        .iter()
+        .map(|f| f["sport"].as_u64().unwrap() as u16)
+        .collect();
+    heaviest.sort_unstable();
+    let mut hot = sports[0].clone();
+    hot.sort_unstable();
+    assert_eq!(heaviest, hot, "the hot socket's flows carry 4× the weight");
     let _ = std::fs::remove_dir_all(&dir);
 }
