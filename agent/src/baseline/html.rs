@@ -557,46 +557,115 @@ fn group_section(g: &GroupBaseline) -> String {
     out
 }
 
-/// Per-queue share of the device's packets beside its share of the indirection table.
+/// Per-queue packet rates (bars, one per side) with the queue's share of the indirection
+/// table on a second axis (orange ticks, of the first side): a queue whose rate stands
+/// above its table share is fed by heavy flows, not by the table.
 fn queue_chart(title: &str, sides: &[(&str, RGBColor, &DeviceBaseline)]) -> String {
     let Some((_, _, first)) = sides.first() else {
         return String::new();
     };
-    let labels: Vec<String> = first.queues.iter().map(|q| q.queue.to_string()).collect();
-    let mut series = Vec::new();
-    for (name, color, d) in sides {
-        let total: f64 = d.queues.iter().filter_map(|q| q.mean_rx_pps).sum();
-        let values = first
-            .queues
-            .iter()
-            .map(|fq| {
-                let q = d.queues.iter().find(|q| q.queue == fq.queue)?;
-                let pps = q.mean_rx_pps?;
-                (total > 0.0).then(|| pps / total)
-            })
-            .collect();
-        series.push(Bars {
-            name,
-            color: *color,
-            values,
-            hot: None,
-        });
-    }
+    let queues: Vec<u32> = first.queues.iter().map(|q| q.queue).collect();
+    let rates: Vec<Vec<Option<f64>>> = sides
+        .iter()
+        .map(|(_, _, d)| {
+            queues
+                .iter()
+                .map(|q| d.queues.iter().find(|x| x.queue == *q)?.mean_rx_pps)
+                .collect()
+        })
+        .collect();
     let table: Vec<Option<f64>> = first.queues.iter().map(|q| q.table_share).collect();
-    if series.iter().all(|s| s.values.iter().all(Option::is_none))
-        && table.iter().all(Option::is_none)
-    {
+    let top = rates
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .fold(0.0f64, f64::max);
+    let top_share = table.iter().flatten().copied().fold(0.0f64, f64::max);
+    if top <= 0.0 && top_share <= 0.0 {
         return "<p class=\"note\">no per-queue packet counts or RSS table.</p>".into();
     }
-    if table.iter().any(Option::is_some) {
-        series.push(Bars {
-            name: "table share",
-            color: TABLE,
-            values: table,
-            hot: None,
-        });
-    }
-    bar_chart(title, "RX queue", "share", &labels, &series, None)
+    let n = queues.len().max(1);
+    let y_max = if top > 0.0 { top * 1.4 } else { 1.0 };
+    let share_max = if top_share > 0.0 {
+        top_share * 1.4
+    } else {
+        1.0
+    };
+    svg(WIDTH, HEIGHT, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(58)
+            .right_y_label_area_size(52)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..y_max)?
+            .set_secondary_coord(-0.5f64..(n as f64 - 0.5), 0f64..share_max);
+        let fmt_x = |x: &f64| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                queues
+                    .get(i as usize)
+                    .map(u32::to_string)
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n.min(24))
+            .x_label_formatter(&fmt_x)
+            .y_label_formatter(&|y| num(*y))
+            .x_desc("RX queue")
+            .y_desc("packets/s")
+            .draw()?;
+        chart
+            .configure_secondary_axes()
+            .y_label_formatter(&|y| num(*y))
+            .y_desc("table share")
+            .draw()?;
+        let w = 0.8 / sides.len().max(1) as f64;
+        for (si, ((name, color, _), values)) in sides.iter().zip(&rates).enumerate() {
+            let color = *color;
+            chart
+                .draw_series(values.iter().enumerate().filter_map(|(i, v)| {
+                    let x0 = i as f64 - 0.4 + si as f64 * w;
+                    Some(Rectangle::new(
+                        [(x0, 0.0), (x0 + w * 0.92, (*v)?)],
+                        color.filled(),
+                    ))
+                }))?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
+        }
+        if table.iter().any(Option::is_some) {
+            chart
+                .draw_secondary_series(table.iter().enumerate().filter_map(|(i, s)| {
+                    let s = (*s)?;
+                    let x = i as f64;
+                    Some(PathElement::new(
+                        vec![(x - 0.45, s), (x + 0.45, s)],
+                        TABLE.stroke_width(3),
+                    ))
+                }))?
+                .label("table share")
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 12, y)], TABLE.stroke_width(3))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 12))
+            .draw()?;
+        Ok(())
+    })
 }
 
 fn device_section(d: &DeviceBaseline) -> String {
@@ -623,8 +692,8 @@ fn device_section(d: &DeviceBaseline) -> String {
         ("HAF95 (µs)", x.haf95_us.as_ref()),
     ]);
     out += &queue_chart(
-        "per-queue share of packets and of the indirection table",
-        &[("packets", AFTER, d)],
+        "per-queue packet rates and shares of the indirection table",
+        &[("packets/s", AFTER, d)],
     );
     let qpi: Vec<(f64, f64)> = d
         .series
@@ -954,7 +1023,7 @@ pub fn compare_page(c: &Comparison, before: &Baseline, after: &Baseline, scope: 
         body += &pair_head(p);
         body += &rows_table(&p.rows);
         body += &queue_chart(
-            "per-queue share of packets before and after, and of the table (after)",
+            "per-queue packet rates before and after, and table shares (before)",
             &[("before", BEFORE, b), ("after", AFTER, a)],
         );
         let qpi = |d: &DeviceBaseline| -> Vec<(f64, f64)> {

@@ -66,7 +66,7 @@ fn a_recording_page_draws_listeners_series_queues_and_shadow_policies() {
     for want in [
         "per-listener share of events",
         "LSI over time",
-        "per-queue share of packets",
+        "per-queue packet rates",
         "QPI over time",
         "candidate policies beside the kernel default",
         "builtin:isolate-heavy",
