@@ -5,8 +5,8 @@
 //! The input is the finished [`Report`] of each cycle, as `run` produces it: the binary
 //! hands its run loop in as a [`LiveLoop`], so recording adds no second way to collect.
 //! Reports are read through their documented JSON keys ([`view`]), then accumulated
-//! ([`record`]) into a schema-versioned file ([`file`]); [`compare`] matches groups and
-//! devices of two files and judges; [`html`] draws the report.
+//! ([`record`]) into a schema-versioned file ([`file`]); [`matching`] pairs the groups and
+//! devices of two files, [`compare`] judges them; [`html`] draws the report.
 
 pub mod args;
 pub mod compare;
@@ -14,6 +14,7 @@ pub mod file;
 pub mod fingerprint;
 pub mod host;
 pub mod html;
+pub mod matching;
 mod progress;
 pub mod record;
 pub mod stats;
