@@ -21,6 +21,8 @@ have_cmd systemd-analyze || need+=(systemd)
 tools="$(dirname "$0")/.tools"
 helm_ok() { "$tools/node_modules/.bin/helm" version 2>/dev/null | grep -q 'v3\.10\.'; }
 # (npm itself is installed above, with node)
+# The baseline report test opens the HTML pages in a real headless browser.
+have_cmd chromium || have_cmd chromium-browser || need+=(chromium)
 # The OTLP receiver the telemetry tests start (scripts/otlp_receiver.py) runs in its own
 # venv (below); Python and venv support are only needed while that venv is missing.
 venv="$(dirname "$0")/.venv"

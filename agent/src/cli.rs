@@ -70,6 +70,9 @@ pub enum Command {
     Record(RecordArgs),
     /// Replay candidate reuseport selectors over a trace in a private replica.
     Shadow(skewscope_shadow::cli::ShadowArgs),
+    /// Record a baseline before a canary; compare after it (exit 0 promote, 1 hold,
+    /// 3 inconclusive, 2 error).
+    Baseline(crate::baseline::args::BaselineArgs),
 }
 
 #[derive(Debug, Args, Clone)]

@@ -6,6 +6,7 @@
 //! two snapshots, or one since boot) into a [`report::Report`], and `sinks` only read
 //! reports.
 
+pub mod baseline;
 pub mod cli;
 pub mod collect;
 pub mod config;

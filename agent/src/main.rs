@@ -1,4 +1,5 @@
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,8 +10,10 @@ use skewscope::cli::{Cli, Command, OutputFormat, RunArgs, SnapshotArgs, SourceAr
 use skewscope::collect::{CollectOptions, Collector};
 use skewscope::config::{self, FileConfig};
 use skewscope::model::{self, ModelConfig, Window};
+use skewscope::report::Report;
 use skewscope::shadow_live::ShadowWorker;
 use skewscope::sinks;
+use skewscope::snapshot::Snapshot;
 use skewscope::sources::HostRoot;
 use skewscope::telemetry::Telemetry;
 
@@ -32,6 +35,12 @@ fn main() -> ExitCode {
                 .write_all(text.as_bytes())
                 .context("writing to stdout")
         }),
+        Command::Baseline(args) => {
+            let code = skewscope::baseline::main(&root, args, &mut |live, on_report| {
+                baseline_loop(root.clone(), live, on_report)
+            });
+            return ExitCode::from(code);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -175,13 +184,42 @@ fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
         None
     };
     let model_cfg = file.model_config()?;
+    let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none();
+    let mut reports = 0u64;
     let result = rt.block_on(run_loop(
         opts,
-        args,
         settings.interval_secs,
         model_cfg,
         shadow_cfg,
-        telemetry.as_ref(),
+        &mut |report, _window, cycle_time| {
+            if let Some(t) = &telemetry {
+                t.publish(report, cycle_time);
+            }
+            let text = match args.output {
+                OutputFormat::Json => sinks::to_json_line(report) + "\n",
+                // Clear the screen and home the cursor for a live view.
+                OutputFormat::Table => {
+                    format!(
+                        "\x1b[2J\x1b[H{}",
+                        sinks::console::render_with(report, color)
+                    )
+                }
+            };
+            let mut out = std::io::stdout().lock();
+            if out
+                .write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .is_err()
+            {
+                return ControlFlow::Break(()); // stdout closed (e.g. piped into head): stop quietly
+            }
+            reports += 1;
+            if args.count.is_some_and(|n| reports >= n) {
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        },
     ));
     drop(rt);
     if let Some(t) = telemetry {
@@ -190,13 +228,47 @@ fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
     result
 }
 
+/// `baseline`'s reports: the loop of `run` with the baseline's collection flags, each
+/// report handed over with the flows observed in its window.
+fn baseline_loop(
+    root: HostRoot,
+    live: &skewscope::baseline::args::LiveArgs,
+    on_report: &mut skewscope::baseline::OnReport<'_>,
+) -> anyhow::Result<()> {
+    let file = match &live.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let sources = SourceArgs {
+        devices: live.devices.clone(),
+        no_probes: live.no_probes,
+        probe_budget: live.probe_budget,
+        ethtool_dir: live.ethtool_dir.clone(),
+    };
+    let shadow_cfg = config::resolve_shadow(&live.shadow_candidates, &file.shadow)?;
+    let opts = collect_options(root, &sources, &file.probes, live.interval)?;
+    let model_cfg = file.model_config()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(run_loop(
+        opts,
+        live.interval,
+        model_cfg,
+        shadow_cfg,
+        &mut |report, window, _| on_report(report, skewscope::record::trace_of(window)),
+    ))
+}
+
+/// Collects every `interval_secs` and hands each report (with its window and the cycle's
+/// duration) to `on_report` until it breaks, Ctrl-C or SIGTERM.
 async fn run_loop(
     opts: CollectOptions,
-    args: RunArgs,
     interval_secs: f64,
     cfg: ModelConfig,
     shadow_cfg: config::ShadowConfig,
-    telemetry: Option<&Telemetry>,
+    on_report: &mut dyn FnMut(&Report, &Window, Duration) -> ControlFlow<()>,
 ) -> anyhow::Result<()> {
     // Collection blocks (procfs, netlink, BPF map reads): keep it off the runtime thread.
     let mut collector = tokio::task::spawn_blocking(move || Collector::new(opts)).await?;
@@ -205,10 +277,11 @@ async fn run_loop(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    let mut previous: Option<skewscope::snapshot::Snapshot> = None;
-    let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
-        && std::env::var_os("NO_COLOR").is_none();
-    let mut reports = 0u64;
+    // Registered once, so a Ctrl-C that arrives while a cycle collects is not lost (a
+    // fresh ctrl_c() per select only sees signals after it is first polled).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
+    let mut previous: Option<Snapshot> = None;
     // Live shadow replay on a thread of its own; the cycle only hands it flows.
     let mut shadow = if shadow_cfg.enabled() {
         log::info!(
@@ -231,7 +304,7 @@ async fn run_loop(
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
         }
         let cycle_start = std::time::Instant::now();
@@ -249,29 +322,7 @@ async fn run_loop(
                 worker.observe(&window, now);
                 report.shadow = worker.reports(now);
             }
-            if let Some(t) = telemetry {
-                t.publish(&report, cycle_start.elapsed());
-            }
-            let text = match args.output {
-                OutputFormat::Json => sinks::to_json_line(&report) + "\n",
-                // Clear the screen and home the cursor for a live view.
-                OutputFormat::Table => {
-                    format!(
-                        "\x1b[2J\x1b[H{}",
-                        sinks::console::render_with(&report, color)
-                    )
-                }
-            };
-            let mut out = std::io::stdout().lock();
-            if out
-                .write_all(text.as_bytes())
-                .and_then(|_| out.flush())
-                .is_err()
-            {
-                break; // stdout closed (e.g. piped into head): stop quietly
-            }
-            reports += 1;
-            if args.count.is_some_and(|n| reports >= n) {
+            if on_report(&report, &window, cycle_start.elapsed()).is_break() {
                 break;
             }
         }
