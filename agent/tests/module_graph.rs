@@ -62,19 +62,19 @@ fn edges(module: &Module, code: &str, known: &BTreeMap<Module, String>) -> BTree
             continue; // the inner part of super::super:: or a longer path
         }
         let rest = &code[at..];
-        let mut base: Module;
-        let mut tail = rest;
-        if rest.starts_with("crate::") {
-            base = Vec::new();
-            tail = &rest["crate::".len()..];
-        } else {
-            // `module` is a file's or a mod.rs's own path: super:: is its parent.
-            base = module.clone();
-            while let Some(next) = tail.strip_prefix("super::") {
-                base.pop();
-                tail = next;
+        let (base, tail) = match rest.strip_prefix("crate::") {
+            Some(tail) => (Vec::new(), tail),
+            None => {
+                // `module` is a file's or a mod.rs's own path: super:: is its parent.
+                let mut base = module.clone();
+                let mut tail = rest;
+                while let Some(next) = tail.strip_prefix("super::") {
+                    base.pop();
+                    tail = next;
+                }
+                (base, tail)
             }
-        }
+        };
         // The path's identifiers up to a brace group, `;`, whitespace or a non-path char;
         // a brace group adds each member's path.
         let head: String = tail.chars().take_while(|&c| ident(c) || c == ':').collect();
