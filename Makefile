@@ -18,10 +18,12 @@ doctor: build
 	$(BIN) doctor
 
 # Every test: parsers over real fixtures, live kernel tests (root: eBPF, netlink, netns
-# labs), the golden end-to-end test. As root, privileged tests must run: a skip fails.
+# labs), the golden end-to-end tests, then the guests of the kernels users run (vm-e2e).
+# As root, privileged tests must run: a skip fails.
 export SKEWSCOPE_REQUIRE_PRIVILEGED ?= $(shell [ "$$(id -u)" -eq 0 ] && echo 1)
 test: deps
 	$(CARGO) test --workspace --no-fail-fast
+	scripts/vm/run.sh 5.10 6.1 6.12
 
 # A skewed SO_REUSEPORT UDP group in its own namespace (LAB_SECONDS, default 60):
 # start it, then `make run` in another terminal.
@@ -30,7 +32,7 @@ lab: deps
 
 # Stock Debian 5.10, 6.1 and 6.12 guests under QEMU (TCG) with an igb NIC: the agent's
 # per-listener events, RSS table and per-queue counts against ground truth in each guest.
-# Installs its own needs (scripts/vm/deps.sh); about a minute per kernel.
+# Installs its own needs (scripts/vm/deps.sh); about a minute per kernel. Part of `make test`.
 vm-e2e:
 	scripts/vm/run.sh 5.10 6.1 6.12
 
