@@ -18,6 +18,12 @@
 //! snapshot, applied by the model's window): events, flows and queue counts become
 //! estimates, exact again as soon as the rate falls back. Rates are judged over the last second, so a
 //! short burst does not start sampling.
+//!
+//! The cost is measured where the probes run, not assumed: [`calibrate`] holds a
+//! BPF_ENABLE_STATS fd for [`CALIBRATION_WINDOW`] at start and every
+//! [`CALIBRATION_EVERY`] and divides the programs' run time (plus the dispatch the stats
+//! cannot see) by the packets softnet counted meanwhile; the configured cost serves
+//! until then.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, RecvTimeoutError};
