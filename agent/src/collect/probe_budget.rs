@@ -1,7 +1,7 @@
 //! The probe budget: how much of a CPU the per-packet probes may take.
 //!
 //! The per-packet probes (listener_events, rx, softirq_time) run on the CPU that
-//! receives each packet. Their cost per packet is fixed (~400 ns with all of them on the
+//! receives each packet. Their cost per packet is about constant for a workload (~400 ns with all of them on the
 //! 2-vCPU 6.18 VM `make bench` runs on, of which ~40 ns per attached program is the
 //! tracepoint's dispatch before the program does anything), so what they take of a CPU
 //! grows with its packet rate: ~0.4% at 10 kpps, ~20% at 500 kpps. Sampling *inside* a
