@@ -561,6 +561,40 @@ mod tests {
     }
 
     #[test]
+    fn calibration_cost_counts_dispatch_and_needs_packets() {
+        let c = Calibration {
+            runs: 2_000,
+            run_time_ns: 200_000,
+            packets: 1_000,
+        };
+        // (200 us + 2000 runs x 40 ns) / 1000 packets.
+        assert_eq!(c.packet_cost_ns(), Some(280.0));
+        let idle = Calibration {
+            packets: CALIBRATION_MIN_PACKETS - 1,
+            ..c
+        };
+        assert_eq!(idle.packet_cost_ns(), None, "too few packets to tell");
+    }
+
+    #[test]
+    fn coverage_reports_the_measured_cost_and_share() {
+        let t0 = Instant::now();
+        let c = Coverage::new(Some(t0), 400.0);
+        c.set_duty(0.5, 100_000.0);
+        let r = c.reading(t0);
+        assert!(!r.cost_measured);
+        assert!(
+            (r.cpu_share - 0.02).abs() < 1e-12,
+            "400 ns x 100 kpps x 0.5"
+        );
+        c.set_measured_cost(800.0);
+        let r = c.reading(t0);
+        assert!(r.cost_measured);
+        assert_eq!(r.packet_cost_ns, 800.0);
+        assert!((r.cpu_share - 0.04).abs() < 1e-12);
+    }
+
+    #[test]
     fn coverage_accumulates_attached_time() {
         let t0 = Instant::now();
         let c = Coverage::new(Some(t0), 400.0);
