@@ -10,6 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
+
+/// The tests here run one at a time: each loads probes or floods loopback, and the
+/// others' programs would run on its packets (and show in its process-wide fd counts).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 use common::{
     agent_window, finish, group, inode_of, lsi, privileged, CountingReaders, Netns, ADDR,
 };
@@ -19,6 +27,7 @@ fn sampled_events_estimate_the_true_split() {
     if !privileged("sampled_events_estimate_the_true_split") {
         return;
     }
+    let _serial = one_at_a_time();
     let ns = Netns::new("budget");
     let port = 9150;
     let group_addr: SocketAddr = format!("{ADDR}:{port}").parse().unwrap();
@@ -150,6 +159,7 @@ fn fixed_duty_share_and_release_on_drop() {
     if !privileged("fixed_duty_share_and_release_on_drop") {
         return;
     }
+    let _serial = one_at_a_time();
     let before = own_bpf_fds();
     let mut opts = CollectOptions::new(skewscope::sources::HostRoot::default());
     opts.probe_sampling = ProbeSampling::Fixed { duty: 0.3 };
@@ -206,6 +216,7 @@ fn calibration_measures_a_sane_cost_and_releases_stats() {
     if !privileged("calibration_measures_a_sane_cost_and_releases_stats") {
         return;
     }
+    let _serial = one_at_a_time();
     if bpf_stats_enabled() != Some(0) {
         eprintln!(
             "skipped: kernel.bpf_stats_enabled is not 0 here (an administrator turned stats on)"
