@@ -31,6 +31,11 @@
 //! time the ratio cannot reach 0.97 on this path: 3% of 1.6 us is about one empty hook.
 //! That is why the default is a budget, not a cheaper program.
 //!
+//! Each round also runs the same three arms on the common server shape (issue 14): the
+//! group on the host's loopback (127.0.0.1), a sender the scheduler places, and readers
+//! blocking in recvmmsg, each table with the budget's measured cost per packet and the
+//! probes' share of the busiest CPU (probe_budget.rs's calibration) beside the budget.
+//!
 //! Root only (netns, eBPF): prints why and exits 0 otherwise. Every loop is bounded:
 //! ROUNDS x 2 runs of RUN_SECS, a warm-up and one accounted run. Overrides:
 //! SKEWSCOPE_BENCH_ROUNDS (1..=20, default 7), SKEWSCOPE_BENCH_RUN_SECS (1..=10,
@@ -53,6 +58,9 @@ use skewscope_probes::ProgramStats;
 
 const ADDR: [u8; 4] = [10, 77, 0, 1];
 const PORT: u16 = 9400;
+/// The server shape's group: on the host's loopback, so the agent sees it as any server.
+const HOST_ADDR: [u8; 4] = [127, 0, 0, 1];
+const HOST_PORT: u16 = 9401;
 const GROUP_SOCKETS: usize = 4;
 const SOURCE_PORTS: usize = 32;
 const BATCH: usize = 32;
@@ -113,12 +121,12 @@ fn ipv4(a: [u8; 4]) -> String {
     format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3])
 }
 
-fn sockaddr(port: u16) -> libc::sockaddr_in {
+fn sockaddr(addr: [u8; 4], port: u16) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: port.to_be(),
         sin_addr: libc::in_addr {
-            s_addr: u32::from_be_bytes(ADDR).to_be(),
+            s_addr: u32::from_be_bytes(addr).to_be(),
         },
         sin_zero: [0; 8],
     }
@@ -150,8 +158,8 @@ fn udp_socket() -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-fn bind(fd: &OwnedFd, port: u16) {
-    let sin = sockaddr(port);
+fn bind_to(fd: &OwnedFd, addr: [u8; 4], port: u16) {
+    let sin = sockaddr(addr, port);
     // SAFETY: bind with a valid sockaddr_in and its size.
     let rc = unsafe {
         libc::bind(
@@ -166,7 +174,13 @@ fn bind(fd: &OwnedFd, port: u16) {
 /// The group (GROUP_SOCKETS reuseport sockets on ADDR:PORT) and SOURCE_PORTS senders
 /// connected to it, all made inside the namespace.
 fn make_sockets(ns: &Netns) -> (Vec<UdpSocket>, Vec<UdpSocket>) {
-    in_netns(&ns.path(), || {
+    in_netns(&ns.path(), || make_group(ADDR, PORT)).expect("enter the bench namespace")
+}
+
+/// GROUP_SOCKETS reuseport sockets on addr:port and SOURCE_PORTS senders connected to
+/// it, in the calling thread's namespace.
+fn make_group(addr: [u8; 4], port: u16) -> (Vec<UdpSocket>, Vec<UdpSocket>) {
+    {
         let group = (0..GROUP_SOCKETS)
             .map(|_| {
                 let fd = udp_socket();
@@ -180,7 +194,7 @@ fn make_sockets(ns: &Netns) -> (Vec<UdpSocket>, Vec<UdpSocket>) {
                     4 << 20,
                     "SO_RCVBUFFORCE",
                 );
-                bind(&fd, PORT);
+                bind_to(&fd, addr, port);
                 let socket = UdpSocket::from(fd);
                 socket
                     .set_read_timeout(Some(Duration::from_millis(50)))
@@ -191,17 +205,16 @@ fn make_sockets(ns: &Netns) -> (Vec<UdpSocket>, Vec<UdpSocket>) {
         let senders = (0..SOURCE_PORTS)
             .map(|_| {
                 let fd = udp_socket();
-                bind(&fd, 0);
+                bind_to(&fd, addr, 0);
                 let socket = UdpSocket::from(fd);
                 socket
-                    .connect((ipv4(ADDR).as_str(), PORT))
+                    .connect((ipv4(addr).as_str(), port))
                     .expect("connect sender");
                 socket
             })
             .collect();
         (group, senders)
-    })
-    .expect("enter the bench namespace")
+    }
 }
 
 fn pin_to_cpu(cpu: usize) {
@@ -293,12 +306,14 @@ fn thread_cpu_time() -> Duration {
 /// delivery run on its way out of each send).
 fn flood(
     senders: &[UdpSocket],
-    sender_cpu: usize,
+    sender_cpu: Option<usize>,
     duration: Duration,
 ) -> (u64, Duration, Duration) {
     std::thread::scope(|s| {
         s.spawn(|| {
-            pin_to_cpu(sender_cpu);
+            if let Some(cpu) = sender_cpu {
+                pin_to_cpu(cpu);
+            }
             let payload = [0x5au8; PAYLOAD_BYTES];
             let mut iov = libc::iovec {
                 iov_base: payload.as_ptr() as *mut libc::c_void,
@@ -349,14 +364,20 @@ struct Run {
     /// Share of the timed flood the agent's probes were attached (None: no agent, or
     /// probes attached all the time).
     attached_share: Option<f64>,
+    /// The budget's cost per packet at the end of the run (ns) and whether measured.
+    packet_cost: Option<(f64, bool)>,
+    /// The probes' share of the busiest CPU as the budget computes it (cost x rate x duty).
+    cpu_share: Option<f64>,
 }
 
-/// What a run needs: the senders, the readers' counters and switch, the CPU to send on.
+/// What a run needs: the senders, the readers' counters and switch, the CPU to send on
+/// (None: wherever the scheduler puts it), and whether readers poll during the flood.
 struct Bench {
     senders: Vec<UdpSocket>,
     received: Arc<Vec<AtomicU64>>,
     flooding: Arc<AtomicBool>,
-    sender_cpu: usize,
+    sender_cpu: Option<usize>,
+    poll: bool,
 }
 
 fn measured_run(bench: &Bench, duration: Duration, mut agent: Option<&mut Collector>) -> Run {
@@ -367,7 +388,7 @@ fn measured_run(bench: &Bench, duration: Duration, mut agent: Option<&mut Collec
             .map(|c| c.load(Ordering::Relaxed))
             .sum::<u64>()
     };
-    bench.flooding.store(true, Ordering::Relaxed);
+    bench.flooding.store(bench.poll, Ordering::Relaxed);
     // Let readers blocked in recvmmsg time out and start polling.
     std::thread::sleep(Duration::from_millis(100));
     flood(&bench.senders, bench.sender_cpu, WARMUP);
@@ -375,7 +396,9 @@ fn measured_run(bench: &Bench, duration: Duration, mut agent: Option<&mut Collec
     let before = total();
     let (sent, elapsed, cpu) = flood(&bench.senders, bench.sender_cpu, duration);
     let got = total() - before;
-    let attached_share = first.zip(agent.map(|a| a.collect())).and_then(|(a, b)| {
+    let last = agent.map(|a| a.collect());
+    let end = last.as_ref().and_then(|b| b.probe_coverage);
+    let attached_share = first.zip(last.as_ref()).and_then(|(a, b)| {
         let (ca, cb) = (a.probe_coverage?, b.probe_coverage?);
         let secs = b.taken_at.duration_since(a.taken_at).as_secs_f64();
         Some((cb.attached - ca.attached).as_secs_f64() / secs)
@@ -390,6 +413,8 @@ fn measured_run(bench: &Bench, duration: Duration, mut agent: Option<&mut Collec
         sent,
         sender_cpu_ns: cpu.as_nanos() as f64 / sent.max(1) as f64,
         attached_share,
+        packet_cost: end.map(|c| (c.packet_cost_ns, c.cost_measured)),
+        cpu_share: end.map(|c| c.cpu_share),
     }
 }
 
@@ -464,9 +489,10 @@ fn start_agent(sampling: ProbeSampling) -> Collector {
         l.sockets
             .iter()
             .any(|s| s.local.port() == PORT && s.local.ip().to_string() == ipv4(ADDR))
+            && l.sockets.iter().any(|s| s.local.port() == HOST_PORT)
     });
     if !watched {
-        eprintln!("overhead: the agent did not see the bench group; its port is not watched");
+        eprintln!("overhead: the agent did not see both bench groups; a port is not watched");
     }
     collector
 }
@@ -544,52 +570,101 @@ fn main() {
         senders,
         received: Arc::new((0..GROUP_SOCKETS).map(|_| AtomicU64::new(0)).collect()),
         flooding: Arc::new(AtomicBool::new(false)),
-        sender_cpu,
+        sender_cpu: Some(sender_cpu),
+        poll: true,
     };
-    let readers = start_readers(group, reader_cpu, &stop, &bench.flooding, &bench.received);
+    let mut readers = start_readers(group, reader_cpu, &stop, &bench.flooding, &bench.received);
+    // The common server shape: host loopback, an unpinned sender, readers blocking in
+    // recvmmsg (their flag stays false), placed by the scheduler.
+    let (host_group, host_senders) = make_group(HOST_ADDR, HOST_PORT);
+    let server = Bench {
+        senders: host_senders,
+        received: Arc::new((0..GROUP_SOCKETS).map(|_| AtomicU64::new(0)).collect()),
+        flooding: Arc::new(AtomicBool::new(false)),
+        sender_cpu: None,
+        poll: false,
+    };
+    readers.extend(start_readers(
+        host_group,
+        None,
+        &stop,
+        &server.flooding,
+        &server.received,
+    ));
 
     println!(
-        "overhead: UDP loopback flood in netns {}, {PAYLOAD_BYTES}-byte datagrams from \
-         {SOURCE_PORTS} source ports (sendmmsg x{BATCH}, sender on CPU {sender_cpu}) into a \
-         {GROUP_SOCKETS}-socket SO_REUSEPORT group (readers on {}); {rounds} rounds of {}s \
-         without / with the agent's default probes",
+        "overhead: {PAYLOAD_BYTES}-byte UDP datagrams from {SOURCE_PORTS} source ports \
+         (sendmmsg x{BATCH}) into a {GROUP_SOCKETS}-socket SO_REUSEPORT group, two shapes: \
+         [lab] loopback in netns {}, sender on CPU {sender_cpu}, polling readers on {}; \
+         [server] host loopback {}:{HOST_PORT}, unpinned sender, readers blocking in \
+         recvmmsg. {rounds} rounds of {}s per shape, without / with the agent's default \
+         probes; a {:.1}% budget (cost share: the budget's own figure at the end of a run)",
         ns.name,
         reader_cpu.map_or("any CPU".to_owned(), |c| format!("CPU {c}")),
-        run.as_secs()
+        ipv4(HOST_ADDR),
+        run.as_secs(),
+        100.0 * skewscope::collect::probe_budget::DEFAULT_CPU_BUDGET,
     );
     measured_run(&bench, Duration::from_millis(500), None); // warm-up
+    measured_run(&server, Duration::from_millis(500), None);
 
     // (label, sampling): the arms with the agent, each beside the run without.
     let arms = [
         ("default (budget)", Some(ProbeSampling::DEFAULT)),
         ("attached all the time", Some(ProbeSampling::Continuous)),
     ];
-    let mut runs: Vec<Vec<Run>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    let shapes = [("lab", &bench), ("server", &server)];
+    let mut runs: Vec<Vec<Vec<Run>>> = shapes
+        .iter()
+        .map(|_| vec![Vec::new(), Vec::new(), Vec::new()])
+        .collect();
     for round in 0..rounds {
-        let foreign = wait_for_no_foreign_bpf(FOREIGN_WAIT);
-        if !foreign.is_empty() {
-            println!("    (other BPF users present, figures disturbed: {foreign:?})");
-        }
-        let mut line = format!("  round {}:", round + 1);
-        let all = std::iter::once(("without", None)).chain(arms);
-        for (i, (arm, sampling)) in all.enumerate() {
-            let mut agent = sampling.map(start_agent);
-            let r = measured_run(&bench, run, agent.as_mut());
-            drop(agent);
-            line += &format!(
-                " {arm} {:>7.0} pps ({:>4.0} ns/dgram{})",
-                r.received_pps,
-                r.sender_cpu_ns,
-                r.attached_share
-                    .map_or(String::new(), |s| format!(", attached {:.0}%", 100.0 * s))
-            );
-            if (r.received as f64) < 0.99 * r.sent as f64 {
-                line += " (readers fell behind)";
+        for (shape, (name, b)) in shapes.iter().enumerate() {
+            let foreign = wait_for_no_foreign_bpf(FOREIGN_WAIT);
+            if !foreign.is_empty() {
+                println!("    (other BPF users present, figures disturbed: {foreign:?})");
             }
-            runs[i].push(r);
+            let mut line = format!("  round {} {name:<6}:", round + 1);
+            let all = std::iter::once(("without", None)).chain(arms);
+            for (i, (arm, sampling)) in all.enumerate() {
+                let mut agent = sampling.map(start_agent);
+                let r = measured_run(b, run, agent.as_mut());
+                drop(agent);
+                line += &format!(
+                    " {arm} {:>7.0} pps ({:>4.0} ns/dgram{}{})",
+                    r.received_pps,
+                    r.sender_cpu_ns,
+                    r.attached_share
+                        .map_or(String::new(), |s| format!(", attached {:.0}%", 100.0 * s)),
+                    r.cpu_share
+                        .filter(|_| i == 1)
+                        .map_or(String::new(), |s| format!(", cpu {:.2}%", 100.0 * s))
+                );
+                if (r.received as f64) < 0.99 * r.sent as f64 {
+                    line += " (readers fell behind)";
+                }
+                runs[shape][i].push(r);
+            }
+            println!("{line}");
         }
-        println!("{line}");
     }
+    for (shape, (name, _)) in shapes.iter().enumerate() {
+        print_table(name, &runs[shape], [arms[0].0, arms[1].0]);
+    }
+
+    wait_for_no_foreign_bpf(FOREIGN_WAIT);
+    per_program_cost(&bench, run);
+
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.join().expect("reader thread");
+    }
+    drop(ns);
+}
+
+/// The medians of one shape's arms, each ratio paired with the run without the agent of
+/// the same round.
+fn print_table(shape: &str, runs: &[Vec<Run>], arms: [&str; 2]) {
     let pps = |runs: &[Run]| median(&runs.iter().map(|r| r.received_pps).collect::<Vec<_>>());
     let cpu = |runs: &[Run]| median(&runs.iter().map(|r| r.sender_cpu_ns).collect::<Vec<_>>());
     // Ratios are paired: each round's arm against the run without it in the same round
@@ -603,28 +678,32 @@ fn main() {
         )
     };
     println!(
-        "{:<26} {:>10} {:>8} {:>7} {:>10} {:>9} {:>9} {:>8}",
-        "overhead (medians)",
+        "{:<26} {:>10} {:>8} {:>7} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10}",
+        format!("[{shape}] overhead (medians)"),
         "pps",
         "ratio",
         "target",
         "ns/dgram",
         "added ns",
         "cpu ratio",
-        "attached"
+        "attached",
+        "cost ns",
+        "cpu share"
     );
-    for (i, label) in ["without the agent", arms[0].0, arms[1].0]
-        .iter()
-        .enumerate()
-    {
+    for (i, label) in ["without the agent", arms[0], arms[1]].iter().enumerate() {
         let arm = &runs[i];
         let share = median(
             &arm.iter()
                 .map(|r| r.attached_share.unwrap_or(1.0))
                 .collect::<Vec<_>>(),
         );
+        let measured: Vec<f64> = arm
+            .iter()
+            .filter_map(|r| r.packet_cost.filter(|c| c.1).map(|c| c.0))
+            .collect();
+        let cpu_shares: Vec<f64> = arm.iter().filter_map(|r| r.cpu_share).collect();
         println!(
-            "{:<26} {:>10.0} {:>8.3} {:>7} {:>10.0} {:>+9.0} {:>9.3} {:>7.0}%",
+            "{:<26} {:>10.0} {:>8.3} {:>7} {:>10.0} {:>+9.0} {:>9.3} {:>7.0}% {:>9} {:>10}",
             label,
             pps(arm),
             paired(arm, &|a, w| a.received_pps / w.received_pps),
@@ -639,17 +718,19 @@ fn main() {
             // wall-clock pps it does not move when another process takes the CPU.
             paired(arm, &|a, w| w.sender_cpu_ns / a.sender_cpu_ns),
             if i == 0 { 0.0 } else { 100.0 * share },
+            // Measured only under the budget (the continuous arm never calibrates).
+            if i == 1 && !measured.is_empty() {
+                format!("{:.0}", median(&measured))
+            } else {
+                "-".to_owned()
+            },
+            if i == 1 && !cpu_shares.is_empty() {
+                format!("{:.2}%", 100.0 * median(&cpu_shares))
+            } else {
+                "-".to_owned()
+            },
         );
     }
-
-    wait_for_no_foreign_bpf(FOREIGN_WAIT);
-    per_program_cost(&bench, run);
-
-    stop.store(true, Ordering::Relaxed);
-    for reader in readers {
-        reader.join().expect("reader thread");
-    }
-    drop(ns);
 }
 
 /// Programs that run in the reading thread (on the readers' CPU); every other default

@@ -114,9 +114,13 @@ pub struct FileConfig {
 pub struct ProbesFile {
     /// Fraction of each CPU the per-packet probes may take (default 0.015).
     pub cpu_budget: Option<f64>,
-    /// Their cost per received packet, in nanoseconds (default 400: all default probes
-    /// on the VM `make bench` ran on; measure yours with `make bench`).
+    /// Their cost per received packet, in nanoseconds, until the agent has measured it
+    /// (default 400: all default probes on the VM `make bench` ran on); with
+    /// `calibrate = false`, the cost used throughout.
     pub packet_cost_ns: Option<f64>,
+    /// Measure that cost with the kernel's BPF run-time stats, 200 ms at start and every
+    /// minute (default true).
+    pub calibrate: Option<bool>,
     /// Attach them for this fraction of every period instead, whatever the load.
     pub duty: Option<f64>,
     /// Attach them all the time: exact counts at any cost (`--probe-budget off`).
@@ -149,6 +153,7 @@ pub fn resolve_probe_sampling(
     let budget = |cpu_fraction| ProbeSampling::Budget {
         cpu_fraction,
         packet_cost_ns,
+        calibrate: file.calibrate.unwrap_or(true),
     };
     match flag {
         Some(ProbeBudgetFlag::Off) => return Ok(ProbeSampling::Continuous),

@@ -40,6 +40,14 @@ pub struct ProbeSamplingReport {
     pub attached_share: Option<f64>,
     /// The duty cycle in force at the end of the window.
     pub duty: f64,
+    /// The probes' cost per received packet the budget works with, in ns.
+    pub packet_cost_ns: f64,
+    /// "measured" (run-time stats over a calibration window) or "configured" (before
+    /// the first calibration, or with `[probes] calibrate = false`).
+    pub packet_cost_source: &'static str,
+    /// What the probes take of the busiest CPU at the end of the window: cost × its
+    /// packet rate × duty; the budget keeps it at or below `cpu_budget`.
+    pub cpu_share: f64,
 }
 
 /// The latest shadow replay of one reuseport group: the flows observed since the hand-off

@@ -51,6 +51,12 @@ pub struct ProbeCoverage {
     pub attached: Duration,
     /// The duty cycle in force (1: attached all the time).
     pub duty: f64,
+    /// The probes' cost per received packet the budget works with, in ns.
+    pub packet_cost_ns: f64,
+    /// Whether that cost was measured here (run-time stats), not configured.
+    pub cost_measured: bool,
+    /// What the probes take of the busiest CPU: cost × its packet rate × duty.
+    pub cpu_share: f64,
 }
 
 /// Listening sockets (sock_diag, every namespace) and the probes' view of them.

@@ -10,6 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
+
+/// The tests here run one at a time: each loads probes or floods loopback, and the
+/// others' programs would run on its packets (and show in its process-wide fd counts).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 use common::{
     agent_window, finish, group, inode_of, lsi, privileged, CountingReaders, Netns, ADDR,
 };
@@ -19,6 +27,7 @@ fn sampled_events_estimate_the_true_split() {
     if !privileged("sampled_events_estimate_the_true_split") {
         return;
     }
+    let _serial = one_at_a_time();
     let ns = Netns::new("budget");
     let port = 9150;
     let group_addr: SocketAddr = format!("{ADDR}:{port}").parse().unwrap();
@@ -150,6 +159,7 @@ fn fixed_duty_share_and_release_on_drop() {
     if !privileged("fixed_duty_share_and_release_on_drop") {
         return;
     }
+    let _serial = one_at_a_time();
     let before = own_bpf_fds();
     let mut opts = CollectOptions::new(skewscope::sources::HostRoot::default());
     opts.probe_sampling = ProbeSampling::Fixed { duty: 0.3 };
@@ -172,4 +182,99 @@ fn fixed_duty_share_and_release_on_drop() {
     assert_eq!(b.duty, 0.3);
     drop(collector);
     assert_eq!(own_bpf_fds(), before, "programs or links left after drop");
+}
+
+fn bpf_stats_enabled() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// BPF_ENABLE_STATS fds this process holds: bpf_enable_runtime_stats() makes them with
+/// anon_inode_getfd("bpf-stats", ...) (kernel/bpf/syscall.c).
+fn own_stats_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|t| t.to_string_lossy() == "anon_inode:bpf-stats")
+        })
+        .count()
+}
+
+/// Calibration measures the probes under a flood: a cost per packet in a sane range,
+/// from run-time stats held for the calibration window only. The sysctl
+/// kernel.bpf_stats_enabled shows only what was written to it (bpf_stats_handler()
+/// reports its saved value, not the static key a held fd increments), so the fd itself
+/// is watched: held during the window, closed after; the sysctl stays 0 throughout.
+#[test]
+fn calibration_measures_a_sane_cost_and_releases_stats() {
+    use skewscope::collect::{CollectOptions, Collector, ProbeSampling};
+    if !privileged("calibration_measures_a_sane_cost_and_releases_stats") {
+        return;
+    }
+    let _serial = one_at_a_time();
+    if bpf_stats_enabled() != Some(0) {
+        eprintln!(
+            "skipped: kernel.bpf_stats_enabled is not 0 here (an administrator turned stats on)"
+        );
+        return;
+    }
+    let ns = Netns::new("calib");
+    let group_addr: SocketAddr = format!("{ADDR}:9151").parse().unwrap();
+    let readers = CountingReaders::start(ns.udp_group(group_addr, 2));
+    let client: UdpSocket = ns.enter(|| UdpSocket::bind((ADDR, 0)).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                for _ in 0..40 {
+                    let _ = client.send_to(b"calibrate", group_addr);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+
+    assert_eq!(own_stats_fds(), 0);
+    let mut opts = CollectOptions::new(skewscope::sources::HostRoot::default());
+    opts.probe_sampling = ProbeSampling::DEFAULT;
+    let mut collector = Collector::new(opts);
+    // The first calibration starts with the cycling thread: watch through its window.
+    let watch_until = Instant::now() + Duration::from_millis(600);
+    let mut seen_held = false;
+    while Instant::now() < watch_until {
+        seen_held |= own_stats_fds() > 0;
+        assert_eq!(bpf_stats_enabled(), Some(0));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let coverage = collector.collect().probe_coverage.expect("probes managed");
+    let held_after = own_stats_fds();
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    let received: u64 = readers.counts().iter().sum();
+    readers.stop();
+    drop(collector);
+    eprintln!(
+        "calibrated {:.0} ns per packet (measured: {}), cpu share {:.4}, {received} datagrams",
+        coverage.packet_cost_ns, coverage.cost_measured, coverage.cpu_share
+    );
+    assert!(seen_held, "no stats fd seen during the calibration window");
+    assert_eq!(
+        held_after, 0,
+        "run-time stats fd left open after the window"
+    );
+    assert_eq!(bpf_stats_enabled(), Some(0));
+    assert!(coverage.cost_measured, "no calibration under a flood");
+    assert!(
+        (10.0..=10_000.0).contains(&coverage.packet_cost_ns),
+        "{} ns per packet",
+        coverage.packet_cost_ns
+    );
 }

@@ -29,8 +29,8 @@
 //! releases them on drop; nothing is pinned. [`ProgramStats`]
 //! (`program_stats()` on every probe) reports the kernel's run count/time
 //! per program while run-time stats are on (kernel.bpf_stats_enabled, or a
-//! held BPF_ENABLE_STATS fd as in agent/benches/overhead.rs); the agent
-//! never turns them on.
+//! held BPF_ENABLE_STATS fd, [`enable_run_time_stats`]); the agent holds one
+//! only for its probe budget's short calibration windows.
 //!
 //! The objects are compiled by build.rs. When clang was missing at build
 //! time, [`probes_built`] is false and every load fails with
@@ -54,7 +54,7 @@ pub use caps::{
 };
 pub use drops::{DropCount, DropsProbe, ResetCount, MAX_WATCHED_DROPS};
 pub use error::ProbeError;
-pub use hooks::Hooks;
+pub use hooks::{enable_run_time_stats, Hooks};
 pub use listener_events::{ListenerEvents, ListenerEventsProbe, ListenerHook, MAX_WATCHED_PORTS};
 pub use loader::ProgramStats;
 pub use napi::{NapiProbe, NapiStats};

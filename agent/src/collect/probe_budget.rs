@@ -1,7 +1,7 @@
 //! The probe budget: how much of a CPU the per-packet probes may take.
 //!
 //! The per-packet probes (listener_events, rx, softirq_time) run on the CPU that
-//! receives each packet. Their cost per packet is fixed (~400 ns with all of them on the
+//! receives each packet. Their cost per packet is about constant for a workload (~400 ns with all of them on the
 //! 2-vCPU 6.18 VM `make bench` runs on, of which ~40 ns per attached program is the
 //! tracepoint's dispatch before the program does anything), so what they take of a CPU
 //! grows with its packet rate: ~0.4% at 10 kpps, ~20% at 500 kpps. Sampling *inside* a
@@ -18,6 +18,12 @@
 //! snapshot, applied by the model's window): events, flows and queue counts become
 //! estimates, exact again as soon as the rate falls back. Rates are judged over the last second, so a
 //! short burst does not start sampling.
+//!
+//! The cost is measured where the probes run, not assumed: [`calibrate`] holds a
+//! BPF_ENABLE_STATS fd for [`CALIBRATION_WINDOW`] at start and every
+//! [`CALIBRATION_EVERY`] and divides the programs' run time (plus the dispatch the stats
+//! cannot see) by the packets softnet counted meanwhile; the configured cost serves
+//! until then.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -43,6 +49,9 @@ pub enum ProbeSampling {
     Budget {
         cpu_fraction: f64,
         packet_cost_ns: f64,
+        /// Measure the cost ([`calibrate`]) and use that instead of `packet_cost_ns`,
+        /// which then serves only until the first measurement.
+        calibrate: bool,
     },
 }
 
@@ -51,13 +60,27 @@ pub enum ProbeSampling {
 /// a slower machine than the cost below was measured on).
 pub const DEFAULT_CPU_BUDGET: f64 = 0.015;
 /// The per-packet cost of every default probe, as `make bench` measured it on the
-/// 2-vCPU 6.18 VM (370-385 ns), rounded up.
+/// 2-vCPU 6.18 VM (370-385 ns), rounded up: used until the first calibration.
 pub const DEFAULT_PACKET_COST_NS: f64 = 400.0;
+
+/// How long a calibration keeps run-time stats on, and how often it runs once it has
+/// measured (and how soon it retries while too few packets arrived to measure).
+pub const CALIBRATION_WINDOW: Duration = Duration::from_millis(200);
+pub const CALIBRATION_EVERY: Duration = Duration::from_secs(60);
+const CALIBRATION_RETRY: Duration = Duration::from_secs(5);
+/// Fewer packets than this in a window measure the idle readers' polling more than the
+/// packets: keep the cost in force.
+const CALIBRATION_MIN_PACKETS: u64 = 500;
+/// The tracepoint's dispatch per program run, which run-time stats do not see: they time
+/// only the program (__bpf_prog_run(), include/linux/filter.h), not the static call and
+/// __bpf_trace_run() around it (~40 ns per hook on the 6.18 VM, `make bench`).
+pub const DISPATCH_NS_PER_RUN: f64 = 40.0;
 
 impl ProbeSampling {
     pub const DEFAULT: ProbeSampling = ProbeSampling::Budget {
         cpu_fraction: DEFAULT_CPU_BUDGET,
         packet_cost_ns: DEFAULT_PACKET_COST_NS,
+        calibrate: true,
     };
     /// The least fraction of a period the probes stay attached, so rates stay measured.
     pub const MIN_DUTY: f64 = 0.01;
@@ -69,15 +92,13 @@ impl Default for ProbeSampling {
     }
 }
 
-/// The duty cycle for the busiest CPU's packet rate: 1 while it fits the budget.
-pub fn duty_for(sampling: ProbeSampling, max_cpu_pps: f64) -> f64 {
+/// The duty cycle for the busiest CPU's packet rate at `packet_cost_ns` per packet (the
+/// measured cost, or the configured one): 1 while it fits the budget.
+pub fn duty_for(sampling: ProbeSampling, max_cpu_pps: f64, packet_cost_ns: f64) -> f64 {
     match sampling {
         ProbeSampling::Continuous => 1.0,
         ProbeSampling::Fixed { duty } => duty.clamp(ProbeSampling::MIN_DUTY, 1.0),
-        ProbeSampling::Budget {
-            cpu_fraction,
-            packet_cost_ns,
-        } => {
+        ProbeSampling::Budget { cpu_fraction, .. } => {
             let cost = max_cpu_pps * packet_cost_ns * 1e-9;
             if !cost.is_finite() || cost <= cpu_fraction {
                 1.0
@@ -88,11 +109,37 @@ pub fn duty_for(sampling: ProbeSampling, max_cpu_pps: f64) -> f64 {
     }
 }
 
+/// One calibration's counts: what the probes' programs ran and what softnet saw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    /// Runs of every per-packet program in the window.
+    pub runs: u64,
+    /// Their run time (bpf_prog_info.run_time_ns), in ns.
+    pub run_time_ns: u64,
+    /// Packets processed by every CPU in the same window (softnet_stat).
+    pub packets: u64,
+}
+
+impl Calibration {
+    /// Cost per received packet in ns: run time plus the dispatch stats cannot see,
+    /// over the packets; None when too few packets came to tell.
+    pub fn packet_cost_ns(&self) -> Option<f64> {
+        if self.packets < CALIBRATION_MIN_PACKETS {
+            return None;
+        }
+        let ns = self.run_time_ns as f64 + self.runs as f64 * DISPATCH_NS_PER_RUN;
+        Some(ns / self.packets as f64)
+    }
+}
+
 #[derive(Debug)]
 struct CoverageState {
     attached: Duration,
     since: Option<Instant>,
     duty: f64,
+    packet_cost_ns: f64,
+    measured: bool,
+    max_cpu_pps: f64,
 }
 
 /// Shared between the cycler thread (writer) and the collector (reader).
@@ -100,11 +147,14 @@ struct CoverageState {
 pub struct Coverage(Mutex<CoverageState>);
 
 impl Coverage {
-    fn new(attached_at: Option<Instant>) -> Self {
+    fn new(attached_at: Option<Instant>, packet_cost_ns: f64) -> Self {
         Self(Mutex::new(CoverageState {
             attached: Duration::ZERO,
             since: attached_at,
             duty: 1.0,
+            packet_cost_ns,
+            measured: false,
+            max_cpu_pps: 0.0,
         }))
     }
 
@@ -121,6 +171,9 @@ impl Coverage {
         ProbeCoverage {
             attached: s.attached + open,
             duty: s.duty,
+            packet_cost_ns: s.packet_cost_ns,
+            cost_measured: s.measured,
+            cpu_share: (s.packet_cost_ns * 1e-9 * s.max_cpu_pps * s.duty).min(1.0),
         }
     }
 
@@ -138,8 +191,16 @@ impl Coverage {
         }
     }
 
-    fn set_duty(&self, duty: f64) {
-        self.state().duty = duty;
+    fn set_duty(&self, duty: f64, max_cpu_pps: f64) {
+        let mut s = self.state();
+        s.duty = duty;
+        s.max_cpu_pps = max_cpu_pps;
+    }
+
+    fn set_measured_cost(&self, packet_cost_ns: f64) {
+        let mut s = self.state();
+        s.packet_cost_ns = packet_cost_ns;
+        s.measured = true;
     }
 }
 
@@ -206,7 +267,11 @@ impl DutyCycler {
         root: HostRoot,
     ) -> Self {
         let attached = hooks.iter().all(Hooks::is_attached);
-        let coverage = Arc::new(Coverage::new(attached.then(Instant::now)));
+        let cost = match sampling {
+            ProbeSampling::Budget { packet_cost_ns, .. } => packet_cost_ns,
+            _ => DEFAULT_PACKET_COST_NS,
+        };
+        let coverage = Arc::new(Coverage::new(attached.then(Instant::now), cost));
         let (stop, stopped) = mpsc::channel::<()>();
         let shared = coverage.clone();
         let period = period.max(Duration::from_millis(10));
@@ -254,7 +319,37 @@ fn cycle_probes(
     };
     let mut rate = PacketRate::default();
     let mut warned = false;
+    let calibrating = matches!(
+        sampling,
+        ProbeSampling::Budget {
+            calibrate: true,
+            ..
+        }
+    );
+    let mut next_calibration = Instant::now();
+    let mut calibration_warned = false;
     loop {
+        if calibrating && Instant::now() >= next_calibration {
+            cycle.set(true);
+            match calibrate(&cycle.hooks, root, stopped) {
+                Ok(None) => break,
+                Ok(Some(c)) => match c.packet_cost_ns() {
+                    Some(ns) => {
+                        log::debug!("probe budget: {c:?}: {ns:.0} ns per packet");
+                        coverage.set_measured_cost(ns);
+                        next_calibration = Instant::now() + CALIBRATION_EVERY;
+                    }
+                    None => next_calibration = Instant::now() + CALIBRATION_RETRY,
+                },
+                Err(e) => {
+                    if !calibration_warned {
+                        log::warn!("probe budget: calibration: {e}; using the configured cost");
+                        calibration_warned = true;
+                    }
+                    next_calibration = Instant::now() + CALIBRATION_EVERY;
+                }
+            }
+        }
         let start = Instant::now();
         match softnet::read_rows(root) {
             Ok(rows) => rate.add(start, &rows),
@@ -266,8 +361,10 @@ fn cycle_probes(
             }
             Err(e) => log::debug!("probe budget: {e}"),
         }
-        let duty = duty_for(sampling, rate.max_cpu_pps());
-        coverage.set_duty(duty);
+        let pps = rate.max_cpu_pps();
+        let cost = coverage.state().packet_cost_ns;
+        let duty = duty_for(sampling, pps, cost);
+        coverage.set_duty(duty, pps);
         cycle.set(true);
         if duty >= 1.0 {
             if wait(stopped, start + TICK) {
@@ -287,6 +384,50 @@ fn cycle_probes(
         }
     }
     cycle.set(false);
+}
+
+/// Measures the attached programs for [`CALIBRATION_WINDOW`] with run-time stats on,
+/// releasing them after; None when told to stop meanwhile.
+pub fn calibrate(
+    hooks: &[Hooks],
+    root: &HostRoot,
+    stopped: &mpsc::Receiver<()>,
+) -> Result<Option<Calibration>, String> {
+    let runs = |hooks: &[Hooks]| -> Result<(u64, u64), String> {
+        let mut sum = (0u64, 0u64);
+        for h in hooks {
+            for p in h.program_stats().map_err(|e| e.to_string())? {
+                sum.0 = sum.0.wrapping_add(p.run_count);
+                sum.1 = sum.1.wrapping_add(p.run_time_ns);
+            }
+        }
+        Ok(sum)
+    };
+    let packets = |root: &HostRoot| -> Result<Vec<(u32, u32)>, String> {
+        let rows = softnet::read_rows(root).map_err(|e| e.to_string())?;
+        Ok(rows.iter().map(|r| (r.cpu, r.processed)).collect())
+    };
+    // Dropped at return: stats stay on for the window only.
+    let _stats = skewscope_probes::enable_run_time_stats().map_err(|e| e.to_string())?;
+    let (runs0, time0) = runs(hooks)?;
+    let packets0 = packets(root)?;
+    if wait(stopped, Instant::now() + CALIBRATION_WINDOW) {
+        return Ok(None);
+    }
+    let (runs1, time1) = runs(hooks)?;
+    let packets1 = packets(root)?;
+    let packets = packets1
+        .iter()
+        .filter_map(|(cpu, now)| {
+            let (_, before) = packets0.iter().find(|(c, _)| c == cpu)?;
+            Some(u64::from(counter_delta_u32(*before, *now)))
+        })
+        .sum();
+    Ok(Some(Calibration {
+        runs: runs1.saturating_sub(runs0),
+        run_time_ns: time1.saturating_sub(time0),
+        packets,
+    }))
 }
 
 /// Sleeps until `deadline`; true when told to stop (or the agent is gone).
@@ -332,19 +473,30 @@ mod tests {
     #[test]
     fn duty_fits_the_budget() {
         let b = ProbeSampling::DEFAULT;
-        assert_eq!(duty_for(b, 0.0), 1.0);
-        assert_eq!(duty_for(b, 37_000.0), 1.0, "37 kpps x 400 ns = 1.48%: fits");
-        let d = duty_for(b, 500_000.0);
+        assert_eq!(duty_for(b, 0.0, 400.0), 1.0);
+        assert_eq!(
+            duty_for(b, 37_000.0, 400.0),
+            1.0,
+            "37 kpps x 400 ns = 1.48%: fits"
+        );
+        assert!(
+            duty_for(b, 37_000.0, 1000.0) < 0.5,
+            "37 kpps x 1 us = 3.7%: sampled"
+        );
+        let d = duty_for(b, 500_000.0, 400.0);
         assert!(
             (d - 0.075).abs() < 1e-12,
             "500 kpps x 400 ns = 20% -> 7.5%: {d}"
         );
-        assert_eq!(duty_for(b, 1e12), ProbeSampling::MIN_DUTY);
-        assert_eq!(duty_for(b, f64::NAN), 1.0);
-        assert_eq!(duty_for(ProbeSampling::Continuous, 1e9), 1.0);
-        assert_eq!(duty_for(ProbeSampling::Fixed { duty: 0.25 }, 0.0), 0.25);
+        assert_eq!(duty_for(b, 1e12, 400.0), ProbeSampling::MIN_DUTY);
+        assert_eq!(duty_for(b, f64::NAN, 400.0), 1.0);
+        assert_eq!(duty_for(ProbeSampling::Continuous, 1e9, 400.0), 1.0);
         assert_eq!(
-            duty_for(ProbeSampling::Fixed { duty: 0.0 }, 0.0),
+            duty_for(ProbeSampling::Fixed { duty: 0.25 }, 0.0, 400.0),
+            0.25
+        );
+        assert_eq!(
+            duty_for(ProbeSampling::Fixed { duty: 0.0 }, 0.0, 400.0),
             ProbeSampling::MIN_DUTY
         );
     }
@@ -409,9 +561,43 @@ mod tests {
     }
 
     #[test]
+    fn calibration_cost_counts_dispatch_and_needs_packets() {
+        let c = Calibration {
+            runs: 2_000,
+            run_time_ns: 200_000,
+            packets: 1_000,
+        };
+        // (200 us + 2000 runs x 40 ns) / 1000 packets.
+        assert_eq!(c.packet_cost_ns(), Some(280.0));
+        let idle = Calibration {
+            packets: CALIBRATION_MIN_PACKETS - 1,
+            ..c
+        };
+        assert_eq!(idle.packet_cost_ns(), None, "too few packets to tell");
+    }
+
+    #[test]
+    fn coverage_reports_the_measured_cost_and_share() {
+        let t0 = Instant::now();
+        let c = Coverage::new(Some(t0), 400.0);
+        c.set_duty(0.5, 100_000.0);
+        let r = c.reading(t0);
+        assert!(!r.cost_measured);
+        assert!(
+            (r.cpu_share - 0.02).abs() < 1e-12,
+            "400 ns x 100 kpps x 0.5"
+        );
+        c.set_measured_cost(800.0);
+        let r = c.reading(t0);
+        assert!(r.cost_measured);
+        assert_eq!(r.packet_cost_ns, 800.0);
+        assert!((r.cpu_share - 0.04).abs() < 1e-12);
+    }
+
+    #[test]
     fn coverage_accumulates_attached_time() {
         let t0 = Instant::now();
-        let c = Coverage::new(Some(t0));
+        let c = Coverage::new(Some(t0), 400.0);
         assert_eq!(c.reading(t0 + Duration::from_secs(1)).attached.as_secs(), 1);
         c.detached(t0 + Duration::from_secs(2));
         c.detached(t0 + Duration::from_secs(3));

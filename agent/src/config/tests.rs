@@ -12,7 +12,22 @@ fn probe_sampling_from_flag_then_file() {
         resolve(None, "[probes]\ncpu_budget = 0.05\npacket_cost_ns = 200").unwrap(),
         ProbeSampling::Budget {
             cpu_fraction: 0.05,
-            packet_cost_ns: 200.0
+            packet_cost_ns: 200.0,
+            calibrate: true,
+        }
+    );
+    assert_eq!(
+        resolve(
+            None,
+            "[probes]
+packet_cost_ns = 900
+calibrate = false"
+        )
+        .unwrap(),
+        ProbeSampling::Budget {
+            cpu_fraction: DEFAULT_CPU_BUDGET,
+            packet_cost_ns: 900.0,
+            calibrate: false,
         }
     );
     assert_eq!(

@@ -82,6 +82,13 @@ pub fn build_report(window: &Window, cfg: &ModelConfig, state: &mut ModelState) 
                 .filter(|s| *s > 0.0)
                 .map(|s| (c.attached.as_secs_f64() / s).min(1.0)),
             duty: c.duty,
+            packet_cost_ns: c.packet_cost_ns,
+            packet_cost_source: if c.cost_measured {
+                "measured"
+            } else {
+                "configured"
+            },
+            cpu_share: c.cpu_share,
         }),
     };
     states::apply(&mut report, cfg, &mut state.machines);

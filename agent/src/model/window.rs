@@ -322,6 +322,9 @@ mod tests {
             probe_coverage: Some(ProbeCoverage {
                 attached: std::time::Duration::from_millis(attached_ms),
                 duty: 0.25,
+                packet_cost_ns: 400.0,
+                cost_measured: false,
+                cpu_share: 0.001,
             }),
             sources: Vec::new(),
         }

@@ -612,6 +612,21 @@ pub static CATALOG: &[MetricDef] = &[
         key(&HOST, "probe_sampling.attached_share"),
     ),
     gauge(
+        "skewscope.agent.probe.packet_cost",
+        "s",
+        "The per-packet probes' cost per received packet the probe budget works with: \
+         measured with BPF run-time stats over a 200 ms window every minute (the \
+         configured value until then).",
+        key(&HOST, "probe_sampling.packet_cost_ns").scale(1e-9),
+    ),
+    gauge(
+        "skewscope.agent.probe.cpu_share",
+        "1",
+        "Share of the busiest CPU the per-packet probes take: packet cost × its packet \
+         rate × duty; the probe budget keeps it at or below probes.cpu_budget.",
+        key(&HOST, "probe_sampling.cpu_share"),
+    ),
+    gauge(
         "skewscope.agent.probe.attached",
         "",
         "1 when the eBPF probe is attached and was read this cycle, else 0.",
