@@ -128,7 +128,21 @@ def main():
             c.line(f"listener_events_{proto}", False, f"missing: lab={truth is not None} group={group is not None}")
             continue
         events = [next((l.get("events") for l in group["listeners"] if l["inode"] == ino), "absent") for ino in truth]
-        c.line(f"listener_events_{proto}", events == list(truth.values()), f"events {json.dumps(events)} truth {json.dumps(list(truth.values()))}")
+        want = list(truth.values())
+        detail = f"events {json.dumps(events)} truth {json.dumps(want)}"
+        exact = events == want
+        if not exact and proto == "tcp" and all(isinstance(e, int) for e in events):
+            # The agent counts the listener's wakeups. net/ipv4/tcp_minisocks.c
+            # tcp_child_process() skips parent->sk_data_ready() when the new child is owned
+            # by a user at that moment (its segment goes to the backlog), though accept()
+            # still returns it: a wakeup short of the accepts is the kernel's, at most one
+            # per socket and 1% of the group. More events than accepts is never right.
+            short = [t - e for e, t in zip(events, want)]
+            within = all(0 <= d <= 1 for d in short) and sum(short) <= max(1, sum(want) // 100)
+            c.line(f"listener_events_{proto}", within,
+                   detail + (f" (not exact: {sum(short)} accept(s) without a listener wakeup)" if within else ""))
+        else:
+            c.line(f"listener_events_{proto}", exact, detail)
         measured = any(e for e in events if isinstance(e, int))
         skewed = max(truth.values()) > 0
         # A group whose events are not measured must not read GREEN (issue 11).
