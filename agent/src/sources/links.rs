@@ -152,9 +152,12 @@ mod tests {
         assert_eq!((bare.up, bare.kind, bare.mtu), (false, None, None));
     }
 
-    /// (name, ifindex, up, mtu, rx queues, tx queues) of every link `ip -j -d
-    /// link` shows in this namespace, sorted by name.
-    fn ip_json_links() -> Vec<(String, u32, bool, Option<u32>, Option<u32>, Option<u32>)> {
+    /// (name, ifindex, up, mtu, rx queues, tx queues).
+    type LinkFacts = (String, u32, bool, Option<u32>, Option<u32>, Option<u32>);
+
+    /// [`LinkFacts`] of every link `ip -j -d link` shows in this namespace,
+    /// sorted by name.
+    fn ip_json_links() -> Vec<LinkFacts> {
         let out = std::process::Command::new("ip")
             .args(["-j", "-d", "link", "show"])
             .output()
@@ -195,7 +198,7 @@ mod tests {
             return;
         }
         let as_tuples = |links: &[Link]| {
-            let mut t: Vec<_> = links
+            let mut t: Vec<LinkFacts> = links
                 .iter()
                 .map(|l| {
                     (
