@@ -8,6 +8,7 @@ use std::io::Write as _;
 use serde::Serialize;
 use skewscope_probes::caps;
 
+use crate::collect::cycle::OWNERS_NEED;
 use crate::sources::genl::{self, Family, GenlError};
 use crate::sources::{ethtool_rss, qstats, sysfs_net, HostRoot};
 
@@ -19,9 +20,51 @@ pub struct DoctorReport {
     pub kernel: KernelReport,
     /// Kernel features, each available or not, with the kernel's own answer.
     pub checks: Vec<Check>,
+    /// Every capability the agent uses, what it enables, and whether it is held.
+    pub capabilities: Vec<CapabilityUse>,
     /// What the agent will run with these facts.
     pub plan: Vec<Plan>,
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CapabilityUse {
+    /// "CAP_BPF", ...
+    pub name: &'static str,
+    /// What the agent loses without it.
+    pub enables: &'static str,
+    /// In this process's effective set.
+    pub held: bool,
+}
+
+/// The capabilities the agent uses and the kernel check each one passes. The
+/// chart (helm/skewscope) and the systemd unit grant exactly these, NET_ADMIN
+/// aside (live shadow replay only).
+pub const CAPABILITIES: &[(&str, &str)] = &[
+    (
+        "CAP_BPF",
+        "bpf(2) map and program loads (bpf_capable(), Linux 5.8+; CAP_SYS_ADMIN covers it)",
+    ),
+    (
+        "CAP_PERFMON",
+        "attaching tracing programs: raw tracepoints, fentry, kprobes (perfmon_capable(), 5.8+; CAP_SYS_ADMIN covers it)",
+    ),
+    (
+        "CAP_SYS_ADMIN",
+        "setns(2) into other network namespaces for sock_diag (every netns)",
+    ),
+    (
+        "CAP_SYS_PTRACE",
+        "socket owners: /proc/PID/fd of other users' processes (ptrace_may_access)",
+    ),
+    (
+        "CAP_DAC_READ_SEARCH",
+        "socket owners: searching other users' /proc/PID/fd directories (mode 0500)",
+    ),
+    (
+        "CAP_NET_ADMIN",
+        "live shadow replay only (`shadow --live`: sockets in its own namespace); not the agent",
+    ),
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct KernelReport {
@@ -154,6 +197,16 @@ pub fn gather(root: &HostRoot) -> DoctorReport {
         }
     }
 
+    let held = |cap: &str| facts.effective_caps.iter().any(|c| c == cap);
+    let capabilities: Vec<CapabilityUse> = CAPABILITIES
+        .iter()
+        .map(|&(name, enables)| CapabilityUse {
+            name,
+            enables,
+            held: held(name),
+        })
+        .collect();
+
     let mut plan = Vec::new();
     for (probe, needs) in PROBE_NEEDS {
         let missing: Vec<&Check> = checks
@@ -203,6 +256,9 @@ pub fn gather(root: &HostRoot) -> DoctorReport {
         why,
     });
 
+    plan.push(listener_events_plan(live));
+    plan.push(rx_plan(live));
+
     for (name, rel, in_proc) in FILE_SOURCES {
         let path = if *in_proc {
             root.proc_path(rel)
@@ -239,6 +295,53 @@ pub fn gather(root: &HostRoot) -> DoctorReport {
         });
     }
 
+    let (will_run, why) = if !live {
+        (false, NOT_LIVE.to_string())
+    } else if held("CAP_SYS_ADMIN") {
+        (
+            true,
+            "setns(2) into every network namespace (CAP_SYS_ADMIN held)".to_string(),
+        )
+    } else {
+        (
+            false,
+            "setns needs CAP_SYS_ADMIN: only this namespace's sockets are seen".to_string(),
+        )
+    };
+    plan.push(Plan {
+        kind: "source",
+        name: "sock_diag (every netns)".into(),
+        will_run,
+        why,
+    });
+    let missing: Vec<&str> = ["CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"]
+        .into_iter()
+        .filter(|c| !held(c))
+        .collect();
+    let (will_run, why) = if !live {
+        (false, NOT_LIVE.to_string())
+    } else if missing.is_empty() {
+        (
+            true,
+            "/proc/PID/fd of every process (CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH held)"
+                .to_string(),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "{OWNERS_NEED} (missing {}): owners of other users' sockets are null",
+                missing.join(", ")
+            ),
+        )
+    };
+    plan.push(Plan {
+        kind: "source",
+        name: "socket owners".into(),
+        will_run,
+        why,
+    });
+
     DoctorReport {
         schema: DOCTOR_SCHEMA,
         kernel: KernelReport {
@@ -251,7 +354,63 @@ pub fn gather(root: &HostRoot) -> DoctorReport {
             effective_capabilities: facts.effective_caps,
         },
         checks,
+        capabilities,
         plan,
+    }
+}
+
+const NOT_LIVE: &str = "skipped: --procfs/--sysfs point away from the running kernel";
+
+/// Which hook per-listener events get here, found the way the agent finds it:
+/// by loading the probe (tp_btf sock:sk_data_ready, Linux 6.3+, else fentry on
+/// sock_def_readable); dropping it detaches.
+fn listener_events_plan(live: bool) -> Plan {
+    let (will_run, why) = if !live {
+        (false, NOT_LIVE.to_string())
+    } else if !skewscope_probes::probes_built() {
+        (false, "built without clang: no BPF objects embedded".into())
+    } else {
+        match skewscope_probes::ListenerEventsProbe::load() {
+            Ok(p) => (
+                true,
+                format!("per-listener events from {}", p.hook().name()),
+            ),
+            Err(e) => (false, e.to_string()),
+        }
+    };
+    Plan {
+        kind: "probe",
+        name: "listener_events".into(),
+        will_run,
+        why,
+    }
+}
+
+/// Which rx object loads here: rx.bpf.o, or rx_compat.bpf.o where the verifier
+/// refuses BPF_XCHG/BPF_CMPXCHG (before 5.12, commit 5ffa25502b5a).
+fn rx_plan(live: bool) -> Plan {
+    let (will_run, why) = if !live {
+        (false, NOT_LIVE.to_string())
+    } else if !skewscope_probes::probes_built() {
+        (false, "built without clang: no BPF objects embedded".into())
+    } else {
+        match skewscope_probes::caps::atomic_exchange_supported() {
+            Ok(true) => (
+                true,
+                "rx.bpf.o (the verifier takes BPF_XCHG/BPF_CMPXCHG)".into(),
+            ),
+            Ok(false) => (
+                true,
+                "rx_compat.bpf.o (the verifier refuses BPF_XCHG/BPF_CMPXCHG: before 5.12)".into(),
+            ),
+            Err(e) => (false, format!("a test BPF load failed: {e}")),
+        }
+    };
+    Plan {
+        kind: "probe",
+        name: "rx (queues, flows, ages)".into(),
+        will_run,
+        why,
     }
 }
 
@@ -301,24 +460,17 @@ pub fn render(r: &DoctorReport) -> String {
         k.tracefs.as_deref().unwrap_or("not mounted"),
         k.bpf_stats_enabled.map_or("?", yes)
     );
-    let wanted = [
-        "CAP_BPF",
-        "CAP_PERFMON",
-        "CAP_NET_ADMIN",
-        "CAP_SYS_ADMIN",
-        "CAP_SYS_PTRACE",
-        "CAP_SYS_RESOURCE",
-    ];
-    let caps: Vec<String> = wanted
-        .iter()
-        .map(|c| {
-            format!(
-                "{c} {}",
-                yes(k.effective_capabilities.iter().any(|e| e == c))
-            )
-        })
-        .collect();
-    let _ = writeln!(out, "{}", caps.join("  "));
+    let _ = writeln!(out, "\ncapabilities (effective set)");
+    for c in &r.capabilities {
+        let _ = writeln!(
+            out,
+            "  [{}] {:<20} {:<4} {}",
+            mark(c.held),
+            c.name,
+            yes(c.held),
+            c.enables
+        );
+    }
     let _ = writeln!(out, "\nchecks");
     for c in &r.checks {
         let _ = writeln!(out, "  [{}] {:<36} {}", mark(c.available), c.name, c.detail);

@@ -228,7 +228,10 @@ pub struct ListenerReport {
     /// Container or pod from the owner's cgroup path, where present.
     pub container: Option<String>,
     /// sk_data_ready events: a connection ready to accept (TCP) or a datagram (UDP).
-    pub events: u64,
+    /// None when the listener_events probe did not run this window (not attached on
+    /// this kernel, --no-probes, or not read): not measured is not 0; the `sources`
+    /// entry `ebpf_listener_events` says why and the group's regime is UNKNOWN.
+    pub events: Option<u64>,
     /// Accept-queue length (TCP LISTEN) or receive-queue bytes (UDP).
     pub queue_depth: u64,
     /// Accept backlog limit (TCP LISTEN).

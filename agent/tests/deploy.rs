@@ -1033,7 +1033,36 @@ struct Seen {
     group_listeners: Option<usize>,
     owners: usize,
     doctor_caps: Vec<String>,
+    doctor: Value,
     report: Value,
+}
+
+impl Seen {
+    /// doctor's `capabilities` entry `name`: whether it says it is held.
+    fn doctor_holds(&self, name: &str) -> bool {
+        self.doctor["capabilities"]
+            .as_array()
+            .expect("doctor capabilities")
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("doctor does not list {name}: {}", self.doctor))["held"]
+            .as_bool()
+            .unwrap()
+    }
+
+    /// doctor's plan entry `name`: (will_run, why).
+    fn doctor_plan(&self, name: &str) -> (bool, String) {
+        let p = self.doctor["plan"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("doctor plans no {name}: {}", self.doctor));
+        (
+            p["will_run"].as_bool().unwrap(),
+            p["why"].as_str().unwrap().to_string(),
+        )
+    }
 }
 
 fn observe(tmp: &Path, caps: &[String], group: &ForeignGroup) -> Seen {
@@ -1070,6 +1099,7 @@ fn observe(tmp: &Path, caps: &[String], group: &ForeignGroup) -> Seen {
                 .count()
         }),
         doctor_caps,
+        doctor,
         report,
     }
 }
@@ -1135,6 +1165,12 @@ fn least_privilege_the_charts_capabilities_suffice_and_each_is_needed() {
     assert!(!all.report["cpus"].as_array().unwrap().is_empty());
     assert!(all.report["cpus"][0]["softnet"].is_object());
     assert_eq!(all.doctor_caps.len(), caps.len(), "{:?}", all.doctor_caps);
+    for cap in &caps {
+        assert!(all.doctor_holds(cap), "{cap}: {}", all.doctor);
+    }
+    assert!(all.doctor_plan("sock_diag (every netns)").0);
+    assert!(all.doctor_plan("socket owners").0);
+    assert!(all.doctor_plan("listener_events").0);
 
     // /metrics under the same confinement.
     let port = common::free_port();
@@ -1188,17 +1224,25 @@ fn least_privilege_the_charts_capabilities_suffice_and_each_is_needed() {
             "without {cap}: not ok {:?}; group listeners {:?}; owners {}",
             seen.not_ok, seen.group_listeners, seen.owners
         );
-        // doctor names the capability as missing.
+        // doctor names the capability as missing: in the effective set it prints
+        // and in its own capability list.
         assert!(
             !seen.doctor_caps.contains(&cap),
             "{cap}: {:?}",
             seen.doctor_caps
         );
+        assert!(!seen.doctor_holds(&cap), "{cap}: {}", seen.doctor);
+        for other in caps.iter().filter(|c| **c != cap) {
+            assert!(seen.doctor_holds(other), "{other} without {cap}");
+        }
+        let sock_diag_plan = seen.doctor_plan("sock_diag (every netns)");
+        let owners_plan = seen.doctor_plan("socket owners");
         match cap.as_str() {
             // Covered by CAP_SYS_ADMIN: nothing lost.
             "CAP_BPF" | "CAP_PERFMON" => {
                 assert!(seen.not_ok.iter().all(|s| s.1 == "unsupported"), "{cap}");
                 assert_eq!(seen.owners, LISTENERS, "{cap}");
+                assert!(sock_diag_plan.0 && owners_plan.0, "{cap}");
             }
             // sock_diag cannot enter other namespaces: the group is not found.
             "CAP_SYS_ADMIN" => {
@@ -1209,12 +1253,32 @@ fn least_privilege_the_charts_capabilities_suffice_and_each_is_needed() {
                 );
                 assert_eq!(seen.group_listeners, None);
                 assert!(failed(&seen, "ebpf_listener_events").is_none());
+                assert!(!sock_diag_plan.0, "{sock_diag_plan:?}");
+                assert!(
+                    sock_diag_plan.1.contains("CAP_SYS_ADMIN"),
+                    "{sock_diag_plan:?}"
+                );
+                assert!(owners_plan.0, "{owners_plan:?}");
             }
-            // The group and its events are seen, its owners are not.
+            // The group and its events are seen, its owners are not, and the
+            // report's owners source says why, counting the sockets.
             "CAP_SYS_PTRACE" | "CAP_DAC_READ_SEARCH" => {
                 assert_eq!(seen.group_listeners, Some(LISTENERS), "{cap}");
                 assert_eq!(seen.owners, 0, "{cap}");
-                assert!(seen.not_ok.iter().all(|s| s.1 == "unsupported"), "{cap}");
+                let owners = failed(&seen, "owners").expect("owners not failed");
+                assert!(owners.starts_with("failed owners of "), "{owners}");
+                assert!(owners.contains("group sockets not readable"), "{owners}");
+                assert!(owners.contains(&format!("missing {cap}")), "{owners}");
+                assert!(
+                    seen.not_ok
+                        .iter()
+                        .all(|s| s.1 == "unsupported" || s.0 == "owners"),
+                    "{cap}: {:?}",
+                    seen.not_ok
+                );
+                assert!(!owners_plan.0, "{owners_plan:?}");
+                assert!(owners_plan.1.contains(&cap), "{owners_plan:?}");
+                assert!(sock_diag_plan.0, "{sock_diag_plan:?}");
             }
             other => panic!("no expectation for {other}: add one"),
         }

@@ -118,10 +118,69 @@ fn doctor_reports_this_kernel() {
     let softirq = plan.iter().find(|p| p["name"] == "softirq_time").unwrap();
     assert_eq!(softirq["will_run"], true, "{softirq}");
 
+    // Every capability the agent uses, held as this process's effective set says
+    // (the agent inherits it).
+    let effective = skewscope_probes::kernel_facts().effective_caps;
+    let caps = d["capabilities"].as_array().unwrap();
+    let names: Vec<&str> = caps.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "CAP_BPF",
+            "CAP_PERFMON",
+            "CAP_SYS_ADMIN",
+            "CAP_SYS_PTRACE",
+            "CAP_DAC_READ_SEARCH",
+            "CAP_NET_ADMIN"
+        ]
+    );
+    for c in caps {
+        let held = effective.iter().any(|e| e == c["name"].as_str().unwrap());
+        assert_eq!(c["held"], held, "{c}");
+        assert!(!c["enables"].as_str().unwrap().is_empty(), "{c}");
+    }
+    let planned = |name: &str| {
+        plan.iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no plan {name}: {out}"))
+            .clone()
+    };
+    let held = |cap: &str| effective.iter().any(|e| e == cap);
+    assert_eq!(
+        planned("sock_diag (every netns)")["will_run"],
+        held("CAP_SYS_ADMIN")
+    );
+    assert_eq!(
+        planned("socket owners")["will_run"],
+        held("CAP_SYS_PTRACE") && held("CAP_DAC_READ_SEARCH")
+    );
+    // The hook and the rx object are the ones the probe library picks here.
+    let events = planned("listener_events");
+    let hook = skewscope_probes::ListenerEventsProbe::load()
+        .expect("listener_events loads as root")
+        .hook();
+    assert_eq!(events["will_run"], true, "{events}");
+    assert!(
+        events["why"].as_str().unwrap().contains(hook.name()),
+        "{events} vs {hook:?}"
+    );
+    let rx = planned("rx (queues, flows, ages)");
+    let object = match skewscope_probes::caps::atomic_exchange_supported() {
+        Ok(true) => "rx.bpf.o",
+        Ok(false) => "rx_compat.bpf.o",
+        Err(e) => panic!("test load as root: {e}"),
+    };
+    assert!(rx["why"].as_str().unwrap().starts_with(object), "{rx}");
+
     // The human form says the same.
     let (code, text) = skewscope(&["doctor"]);
     assert_eq!(code, 0);
     assert!(text.contains("raw_tp/irq:softirq_entry"));
+    for name in names {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    assert!(text.contains("source socket owners"), "{text}");
+    assert!(text.contains(hook.name()), "{text}");
 }
 
 #[test]

@@ -226,7 +226,7 @@ impl Recorder {
             }
             let share = acc.listeners.entry(l.inode).or_default();
             share.inode = l.inode;
-            share.events += l.events;
+            share.events += l.events.unwrap_or(0);
             share.index = l.index.or(share.index);
             share.pid = l.pid.or(share.pid);
             if l.comm.is_some() {

@@ -120,7 +120,8 @@ pub struct ListenerView {
     pub pid: Option<u32>,
     pub comm: Option<String>,
     pub container: Option<String>,
-    pub events: u64,
+    /// null when the listener_events probe did not run: counted as none.
+    pub events: Option<u64>,
     pub queue_depth: u64,
     /// SK_MEMINFO_DROPS: a counter since the socket was made, not a window delta.
     pub drops: Option<u64>,

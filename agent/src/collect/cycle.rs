@@ -71,6 +71,8 @@ pub struct Collector {
     /// Owners by socket inode, rescanned only when the set of group members changes.
     owners: HashMap<u64, Owner>,
     owned_inodes: BTreeSet<u64>,
+    /// How the last owner scan fared, reported every cycle that has group members.
+    owners_status: Result<(), String>,
 }
 
 const SKIPPED_NOT_LIVE: &str = "skipped: --procfs/--sysfs point away from the running kernel";
@@ -130,6 +132,7 @@ impl Collector {
             watched: BTreeSet::new(),
             owners: HashMap::new(),
             owned_inodes: BTreeSet::new(),
+            owners_status: Ok(()),
         }
     }
 
@@ -337,8 +340,26 @@ impl Collector {
             let start = Instant::now();
             let wanted: HashSet<u64> = members.iter().copied().collect();
             self.owners = owners::scan_owners(root, &wanted);
-            s.record("owners", Ok(()), start.elapsed().as_micros() as u64);
+            let unowned = members
+                .iter()
+                .filter(|i| !self.owners.contains_key(i))
+                .count();
+            let effective = if unowned > 0 && self.opts.live_kernel() {
+                skewscope_probes::kernel_facts().effective_caps
+            } else {
+                Vec::new()
+            };
+            self.owners_status =
+                owners_outcome(unowned, members.len(), self.opts.live_kernel(), &effective);
+            s.record(
+                "owners",
+                self.owners_status.clone(),
+                start.elapsed().as_micros() as u64,
+            );
             self.owned_inodes = members;
+        } else if !members.is_empty() {
+            // The cached scan still describes these sockets: say how it fared.
+            s.record("owners", self.owners_status.clone(), 0);
         }
 
         Some(ListenerFacts {
@@ -488,6 +509,35 @@ fn from_driver_stats(stats: &[(String, u64)], source: &'static str) -> Vec<Queue
         .collect()
 }
 
+/// Why owners cannot be read without a capability; doctor's plan says the same.
+pub const OWNERS_NEED: &str =
+    "/proc/PID/fd of other users needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH";
+
+/// How an owner scan fared: `unowned` of `members` group sockets got no owner.
+/// On the running kernel without CAP_SYS_PTRACE or CAP_DAC_READ_SEARCH the
+/// /proc/PID/fd of other users' processes cannot be read (proc_fd_access_allowed,
+/// fs/proc/base.c; the directory is mode 0500): a failure naming the loss. Else
+/// an unowned socket closed or is held by no process: not a fault.
+fn owners_outcome(
+    unowned: usize,
+    members: usize,
+    live: bool,
+    effective_caps: &[String],
+) -> Result<(), String> {
+    let missing: Vec<&str> = ["CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"]
+        .into_iter()
+        .filter(|c| !effective_caps.iter().any(|e| e == c))
+        .collect();
+    if unowned == 0 || !live || missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "owners of {unowned} of {members} group sockets not readable: {} (missing {})",
+        OWNERS_NEED,
+        missing.join(", ")
+    ))
+}
+
 /// Runs sources and records how each fared.
 #[derive(Default)]
 struct Sources {
@@ -540,5 +590,36 @@ impl Sources {
         };
         self.statuses
             .push(SourceStatus::new(name, status, error, duration_us));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn owners_denied_names_the_missing_capability_and_the_count() {
+        let why = owners_outcome(3, 4, true, &caps(&["CAP_BPF", "CAP_SYS_PTRACE"])).unwrap_err();
+        assert_eq!(
+            why,
+            "owners of 3 of 4 group sockets not readable: /proc/PID/fd of other users \
+             needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (missing CAP_DAC_READ_SEARCH)"
+        );
+        // A failure, not a skip: it does not start with "skipped".
+        assert!(!why.starts_with("skipped"));
+    }
+
+    #[test]
+    fn owners_ok_when_all_found_or_capabilities_held_or_not_live() {
+        let all = caps(&["CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"]);
+        assert_eq!(owners_outcome(0, 4, true, &[]), Ok(()));
+        // Held: an unowned socket closed meanwhile.
+        assert_eq!(owners_outcome(1, 4, true, &all), Ok(()));
+        // A captured root: this process's capabilities say nothing about it.
+        assert_eq!(owners_outcome(4, 4, false, &[]), Ok(()));
     }
 }

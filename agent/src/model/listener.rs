@@ -97,7 +97,9 @@ pub fn group_reports(
                     pid: owner.map(|o| o.pid),
                     comm: owner.map(|o| o.comm.clone()),
                     container: owner.and_then(|o| o.container_id.clone()),
-                    events: ev.map_or(0, |e| e.events),
+                    // A socket the probe saw no event for has no map entry: 0. No probe
+                    // read at all: not measured.
+                    events: facts.events.as_ref().map(|_| ev.map_or(0, |e| e.events)),
                     queue_depth: m.queue_depth,
                     backlog_limit: m.backlog_limit,
                     drops: m.drops,
@@ -120,7 +122,7 @@ pub fn group_reports(
         let secs = window_secs.filter(|s| *s > 0.0);
         let rates: Vec<f64> = listeners
             .iter()
-            .map(|l| l.events as f64 / secs.unwrap_or(1.0))
+            .map(|l| l.events.unwrap_or(0) as f64 / secs.unwrap_or(1.0))
             .collect();
         let bci = match secs {
             Some(secs) if probe_seen => {
@@ -280,4 +282,103 @@ pub fn log2_percentile_us(buckets: &[u64], p: f64) -> Option<f64> {
         seen += n as f64;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{ListenerFacts, Snapshot};
+    use crate::sources::sock_diag::{ListenSocket, Protocol};
+    use std::time::{Duration, Instant};
+
+    fn socket(inode: u64) -> ListenSocket {
+        ListenSocket {
+            netns: 1,
+            protocol: Protocol::Udp,
+            local: "10.0.0.1:53".parse().unwrap(),
+            inode,
+            uid: 0,
+            cookie: 0,
+            queue_depth: 0,
+            backlog_limit: None,
+            drops: None,
+            rcvbuf: None,
+            rmem_alloc: None,
+        }
+    }
+
+    fn snapshot(
+        taken_at: Instant,
+        events: Option<Vec<skewscope_probes::ListenerEvents>>,
+    ) -> Snapshot {
+        Snapshot {
+            taken_at,
+            interrupts: None,
+            softirqs: None,
+            proc_stat: None,
+            softnet: None,
+            softirq_time: None,
+            online_cpus: None,
+            cpu_nodes: Default::default(),
+            sysctls: None,
+            devices: Vec::new(),
+            host_netns: None,
+            listeners: Some(ListenerFacts {
+                sockets: vec![socket(7), socket(8)],
+                events,
+                ..Default::default()
+            }),
+            rx_queue_counts: None,
+            rx_queue_ages: None,
+            probe_coverage: None,
+            sources: Vec::new(),
+        }
+    }
+
+    fn events(inode: u64, n: u64) -> skewscope_probes::ListenerEvents {
+        skewscope_probes::ListenerEvents {
+            netns: 1,
+            inode,
+            events: n,
+            reuseport_id: Some(0),
+            index: Some(0),
+            num_socks: Some(2),
+            port: 53,
+            protocol: 17,
+            family: 2,
+        }
+    }
+
+    fn listener_events(
+        prev: Option<Vec<skewscope_probes::ListenerEvents>>,
+        cur: Option<Vec<skewscope_probes::ListenerEvents>>,
+    ) -> (Vec<Option<u64>>, Option<f64>) {
+        let t0 = Instant::now();
+        let w = Window::between(
+            &snapshot(t0, prev),
+            &snapshot(t0 + Duration::from_secs(2), cur),
+        );
+        let groups = group_reports(
+            &w,
+            &ListenerConfig::default(),
+            &mut ListenerHistory::default(),
+        );
+        assert_eq!(groups.len(), 1);
+        let g = &groups[0];
+        (
+            g.listeners.iter().map(|l| l.events).collect(),
+            g.indices.lsi,
+        )
+    }
+
+    /// Not measured is null, not 0: the 6.1 guest of issue 11 read 0 events on
+    /// every listener while one socket took 2060 of 4520 datagrams.
+    #[test]
+    fn events_are_null_without_the_probe_and_zero_only_when_measured() {
+        assert_eq!(listener_events(None, None), (vec![None, None], None));
+        // The probe ran: a socket without a map entry had no event.
+        let (ev, lsi) = listener_events(Some(vec![events(7, 10)]), Some(vec![events(7, 30)]));
+        assert_eq!(ev, vec![Some(20), Some(0)]);
+        assert!(lsi.is_some());
+    }
 }

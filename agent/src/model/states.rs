@@ -99,6 +99,11 @@ pub fn apply(report: &mut Report, cfg: &ModelConfig, sm: &mut StateMachines) {
         g.regime_transitions = machine.transitions_total();
 
         for l in g.listeners.iter_mut() {
+            // Not measured: no rate estimate from a made-up zero.
+            let Some(events) = l.events else {
+                l.state = None;
+                continue;
+            };
             let est = sm
                 .listeners
                 .entry(l.inode)
@@ -106,7 +111,7 @@ pub fn apply(report: &mut Report, cfg: &ModelConfig, sm: &mut StateMachines) {
             l.state = Some(est.update(
                 cycle_secs,
                 &ListenerObservation {
-                    events: l.events,
+                    events,
                     queue_depth: l.queue_depth as f64,
                     queue_counts_events: g.protocol == "tcp",
                 },

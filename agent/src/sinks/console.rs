@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::model::regime::Regime;
+use crate::model::regime::{GroupRegime, Regime};
 use crate::report::{DeviceReport, Report, ReuseportGroupReport, ShadowGroupReport};
 
 /// Rows per table: the busiest ones, so a large host fits a terminal.
@@ -144,7 +144,7 @@ fn render_device(out: &mut String, dev: &DeviceReport, w: Option<f64>, color: bo
         dev.driver.as_deref().unwrap_or("virtual"),
         dev.rx_queues.len(),
         if dev.rx_queues.len() == 1 { "" } else { "s" },
-        paint(dev.regime.name(), dev.regime.rank(), color),
+        paint(dev.regime.name(), Some(dev.regime.rank()), color),
     );
     let _ = writeln!(
         out,
@@ -208,7 +208,7 @@ fn render_group(out: &mut String, g: &ReuseportGroupReport, w: Option<f64>, colo
         g.address,
         g.port,
         g.netns,
-        paint(g.regime.name(), g.regime.rank(), color),
+        paint(g.regime.name(), group_rank(g.regime), color),
         fmt_index(g.p_hot),
     );
     let _ = writeln!(
@@ -231,7 +231,8 @@ fn render_group(out: &mut String, g: &ReuseportGroupReport, w: Option<f64>, colo
             .map(|r| format!("{:.0}%", r * 100.0))
             .unwrap_or_else(|| "-".into()),
     );
-    if g.regime.rank() > 0 {
+    // UNKNOWN is not calm: its advice line is the reason the regime is missing.
+    if g.regime.rank() > 0 || g.regime == GroupRegime::Unknown {
         wrap(out, "  advice: ", g.advice);
     }
     let _ = writeln!(
@@ -249,7 +250,7 @@ fn render_group(out: &mut String, g: &ReuseportGroupReport, w: Option<f64>, colo
             "  {:>3}  {:<10} {:>7}  {:>6}  {:>5}  {:>7}  {}",
             l.index.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
             l.inode,
-            fmt_count(Some(l.events), w),
+            fmt_count(l.events, w),
             human(l.queue_depth as f64),
             l.drops
                 .map(|d| human(d as f64))
@@ -328,13 +329,22 @@ fn fmt_us(v: Option<f64>) -> String {
     }
 }
 
-/// A regime name, coloured by rank when asked (green, yellow, orange, red).
-fn paint(name: &str, rank: usize, color: bool) -> String {
+/// A regime name, coloured by rank when asked (green, yellow, orange, red); no
+/// rank (UNKNOWN: not measured) is dim, never green.
+fn paint(name: &str, rank: Option<usize>, color: bool) -> String {
     if !color {
         return format!("[{name}]");
     }
+    let Some(rank) = rank else {
+        return format!("\x1b[2m[{name}]\x1b[0m");
+    };
     let code = ["32", "33", "38;5;208", "31"][rank.min(3)];
     format!("\x1b[1;{code}m[{name}]\x1b[0m")
+}
+
+/// A group's rank for colour; None for UNKNOWN, which is no level.
+fn group_rank(regime: GroupRegime) -> Option<usize> {
+    (regime != GroupRegime::Unknown).then(|| regime.rank())
 }
 
 /// Write `text` after `prefix`, wrapped at 80 columns with a hanging indent.
@@ -377,6 +387,56 @@ mod tests {
             max_share: lsi.map(|_| 0.5),
             skew_reduction: r,
         }
+    }
+
+    /// UNKNOWN (events not measured) is dim, never green, says why, and its
+    /// listeners' events read "-", not 0.
+    #[test]
+    fn unknown_group_is_dim_with_its_reason_and_no_event_counts() {
+        use crate::report::{GroupIndices, ListenerReport};
+        let g = ReuseportGroupReport {
+            netns: 1,
+            protocol: "udp",
+            address: "10.0.0.1".into(),
+            port: 53,
+            reuseport_id: None,
+            listeners: vec![ListenerReport {
+                inode: 4242,
+                index: None,
+                pid: None,
+                comm: None,
+                container: None,
+                events: None,
+                queue_depth: 0,
+                backlog_limit: None,
+                drops: None,
+                ingress_age_p95_us: None,
+                state: None,
+            }],
+            top_flows: Vec::new(),
+            indices: GroupIndices::default(),
+            regime: GroupRegime::Unknown,
+            advice: GroupRegime::Unknown.advice(),
+            p_hot: None,
+            regime_transitions: 0,
+            membership_changes: 0,
+        };
+        let mut out = String::new();
+        render_group(&mut out, &g, Some(2.0), true);
+        assert!(out.contains("\x1b[2m[UNKNOWN]\x1b[0m"), "{out}");
+        assert!(!out.contains("\x1b[1;32m"), "UNKNOWN painted green: {out}");
+        assert!(
+            out.contains("advice: per-listener events are not measured"),
+            "{out}"
+        );
+        let row = out.lines().find(|l| l.contains("4242")).unwrap();
+        assert_eq!(row.split_whitespace().nth(2), Some("-"), "{row}");
+        let mut plain = String::new();
+        render_group(&mut plain, &g, Some(2.0), false);
+        assert!(
+            plain.contains("[UNKNOWN]") && !plain.contains('\x1b'),
+            "{plain}"
+        );
     }
 
     #[test]

@@ -157,28 +157,10 @@ pub fn read_all_blocking() -> Result<Vec<(String, Channels)>, SourceError> {
     runtime.block_on(read_all())
 }
 
-/// Test-only: the privilege gate of the netlink/ioctl live tests. The namespaces
-/// they run in are [`crate::sources::testns`].
-#[cfg(test)]
-pub(crate) mod test_netns {
-
-    /// Whether privileged live tests can run here (root, `ip` and `ethtool`
-    /// present), through the workspace's one gate: says why when they cannot;
-    /// with SKEWSCOPE_REQUIRE_PRIVILEGED=1 not being able to run is a failure.
-    pub(crate) fn privileged(test: &str) -> bool {
-        skewscope_test_support::Needs::new(test)
-            .root()
-            .tool("ip", &["-V"])
-            .tool("ethtool", &["--version"])
-            .met()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::test_netns::privileged;
     use super::*;
-    use crate::sources::testns::Netns;
+    use crate::sources::testns::{privileged, Netns};
     use netlink_packet_core::ParseableParametrized;
     use netlink_packet_generic::GenlHeader;
     use proptest::prelude::*;
@@ -352,10 +334,6 @@ mod tests {
         for (name, ch) in &all {
             let cli = cli_channels(Command::new("ethtool").args(["-l", name]));
             assert_eq!(ch, &cli, "{name}: netlink vs ethtool -l");
-        }
-        if std::path::Path::new("/sys/class/net/eth0").exists() {
-            let eth0 = all.get("eth0").expect("eth0 in the dump");
-            assert_eq!(eth0.combined, Some(1));
         }
         // lo has no get_channels; the kernel leaves it out of the dump.
         assert!(!all.contains_key("lo"));

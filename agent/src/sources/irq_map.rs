@@ -625,28 +625,53 @@ mod tests {
         std::fs::remove_dir_all(&base).unwrap();
     }
 
+    /// Live: the queue IRQs found for every NIC of this host (those with MSI
+    /// vectors in sysfs) are among its own vectors, name a queue it has, and
+    /// their /proc/interrupts action classifies back to that queue.
     #[test]
-    fn live_host_virtio_eth0() {
-        // This build machine: eth0 -> virtio2, "virtio2-input.0" in /proc/interrupts.
+    fn live_host_nics() {
         let root = HostRoot::default();
-        let hints = read_hints(&root, "eth0");
-        let Some(bus) = hints.bus_name.clone().filter(|b| b.starts_with("virtio")) else {
-            eprintln!("skipping: no virtio eth0 here");
-            return;
-        };
-        let Ok(i) = interrupts::read(&root) else {
-            eprintln!("skipping: /proc/interrupts unreadable");
-            return;
-        };
-        let got = map_queue_irqs(&i, std::slice::from_ref(&hints));
-        let rx0 = got
+        let hints: Vec<DeviceIrqHints> = crate::sources::testns::nic_drivers()
             .iter()
-            .find(|q| q.queue == 0 && q.kind == Rx)
-            .unwrap_or_else(|| panic!("no rx queue 0 for eth0 on {bus}: {got:?}"));
-        let line = i.get(rx0.irq).unwrap();
-        assert_eq!(line.actions, vec![format!("{bus}-input.0")]);
-        if !hints.msi_irqs.is_empty() {
-            assert!(hints.msi_irqs.contains(&rx0.irq));
+            .map(|(dev, _)| read_hints(&root, dev))
+            .filter(|h| !h.msi_irqs.is_empty())
+            .collect();
+        if !skewscope_test_support::Needs::new("live_host_nics")
+            .that(!hints.is_empty(), "needs a NIC with MSI vectors")
+            .met()
+        {
+            return;
+        }
+        // /proc/interrupts exists on every Linux with procfs.
+        let i = interrupts::read(&root).expect("/proc/interrupts");
+        let got = map_queue_irqs(&i, &hints);
+        for q in &got {
+            let h = hints.iter().find(|h| h.name == q.device).unwrap();
+            assert!(h.msi_irqs.contains(&q.irq), "{q:?} not in {h:?}");
+            let queues = std::fs::read_dir(format!("/sys/class/net/{}/queues", q.device))
+                .unwrap()
+                .count() as u32;
+            assert!(q.queue < queues, "{q:?}: {queues} queue dirs");
+            let line = i.get(q.irq).unwrap();
+            assert!(
+                line.actions
+                    .iter()
+                    .filter_map(|a| classify_action(a))
+                    .any(|aq| aq.queue == q.queue && aq.kind == q.kind),
+                "{q:?}: {line:?}"
+            );
+        }
+        // A NIC whose own vectors carry queue-style names gets queues mapped.
+        for h in &hints {
+            let named = h.msi_irqs.iter().any(|irq| {
+                i.get(*irq)
+                    .is_some_and(|l| l.actions.iter().any(|a| classify_action(a).is_some()))
+            });
+            assert_eq!(
+                named,
+                got.iter().any(|q| q.device == h.name),
+                "{h:?}: {got:?}"
+            );
         }
     }
 

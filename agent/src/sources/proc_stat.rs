@@ -238,10 +238,8 @@ mod tests {
 
     #[test]
     fn live_proc_stat_parses() {
-        let Ok(text) = std::fs::read_to_string("/proc/stat") else {
-            eprintln!("skipping: /proc/stat unreadable");
-            return;
-        };
+        // Every Linux with procfs has /proc/stat: no reason to skip.
+        let text = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
         let got = parse(&text).unwrap();
         assert!(!got.cpus.is_empty());
         assert!(got.softirq_total.is_some());

@@ -185,18 +185,29 @@ mod tests {
         assert!(parse_cpumask("zz").is_err());
     }
 
+    /// Live: every device of this host: its driver is the `device/driver` link,
+    /// and its RX queues are 0..N as queues/rx-N.
     #[test]
-    fn live_eth0_has_queues() {
+    fn live_devices_have_queues() {
         let root = HostRoot::default();
         let names = list_devices(&root).unwrap();
         assert!(names.iter().any(|n| n == "lo"));
         let lo = read_device(&root, "lo").unwrap();
         assert!(!lo.has_device);
         assert_eq!(lo.ifindex, Some(1));
-        if names.iter().any(|n| n == "eth0") {
-            let eth0 = read_device(&root, "eth0").unwrap();
-            assert!(!eth0.rx_queues.is_empty());
-            assert_eq!(eth0.rx_queues[0].queue, 0);
+        for (dev, driver) in crate::sources::testns::nic_drivers() {
+            let got = read_device(&root, &dev).unwrap();
+            assert!(got.has_device, "{dev}");
+            assert_eq!(got.driver.as_deref(), Some(driver.as_str()), "{dev}");
+            let rx_dirs = std::fs::read_dir(format!("/sys/class/net/{dev}/queues"))
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                })
+                .count();
+            let queues: Vec<u32> = got.rx_queues.iter().map(|q| q.queue).collect();
+            assert_eq!(queues, (0..rx_dirs as u32).collect::<Vec<_>>(), "{dev}");
         }
     }
 

@@ -1,108 +1,43 @@
-//! Test-only network namespaces for the live netlink/ioctl tests of sources:
-//! [`Netns`], one throw-away namespace to run code in, and [`VethPair`], two
-//! namespaces joined by a multi-queue veth pair whose traffic the test controls.
-//! Netlink sockets and ioctls act in the namespace of the thread that opens them,
-//! so both run code on a thread moved there with setns(2).
+//! Test-only helpers of the live netlink/ioctl tests of sources: the privilege
+//! gate, the host's NICs, and [`VethPair`], two namespaces joined by a
+//! multi-queue veth pair whose traffic the test controls. Single namespaces are
+//! the test-support crate's [`Netns`]. Netlink sockets and ioctls act in the
+//! namespace of the thread that opens them, so both run code on a thread moved
+//! there with setns(2).
 
 use std::fs::File;
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-/// A network namespace named uniquely (pid + counter), deleted on drop even
-/// when the test fails.
-pub(crate) struct Netns {
-    pub(crate) name: String,
+pub(crate) use skewscope_test_support::netns::Netns;
+
+/// Whether privileged live tests can run here (root, `ip` and `ethtool`
+/// present), through the workspace's one gate: says why when they cannot;
+/// with SKEWSCOPE_REQUIRE_PRIVILEGED=1 not being able to run is a failure.
+pub(crate) fn privileged(test: &str) -> bool {
+    skewscope_test_support::Needs::new(test)
+        .root()
+        .tool("ip", &["-V"])
+        .tool("ethtool", &["--version"])
+        .met()
 }
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-impl Netns {
-    pub(crate) fn new(tag: &str) -> Netns {
-        let name = format!(
-            "skewscope-{tag}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        run_ok(Command::new("ip").args(["netns", "add", &name]));
-        Netns { name }
-    }
-
-    /// `ip -n NS ARGS...`, which must succeed.
-    pub(crate) fn ip(&self, args: &[&str]) {
-        run_ok(Command::new("ip").args(["-n", &self.name]).args(args));
-    }
-
-    /// `ip netns exec NS CMD...`, whatever its exit status.
-    pub(crate) fn exec(&self, cmd: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(cmd)
-            .output()
-            .expect("spawn ip netns exec")
-    }
-
-    /// A veth pair `a`/`b` with `queues` RX and TX queues on each end.
-    pub(crate) fn add_veth(&self, a: &str, b: &str, queues: u32) {
-        let q = queues.to_string();
-        self.ip(&[
-            "link",
-            "add",
-            a,
-            "numrxqueues",
-            &q,
-            "numtxqueues",
-            &q,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            b,
-            "numrxqueues",
-            &q,
-            "numtxqueues",
-            &q,
-        ]);
-    }
-
-    /// Run `f` on a thread that has joined this namespace.
-    pub(crate) fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                // SAFETY: setns on a valid namespace fd; it affects only this
-                // thread, which ends when `f` returns.
-                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+/// Devices of this namespace backed by a driver (/sys/class/net/X/device/driver),
+/// i.e. NICs rather than virtual devices, with that driver's name, by name.
+pub(crate) fn nic_drivers() -> Vec<(String, String)> {
+    let mut nics: Vec<(String, String)> = std::fs::read_dir("/sys/class/net")
+        .expect("/sys/class/net")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let link = std::fs::read_link(format!("/sys/class/net/{name}/device/driver")).ok()?;
+            Some((name, link.file_name()?.to_str()?.to_string()))
         })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let out = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-        if !matches!(&out, Ok(o) if o.status.success()) {
-            eprintln!("warning: could not delete netns {}: {out:?}", self.name);
-        }
-    }
-}
-
-fn run_ok(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .collect();
+    nics.sort();
+    nics
 }
 
 pub(crate) const QUEUES: u32 = 4;

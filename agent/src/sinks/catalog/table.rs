@@ -482,7 +482,8 @@ pub static CATALOG: &[MetricDef] = &[
         "skewscope.reuseport.regime",
         "",
         "1 per group; `regime` is its listener regime (GREEN, YELLOW, ORANGE, RED), with \
-         hysteresis and dwell. Observe-only: reported, never acted on.",
+         hysteresis and dwell, or UNKNOWN while its per-listener events are not measured \
+         (the listener_events probe did not run). Observe-only: reported, never acted on.",
         one(&GROUP).attrs(REGIME),
     ),
     counter(

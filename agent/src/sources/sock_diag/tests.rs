@@ -848,39 +848,44 @@ mod live {
     }
 
     /// The test process's own sockets come back from a plain std bind too (no
-    /// SO_REUSEPORT): the dump is not limited to groups.
+    /// SO_REUSEPORT): the dump is not limited to groups. Made in a namespace of
+    /// the test's own with IPv6 on lo, whatever the host's loopback has.
     #[test]
     fn live_dump_includes_plain_listeners_ipv6() {
-        if !privileged("live_dump_includes_plain_listeners_ipv6", false) {
+        if !privileged("live_dump_includes_plain_listeners_ipv6", true)
+            || !skewscope_test_support::Needs::new("live_dump_includes_plain_listeners_ipv6")
+                .ipv6()
+                .met()
+        {
             return;
         }
-        let Ok(tcp6) = TcpListener::bind("[::1]:0") else {
-            eprintln!("live_dump_includes_plain_listeners_ipv6: skipped: no IPv6 loopback");
-            return;
-        };
-        let udp6 = UdpSocket::bind("[::1]:0").unwrap();
-        let all = dump_listeners(here()).unwrap();
-        let t = all
-            .iter()
-            .find(|s| s.inode == inode(tcp6.as_raw_fd()))
-            .expect("tcp6");
-        assert_eq!(
-            (t.protocol, t.local),
-            (Protocol::Tcp, tcp6.local_addr().unwrap())
-        );
-        let u = all
-            .iter()
-            .find(|s| s.inode == inode(udp6.as_raw_fd()))
-            .expect("udp6");
-        assert_eq!(
-            (u.protocol, u.local),
-            (Protocol::Udp, udp6.local_addr().unwrap())
-        );
-        // A connected UDP socket is left out.
-        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
-        c.connect("127.0.0.1:9").unwrap();
-        let all = dump_listeners(here()).unwrap();
-        assert!(!all.iter().any(|s| s.inode == inode(c.as_raw_fd())));
+        let ns = skewscope_test_support::netns::Netns::with_ipv6("sockdiag6");
+        ns.run(|| {
+            let tcp6 = TcpListener::bind("[::1]:0").expect("bind [::1] in a netns with IPv6 on lo");
+            let udp6 = UdpSocket::bind("[::1]:0").unwrap();
+            let all = dump_listeners(here()).unwrap();
+            let t = all
+                .iter()
+                .find(|s| s.inode == inode(tcp6.as_raw_fd()))
+                .expect("tcp6");
+            assert_eq!(
+                (t.protocol, t.local),
+                (Protocol::Tcp, tcp6.local_addr().unwrap())
+            );
+            let u = all
+                .iter()
+                .find(|s| s.inode == inode(udp6.as_raw_fd()))
+                .expect("udp6");
+            assert_eq!(
+                (u.protocol, u.local),
+                (Protocol::Udp, udp6.local_addr().unwrap())
+            );
+            // A connected UDP socket is left out.
+            let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+            c.connect("127.0.0.1:9").unwrap();
+            let all = dump_listeners(here()).unwrap();
+            assert!(!all.iter().any(|s| s.inode == inode(c.as_raw_fd())));
+        });
     }
 }
 
