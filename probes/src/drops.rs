@@ -12,7 +12,8 @@ use aya::Ebpf;
 
 use crate::btf_enum;
 use crate::error::ProbeError;
-use crate::loader::{self, map_read_error, map_write_error, ProgramStats};
+use crate::loader::{self, map_read_error, map_write_error};
+use crate::stats::ProgramStats;
 use crate::Hooks;
 
 const PROBE: &str = "drops";

@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use aya::programs::ProgramFd;
 
 use crate::error::ProbeError;
-use crate::loader::ProgramStats;
+use crate::stats::ProgramStats;
 
 /// What BPF_RAW_TRACEPOINT_OPEN is given for one program.
 #[derive(Debug)]

@@ -47,6 +47,7 @@ mod loader;
 mod napi;
 mod rx;
 mod softirq_time;
+mod stats;
 
 pub use caps::{
     check_fentry, check_kprobe, check_raw_tracepoints, check_sk_reuseport_load, kernel_facts,
@@ -56,13 +57,13 @@ pub use drops::{DropCount, DropsProbe, ResetCount, MAX_WATCHED_DROPS};
 pub use error::ProbeError;
 pub use hooks::{enable_run_time_stats, Hooks};
 pub use listener_events::{ListenerEvents, ListenerEventsProbe, ListenerHook, MAX_WATCHED_PORTS};
-pub use loader::ProgramStats;
 pub use napi::{NapiProbe, NapiStats};
 pub use rx::{
     log2_bucket_bounds_ns, FlowSample, QueueAge, QueueCount, RxConfig, RxProbe, SocketAge,
     AGE_BUCKETS, MAX_WATCHED_RX,
 };
 pub use softirq_time::{CpuSoftirqTime, SoftirqTimeProbe};
+pub use stats::ProgramStats;
 
 /// Whether the BPF objects were compiled into this build (false when clang
 /// was missing at build time).

@@ -29,6 +29,7 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use std::ffi::CString;
 
 use crate::hooks::{Hook, Target};
+use crate::stats::ProgramStats;
 use crate::Hooks;
 
 use crate::error::{error_chain_message, program_error_message, ProbeError};
@@ -302,27 +303,6 @@ pub(crate) fn map_write_error(
         probe,
         map,
         detail: error_chain_message(err).text,
-    }
-}
-
-/// Run-time accounting of one loaded program (bpf_prog_info run_cnt and
-/// run_time_ns, Linux 5.1). The kernel only accumulates them while the
-/// administrator has `kernel.bpf_stats_enabled=1` (or a BPF_ENABLE_STATS fd
-/// is held); otherwise both stay 0. skewscope never turns that on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProgramStats {
-    /// Program name in the object ("sk_data_ready", ...).
-    pub name: String,
-    /// Runs counted while stats were enabled.
-    pub run_count: u64,
-    /// Total run time of those runs, in nanoseconds.
-    pub run_time_ns: u64,
-}
-
-impl ProgramStats {
-    /// Mean cost per run in nanoseconds; None before any counted run.
-    pub fn ns_per_run(&self) -> Option<u64> {
-        (self.run_count > 0).then(|| self.run_time_ns / self.run_count)
     }
 }
 

@@ -6,7 +6,8 @@ use aya::Ebpf;
 
 use crate::cpus;
 use crate::error::ProbeError;
-use crate::loader::{self, map_read_error, ProgramStats};
+use crate::loader::{self, map_read_error};
+use crate::stats::ProgramStats;
 use crate::Hooks;
 
 const PROBE: &str = "napi";

@@ -28,7 +28,8 @@ use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap};
 use aya::Ebpf;
 
 use crate::error::ProbeError;
-use crate::loader::{self, map_read_error, map_write_error, ProgramStats};
+use crate::loader::{self, map_read_error, map_write_error};
+use crate::stats::ProgramStats;
 use crate::Hooks;
 
 const PROBE: &str = "rx";
