@@ -171,6 +171,14 @@ pub struct RssReport {
     pub hfunc: Option<String>,
     pub key_hex: Option<String>,
     pub source: String,
+    /// Packets per table entry over the window, measured under `indirection`
+    /// (docs/rss-shadow.md); absent when not measured. One number per entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_packets: Option<Vec<u64>>,
+    /// How `entry_packets` were measured: "toeplitz" (the device key over sampled flows)
+    /// or "skb_hash"; absent with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_by: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

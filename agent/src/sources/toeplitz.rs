@@ -122,6 +122,44 @@ pub fn entry_of(hash: u32, size: usize) -> Option<usize> {
     (size > 0 && size.is_power_of_two()).then(|| hash as usize & (size - 1))
 }
 
+/// One sampled flow as the entry count needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampledFlow {
+    pub saddr: IpAddr,
+    pub daddr: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    /// IPPROTO_TCP (6) or IPPROTO_UDP (17).
+    pub protocol: u8,
+    pub packets: u64,
+}
+
+/// Packets per table entry: each flow's packets added to the entry its Toeplitz hash
+/// selects under `key`, hashed over the fields `rule` says the driver uses by default.
+/// None when the table size has no low-bits rule (not a power of two).
+pub fn entry_packets(
+    flows: impl IntoIterator<Item = SampledFlow>,
+    key: &[u8],
+    table_size: usize,
+    rule: DriverRule,
+) -> Option<Vec<u64>> {
+    entry_of(0, table_size)?;
+    let mut entries = vec![0u64; table_size];
+    for f in flows {
+        let fields = match f.protocol {
+            17 => rule.udp_fields,
+            _ => HashFields::AddressesAndPorts,
+        };
+        let Some(input) = flow_input(f.saddr, f.daddr, f.sport, f.dport, fields) else {
+            continue;
+        };
+        if let Some(e) = entry_of(hash(key, &input), table_size) {
+            entries[e] += f.packets;
+        }
+    }
+    Some(entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +256,35 @@ mod tests {
         assert!(driver_rule("ice").is_some_and(|r| r.udp_fields == HashFields::AddressesAndPorts));
         assert_eq!(driver_rule("virtio_net"), None);
         assert_eq!(driver_rule("mlx5_core"), None);
+    }
+
+    #[test]
+    fn flows_add_up_on_their_entries() {
+        let rule = driver_rule("ixgbe").unwrap();
+        let flow = |src: &str, dst: &str, protocol, packets| {
+            let s: std::net::SocketAddr = src.parse().unwrap();
+            let d: std::net::SocketAddr = dst.parse().unwrap();
+            SampledFlow {
+                saddr: s.ip(),
+                daddr: d.ip(),
+                sport: s.port(),
+                dport: d.port(),
+                protocol,
+                packets,
+            }
+        };
+        let flows = [
+            // TCP hashes the 4-tuple: 0x51ccc178 → entry 0x78 of 128.
+            flow("66.9.149.187:2794", "161.142.100.80:1766", 6, 10),
+            // UDP on ixgbe hashes addresses only: 0x323e8fc2 → entry 0x42.
+            flow("66.9.149.187:2794", "161.142.100.80:1766", 17, 3),
+            flow("66.9.149.187:9", "161.142.100.80:1766", 17, 4),
+        ];
+        let e = entry_packets(flows, &KEY, 128, rule).unwrap();
+        assert_eq!(e[0x78], 10);
+        assert_eq!(e[0x42], 7, "UDP ports are not hashed by ixgbe's default");
+        assert_eq!(e.iter().sum::<u64>(), 17);
+        assert_eq!(entry_packets(flows, &KEY, 96, rule), None);
     }
 
     #[test]
