@@ -324,7 +324,7 @@ fn fit(
 pub fn ethtool_args(table: &[u32], queues: usize) -> Option<String> {
     let size = table.len();
     let highest = *table.iter().max()? as usize;
-    if highest + 1 <= queues && table == equal_fill(size, highest + 1).as_slice() {
+    if highest < queues && table == equal_fill(size, highest + 1).as_slice() {
         return Some(format!("equal {}", highest + 1));
     }
     let mut counts = vec![0u32; queues.max(highest + 1)];

@@ -54,7 +54,7 @@ fn balanced_against_brute_force() {
     for case in 0..cases {
         let n = 2 + (rng.next() % 6) as usize; // 2..=7 entries
         let queues = 2 + (rng.next() % 2) as usize; // 2..=3 queues
-        let heavy = rng.next() % 3 == 0;
+        let heavy = rng.next().is_multiple_of(3);
         let w: Vec<u64> = (0..n)
             .map(|_| {
                 let x = rng.next() % 20;
