@@ -135,6 +135,22 @@ pub struct DeviceReport {
     pub regime_transitions: u64,
     /// CPUs that serve this device's queue IRQs but sit outside its NUMA node.
     pub irq_cpus_off_node: Vec<u32>,
+    /// RSS in shadow over this window's entry loads (`current`, `equal`, `balanced`);
+    /// absent without `rss.entry_packets` (docs/rss-shadow.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rss_shadow: Vec<RssShadowSummary>,
+}
+
+/// One table's prediction over the window's entry loads (the `rss-shadow` command
+/// gives the full per-queue detail).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RssShadowSummary {
+    /// `current`, `equal` or `balanced`.
+    pub policy: String,
+    pub qpi: Option<f64>,
+    pub max_share: Option<f64>,
+    /// Entries whose queue differs from the current table.
+    pub entries_moved: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -215,3 +215,142 @@ fn live_window_says_why_it_cannot_predict() {
         "{err}"
     );
 }
+
+/// The model's side: flows received on an ixgbe device with the Microsoft verification
+/// key land on the entries their Toeplitz hashes select, the current table sums them into
+/// the queues the flows arrived on, and the report carries the shadow summary that `run`
+/// exports as skewscope.rss.shadow.*.
+#[test]
+fn report_measures_entry_loads_with_the_device_key() {
+    use skewscope::model::{self, ModelConfig, Window};
+    use skewscope::snapshot::{DeviceFacts, ListenerFacts, Snapshot};
+    use skewscope::sources::ethtool_rss::{RssConfig, RssSource};
+    use skewscope::sources::sysfs_net::NetDevice;
+
+    const KEY: [u8; 40] = [
+        0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f,
+        0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30,
+        0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+    ];
+    // 128 entries, `equal 4`; the verification flows' TCP hashes end in 0x78, 0xea, 0x4a,
+    // 0x7f, 0xa2: entries 120, 106, 74, 127, 34 → queues 0, 2, 2, 3, 2.
+    let table: Vec<u32> = (0..128).map(|i| i % 4).collect();
+    let flows = [
+        ("66.9.149.187:2794", "161.142.100.80:1766", 100u64),
+        ("199.92.111.2:14230", "65.69.140.83:4739", 50),
+        ("24.19.198.95:12898", "12.22.207.184:38024", 20),
+        ("38.27.205.30:48228", "209.142.163.6:2217", 10),
+        ("153.39.163.191:44251", "202.188.127.2:1303", 5),
+    ];
+    let sample = |(src, dst, packets): (&str, &str, u64), ifindex| {
+        let s: std::net::SocketAddr = src.parse().unwrap();
+        let d: std::net::SocketAddr = dst.parse().unwrap();
+        skewscope_probes::FlowSample {
+            netns: 1,
+            family: 2,
+            protocol: 6,
+            saddr: s.ip(),
+            sport: s.port(),
+            daddr: d.ip(),
+            dport: d.port(),
+            packets,
+            bytes: packets * 100,
+            rx_cpu: 0,
+            rx_queue: None,
+            ifindex,
+        }
+    };
+    let mut samples: Vec<_> = flows.iter().map(|f| sample(*f, 2)).collect();
+    samples.push(sample(("10.0.0.1:1", "10.0.0.2:2", 999), 3)); // another device
+    let snap = |flows: Vec<skewscope_probes::FlowSample>| Snapshot {
+        taken_at: std::time::Instant::now(),
+        interrupts: None,
+        softirqs: None,
+        proc_stat: None,
+        softnet: None,
+        softirq_time: None,
+        online_cpus: None,
+        cpu_nodes: Default::default(),
+        sysctls: None,
+        devices: vec![DeviceFacts {
+            sys: NetDevice {
+                name: "eth1".into(),
+                ifindex: Some(2),
+                driver: Some("ixgbe".into()),
+                numa_node: Some(0),
+                has_device: true,
+                rx_queues: Vec::new(),
+                tx_queues: Vec::new(),
+                operstate: None,
+                rx_packets: None,
+            },
+            queue_irqs: Vec::new(),
+            irq_affinity: Default::default(),
+            rss: Some(RssConfig {
+                indirection: table.clone(),
+                key: Some(KEY.to_vec()),
+                hfunc: Some("toeplitz".into()),
+                rx_rings: Some(4),
+                source: RssSource::Netlink,
+            }),
+            channels: None,
+            queue_counters: Vec::new(),
+        }],
+        host_netns: Some(1),
+        listeners: Some(ListenerFacts {
+            flows: Some(flows),
+            ..Default::default()
+        }),
+        rx_queue_counts: None,
+        rx_queue_ages: None,
+        probe_coverage: None,
+        sources: Vec::new(),
+    };
+    let report = model::build_report(
+        &Window::between(&snap(Vec::new()), &snap(samples)),
+        &ModelConfig::new(),
+        &mut Default::default(),
+    );
+    let v = serde_json::to_value(&report).unwrap();
+    let rss = &v["devices"][0]["rss"];
+    assert_eq!(rss["measured_by"], "toeplitz");
+    let entries: Vec<u64> = serde_json::from_value(rss["entry_packets"].clone()).unwrap();
+    assert_eq!(entries.len(), 128);
+    for (e, p) in [(120, 100), (106, 50), (74, 20), (127, 10), (34, 5)] {
+        assert_eq!(entries[e], p, "entry {e}");
+    }
+    assert_eq!(
+        entries.iter().sum::<u64>(),
+        185,
+        "the other device's flow is not counted"
+    );
+    let shadow = v["devices"][0]["rss_shadow"].as_array().unwrap();
+    let names: Vec<&str> = shadow
+        .iter()
+        .map(|p| p["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["current", "equal", "balanced"]);
+    // current: queues 0,1,2,3 carry 100, 0, 75, 10: max share 100/185.
+    assert!((shadow[0]["max_share"].as_f64().unwrap() - 100.0 / 185.0).abs() < 1e-9);
+    assert_eq!(
+        shadow[1]["entries_moved"], 0,
+        "equal 4 is the current table"
+    );
+    assert!(shadow[2]["qpi"].as_f64().unwrap() <= shadow[0]["qpi"].as_f64().unwrap());
+    // And the catalog exports them per device and policy.
+    let e = skewscope::sinks::catalog::evaluate(&v, &Default::default());
+    let at = |name: &str| {
+        let i = skewscope::sinks::catalog::CATALOG
+            .iter()
+            .position(|d| d.name == name)
+            .unwrap();
+        e.points[i].clone()
+    };
+    assert_eq!(at("skewscope.rss.shadow.qpi").len(), 3);
+    let moved = at("skewscope.rss.shadow.entries_moved");
+    assert_eq!(moved[1].value, 0.0);
+    assert!(moved[1]
+        .attrs
+        .iter()
+        .any(|(k, v)| *k == "policy" && format!("{v:?}").contains("equal")));
+}

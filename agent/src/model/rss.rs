@@ -249,11 +249,56 @@ pub(super) fn device_report(dev: &DeviceFacts, window: &Window, cfg: &ModelConfi
             table_qpi: table_shares.as_deref().and_then(indices::qpi),
             haf95_us: haf95_us(dev, &rx_queues, window, cfg),
         },
+        rss_shadow: rss_shadow_summary(dev, entries.as_deref(), ring_count),
         rx_queues,
         regime: Default::default(),
         advice: "",
         regime_transitions: 0,
     }
+}
+
+/// `current`, `equal` and `balanced` over the window's entry loads; empty without them.
+fn rss_shadow_summary(
+    dev: &DeviceFacts,
+    entries: Option<&[u64]>,
+    ring_count: usize,
+) -> Vec<crate::report::RssShadowSummary> {
+    use crate::rss_shadow::{self, CandidateSpec, DeviceInput};
+    let (Some(entries), Some(rss)) = (entries, dev.rss.as_ref()) else {
+        return Vec::new();
+    };
+    let highest = rss
+        .indirection
+        .iter()
+        .map(|&q| q as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let input = DeviceInput {
+        name: dev.sys.name.clone(),
+        table: rss.indirection.clone(),
+        entry_packets: entries.to_vec(),
+        measured_by: "toeplitz".into(),
+        queues: ring_count.max(highest).max(1),
+        numa_local: None,
+    };
+    let specs = [CandidateSpec::Equal, CandidateSpec::Balanced];
+    let Ok(report) = rss_shadow::run(&input, &specs, &mut |p| {
+        Err(rss_shadow::RssShadowError::Input(format!(
+            "{p}: no files here"
+        )))
+    }) else {
+        return Vec::new();
+    };
+    report
+        .policies
+        .iter()
+        .map(|p| crate::report::RssShadowSummary {
+            policy: p.policy.clone(),
+            qpi: p.qpi,
+            max_share: p.max_share(),
+            entries_moved: p.entries_moved,
+        })
+        .collect()
 }
 
 /// Packets per indirection-table entry from the window's sampled flows received on this
