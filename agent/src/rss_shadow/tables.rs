@@ -226,11 +226,14 @@ fn fit(
         }
     }
     let mut pool: Vec<usize> = Vec::new();
-    for q in 0..queues.max(table.iter().map(|&q| q as usize + 1).max().unwrap_or(0)) {
+    // Each queue's entries, in one pass (tables have up to thousands of entries).
+    let width = queues.max(table.iter().map(|&q| q as usize + 1).max().unwrap_or(0));
+    let mut by_queue: Vec<Vec<usize>> = vec![Vec::new(); width];
+    for (e, &q) in table.iter().enumerate() {
+        by_queue[q as usize].push(e);
+    }
+    for (q, mut entries) in by_queue.into_iter().enumerate() {
         // Heaviest first, then by entry index: deterministic.
-        let mut entries: Vec<usize> = (0..table.len())
-            .filter(|&e| table[e] as usize == q)
-            .collect();
         entries.sort_by(|&a, &b| entry_packets[b].cmp(&entry_packets[a]).then(a.cmp(&b)));
         if !is_allowed(q) {
             pool.extend(entries);
