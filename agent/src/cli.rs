@@ -70,6 +70,9 @@ pub enum Command {
     Record(RecordArgs),
     /// Replay candidate reuseport selectors over a trace in a private replica.
     Shadow(skewscope_shadow::cli::ShadowArgs),
+    /// Predict each RX queue's load under candidate RSS indirection tables from the
+    /// packets each table entry carried (the `ethtool -X` commands are printed, never run).
+    RssShadow(RssShadowArgs),
     /// Record a baseline before a canary; compare after it (exit 0 promote, 1 hold,
     /// 3 inconclusive, 2 error).
     Baseline(crate::baseline::args::BaselineArgs),
@@ -249,6 +252,31 @@ pub struct SnapshotArgs {
     pub duration: Option<f64>,
     #[command(flatten)]
     pub sources: SourceArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RssShadowArgs {
+    /// The device (default: the one device whose report carries entry loads).
+    #[arg(long, value_name = "DEV")]
+    pub device: Option<String>,
+    /// Live: measure over a window of SECS seconds [default: 5].
+    #[arg(long, value_name = "SECS", value_parser = parse_interval, conflicts_with = "from")]
+    pub duration: Option<f64>,
+    /// A candidate table (repeatable; default: equal and balanced): equal,
+    /// weight:W0,W1,… (ethtool -X weight), balanced, balanced:numa (only queues whose IRQ
+    /// CPUs are on the NIC's NUMA node), or PATH (one queue per entry, or `ethtool -x` text).
+    #[arg(
+        long = "candidate",
+        value_name = "equal|weight:W0,W1,…|balanced|balanced:numa|PATH"
+    )]
+    pub candidates: Vec<String>,
+    /// Print JSON (schema skewscope.rss_shadow/v1).
+    #[arg(long)]
+    pub json: bool,
+    /// Compute from a saved `snapshot --json` / `run --output json` report (the last line
+    /// of a JSON-lines file) instead of collecting.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

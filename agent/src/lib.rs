@@ -16,6 +16,7 @@ pub mod error;
 pub mod model;
 pub mod record;
 pub mod report;
+pub mod rss_shadow;
 pub mod shadow_live;
 pub mod sinks;
 pub mod snapshot;

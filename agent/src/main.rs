@@ -35,6 +35,7 @@ fn main() -> ExitCode {
                 .write_all(text.as_bytes())
                 .context("writing to stdout")
         }),
+        Command::RssShadow(args) => return rss_shadow(root, args),
         Command::Baseline(args) => {
             let code = skewscope::baseline::main(&root, args, &mut |live, on_report| {
                 baseline_loop(root.clone(), live, on_report)
@@ -130,6 +131,104 @@ fn snapshot(root: HostRoot, args: SnapshotArgs) -> anyhow::Result<()> {
     std::io::stdout()
         .write_all(text.as_bytes())
         .context("writing the report to stdout")
+}
+
+/// `skewscope rss-shadow`: exit 0, 1 when collection fails, 2 on bad input (a table
+/// file, weights, or a report without entry loads), naming what is wrong.
+fn rss_shadow(root: HostRoot, args: skewscope::cli::RssShadowArgs) -> ExitCode {
+    use skewscope::rss_shadow::{self as rs, CandidateSpec, RssShadowError};
+    let specs: Result<Vec<CandidateSpec>, RssShadowError> = if args.candidates.is_empty() {
+        Ok(vec![CandidateSpec::Equal, CandidateSpec::Balanced])
+    } else {
+        args.candidates
+            .iter()
+            .map(|c| CandidateSpec::parse(c))
+            .collect()
+    };
+    let input: anyhow::Result<Result<rs::DeviceInput, RssShadowError>> = match &args.from {
+        Some(path) => rss_shadow_report_file(path).map(|(value, origin)| {
+            value.and_then(|v| rs::device_input(&v, &origin, args.device.as_deref()))
+        }),
+        None => rss_shadow_live(root, &args).map(|report| {
+            let value = serde_json::to_value(&report).unwrap_or_default();
+            rs::device_input(&value, "the live window", args.device.as_deref())
+        }),
+    };
+    let result = input.map(|dev| {
+        let dev = dev?;
+        rs::run(&dev, &specs?, &mut |path| {
+            std::fs::read_to_string(path).map_err(|e| RssShadowError::TableFile {
+                path: path.into(),
+                msg: e.to_string(),
+            })
+        })
+    });
+    let report = match result {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            eprintln!("skewscope rss-shadow: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("skewscope rss-shadow: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    let text = if args.json {
+        serde_json::to_string(&report).unwrap_or_default() + "\n"
+    } else {
+        rs::render(&report)
+    };
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(1),
+    }
+}
+
+/// A saved report: the whole file as one JSON value, else its last non-empty line (a
+/// `run --output json` stream). The inner error is bad input (exit 2).
+fn rss_shadow_report_file(
+    path: &std::path::Path,
+) -> anyhow::Result<(
+    Result<serde_json::Value, skewscope::rss_shadow::RssShadowError>,
+    String,
+)> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {origin}"))?;
+    let value = serde_json::from_str(&text).or_else(|whole| {
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        serde_json::from_str(last).map_err(|_| {
+            skewscope::rss_shadow::RssShadowError::Input(format!(
+                "{origin}: not a JSON report nor JSON lines ({whole})"
+            ))
+        })
+    });
+    Ok((value, origin))
+}
+
+/// One window of `--duration` seconds with the probes, as `snapshot --duration` takes it.
+fn rss_shadow_live(root: HostRoot, args: &skewscope::cli::RssShadowArgs) -> anyhow::Result<Report> {
+    let secs = args.duration.unwrap_or(5.0);
+    let sources = SourceArgs {
+        devices: args.device.iter().cloned().collect(),
+        ..SourceArgs::default()
+    };
+    let opts = collect_options(root, &sources, &config::ProbesFile::default(), secs)?;
+    let mut collector = Collector::new(opts);
+    let mut state = model::ModelState::default();
+    let first = collector.collect();
+    log::info!("window open for {secs}s");
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let second = collector.collect();
+    Ok(model::build_report(
+        &Window::between(&first, &second),
+        &ModelConfig::new(),
+        &mut state,
+    ))
 }
 
 /// `skewscope metrics`: the catalog, as docs/metrics.md (`--markdown`) or a plain list.

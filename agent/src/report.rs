@@ -143,6 +143,22 @@ pub struct DeviceReport {
     pub regime_transitions: u64,
     /// CPUs that serve this device's queue IRQs but sit outside its NUMA node.
     pub irq_cpus_off_node: Vec<u32>,
+    /// RSS in shadow over this window's entry loads (`current`, `equal`, `balanced`);
+    /// absent without `rss.entry_packets` (docs/rss-shadow.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rss_shadow: Vec<RssShadowSummary>,
+}
+
+/// One table's prediction over the window's entry loads (the `rss-shadow` command
+/// gives the full per-queue detail).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RssShadowSummary {
+    /// `current`, `equal` or `balanced`.
+    pub policy: String,
+    pub qpi: Option<f64>,
+    pub max_share: Option<f64>,
+    /// Entries whose queue differs from the current table.
+    pub entries_moved: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -179,6 +195,14 @@ pub struct RssReport {
     pub hfunc: Option<String>,
     pub key_hex: Option<String>,
     pub source: String,
+    /// Packets per table entry over the window, measured under `indirection`
+    /// (docs/rss-shadow.md); absent when not measured. One number per entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_packets: Option<Vec<u64>>,
+    /// How `entry_packets` were measured: "toeplitz" (the device key over sampled flows)
+    /// or "skb_hash"; absent with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_by: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

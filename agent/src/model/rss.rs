@@ -223,6 +223,7 @@ pub(super) fn device_report(dev: &DeviceFacts, window: &Window, cfg: &ModelConfi
         None => (None, None),
     };
 
+    let entries = dev.rss.as_ref().and_then(|r| entry_packets(dev, r, window));
     DeviceReport {
         name: dev.sys.name.clone(),
         driver: dev.sys.driver.clone(),
@@ -238,6 +239,8 @@ pub(super) fn device_report(dev: &DeviceFacts, window: &Window, cfg: &ModelConfi
             hfunc: r.hfunc.clone(),
             key_hex: r.key_hex(),
             source: format!("{:?}", r.source).to_lowercase(),
+            measured_by: entries.as_ref().map(|_| "toeplitz"),
+            entry_packets: entries.clone(),
         }),
         indices: DeviceIndices {
             qpi: indices::qpi(&packets),
@@ -246,11 +249,91 @@ pub(super) fn device_report(dev: &DeviceFacts, window: &Window, cfg: &ModelConfi
             table_qpi: table_shares.as_deref().and_then(indices::qpi),
             haf95_us: haf95_us(dev, &rx_queues, window, cfg),
         },
+        rss_shadow: rss_shadow_summary(dev, entries.as_deref(), ring_count),
         rx_queues,
         regime: Default::default(),
         advice: "",
         regime_transitions: 0,
     }
+}
+
+/// `current`, `equal` and `balanced` over the window's entry loads; empty without them.
+fn rss_shadow_summary(
+    dev: &DeviceFacts,
+    entries: Option<&[u64]>,
+    ring_count: usize,
+) -> Vec<crate::report::RssShadowSummary> {
+    use crate::rss_shadow::{self, CandidateSpec, DeviceInput};
+    let (Some(entries), Some(rss)) = (entries, dev.rss.as_ref()) else {
+        return Vec::new();
+    };
+    let highest = rss
+        .indirection
+        .iter()
+        .map(|&q| q as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let input = DeviceInput {
+        name: dev.sys.name.clone(),
+        table: rss.indirection.clone(),
+        entry_packets: entries.to_vec(),
+        measured_by: "toeplitz".into(),
+        queues: ring_count.max(highest).max(1),
+        numa_local: None,
+    };
+    let specs = [CandidateSpec::Equal, CandidateSpec::Balanced];
+    let Ok(report) = rss_shadow::run(&input, &specs, &mut |p| {
+        Err(rss_shadow::RssShadowError::Input(format!(
+            "{p}: no files here"
+        )))
+    }) else {
+        return Vec::new();
+    };
+    report
+        .policies
+        .iter()
+        .map(|p| crate::report::RssShadowSummary {
+            policy: p.policy.clone(),
+            qpi: p.qpi,
+            max_share: p.max_share(),
+            entries_moved: p.entries_moved,
+        })
+        .collect()
+}
+
+/// Packets per indirection-table entry from the window's sampled flows received on this
+/// device, each hashed with the device's Toeplitz key (sources::toeplitz). None without
+/// flow samples, a key, a Toeplitz hfunc, or a driver whose entry rule is cited there.
+/// Covers only the flows to watched ports the probe sampled.
+fn entry_packets(
+    dev: &DeviceFacts,
+    rss: &crate::sources::ethtool_rss::RssConfig,
+    window: &Window,
+) -> Option<Vec<u64>> {
+    use crate::sources::toeplitz;
+    if rss.hfunc.as_deref() != Some("toeplitz") || rss.indirection.is_empty() {
+        return None;
+    }
+    let key = rss.key.as_deref().filter(|k| !k.is_empty())?;
+    let rule = toeplitz::driver_rule(dev.sys.driver.as_deref()?)?;
+    let (netns, ifindex) = (window.host_netns?, dev.sys.ifindex?);
+    let flows = window.listeners.as_ref()?.flows.as_ref()?;
+    toeplitz::entry_packets(
+        flows
+            .iter()
+            .filter(|f| f.netns == netns && f.ifindex == ifindex)
+            .map(|f| toeplitz::SampledFlow {
+                saddr: f.saddr,
+                daddr: f.daddr,
+                sport: f.sport,
+                dport: f.dport,
+                protocol: f.protocol,
+                packets: f.packets,
+            }),
+        key,
+        rss.indirection.len(),
+        rule,
+    )
 }
 
 /// CPUs targeted by the device's queue IRQs (effective affinity where known) that belong

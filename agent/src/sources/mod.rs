@@ -31,6 +31,7 @@ pub mod sysctls;
 pub mod sysfs_net;
 #[cfg(test)]
 pub(crate) mod testns;
+pub mod toeplitz;
 
 use std::path::{Path, PathBuf};
 

@@ -26,8 +26,8 @@ pub use eval::{
     SDK_SERIES_PER_METRIC,
 };
 pub use table::{
-    CATALOG, CPU, CYCLE_DURATION_BOUNDS, DEVICE, FLOW, GROUP, HOST, LISTENER, PROBE, QUEUE, SCOPES,
-    SHADOW, SOURCE,
+    CATALOG, CPU, CYCLE_DURATION_BOUNDS, DEVICE, FLOW, GROUP, HOST, LISTENER, PROBE, QUEUE,
+    RSS_SHADOW, SCOPES, SHADOW, SOURCE,
 };
 pub use types::{
     attributes, exposed_names, json_source, AgentValue, Attr, AttrFrom, FromReport, Instrument,

@@ -38,6 +38,11 @@ const POLICY_ATTRS: &[Attr] = &[attr(
     "policy",
     "replayed selector: `default` (the kernel's hash), `builtin:NAME` or an object's path",
 )];
+const RSS_POLICY_ATTRS: &[Attr] = &[attr(
+    "policy",
+    "policy",
+    "indirection table: `current`, `equal` or `balanced` (docs/rss-shadow.md)",
+)];
 const SOURCE_ATTRS: &[Attr] = &[attr("source", "name", "collector source name")];
 const PROBE_ATTRS: &[Attr] = &[attr("probe", "name", "eBPF probe source name")];
 
@@ -117,6 +122,20 @@ pub const FLOW: Scope = Scope {
         },
     ],
 };
+/// RSS in shadow: per device and table (current, equal, balanced).
+pub const RSS_SHADOW: Scope = Scope {
+    name: "rss_shadow",
+    steps: &[
+        DEVICES,
+        Step {
+            array: "rss_shadow",
+            limit: None,
+            attrs: RSS_POLICY_ATTRS,
+            only: None,
+            max_len: Some(3),
+        },
+    ],
+};
 /// The live shadow replay: per group (bounded like the groups) and policy (the default
 /// and at most [`MAX_SHADOW_CANDIDATES`] candidates).
 pub const SHADOW: Scope = Scope {
@@ -161,7 +180,17 @@ pub const PROBE: Scope = Scope {
 
 /// Every scope, in evaluation order.
 pub const SCOPES: &[&Scope] = &[
-    &HOST, &CPU, &DEVICE, &QUEUE, &GROUP, &LISTENER, &FLOW, &SHADOW, &SOURCE, &PROBE,
+    &HOST,
+    &CPU,
+    &DEVICE,
+    &QUEUE,
+    &GROUP,
+    &LISTENER,
+    &FLOW,
+    &SHADOW,
+    &RSS_SHADOW,
+    &SOURCE,
+    &PROBE,
 ];
 /// Upper bounds (seconds) of the cycle duration histogram: a cycle is a few ms on a
 /// small host and should stay well under the 1 s default interval on a large one.
@@ -567,6 +596,26 @@ pub static CATALOG: &[MetricDef] = &[
         "By/s",
         "Bytes per second of one of the group's heaviest flows (sampled).",
         key(&FLOW, "bytes").rate(),
+    ),
+    // RSS in shadow, per device and indirection table.
+    gauge(
+        "skewscope.rss.shadow.qpi",
+        "{index}",
+        "Predicted QPI of the device's queues under the table, from the window's packets \
+         per indirection-table entry (`current`: the table in force).",
+        key(&RSS_SHADOW, "qpi"),
+    ),
+    gauge(
+        "skewscope.rss.shadow.max_share",
+        "1",
+        "Predicted share of the window's entry packets on the hottest queue under the table.",
+        key(&RSS_SHADOW, "max_share"),
+    ),
+    gauge(
+        "skewscope.rss.shadow.entries_moved",
+        "{entry}",
+        "Indirection-table entries the table moves to another queue than the current table.",
+        key(&RSS_SHADOW, "entries_moved"),
     ),
     // Live shadow replay, per group and policy.
     gauge(
