@@ -11,7 +11,9 @@
 
   derive_root.py shrink SRC DST NCPUS
       DST/proc/{interrupts,softirqs,stat,net/softnet_stat} keep the first NCPUS CPU
-      columns (rows) of SRC's, for growth measurements; nothing else is copied.
+      columns (rows) of SRC's, for growth measurements (every IRQ row of the capture
+      stays, so only the CPU count changes); DST/sys is SRC's with the CPU lists cut to
+      NCPUS (one NUMA node) and no kernel/irq tree, DST/proc/{irq,sys} link to SRC's.
 
 The numbers are the capture's, never invented: per_cpu_count is the row of
 /proc/interrupts printed the way kernel/irq/irqdesc.c per_cpu_count_show prints it
@@ -128,6 +130,21 @@ def shrink(src, dst, n):
     n = int(n)
     if os.path.exists(dst):
         shutil.rmtree(dst)
+    os.makedirs(os.path.join(dst, "proc"))
+    # The devices and their IRQ affinity as they are; the CPU lists cut to n.
+    for rel in ["irq", "sys"]:
+        if os.path.exists(os.path.join(src, "proc", rel)):
+            os.symlink(os.path.abspath(os.path.join(src, "proc", rel)), os.path.join(dst, "proc", rel))
+    shutil.copytree(os.path.join(src, "sys"), os.path.join(dst, "sys"), symlinks=True)
+    cpu = os.path.join(dst, "sys/devices/system/cpu")
+    for f in ["online", "possible"]:
+        if os.path.exists(os.path.join(cpu, f)):
+            write(os.path.join(cpu, f), "0-%d\n" % (n - 1) if n > 1 else "0\n")
+    nodes = os.path.join(dst, "sys/devices/system/node")
+    if os.path.isdir(nodes):
+        shutil.rmtree(nodes)
+        write(os.path.join(nodes, "node0/cpulist"), "0-%d\n" % (n - 1) if n > 1 else "0\n")
+    shutil.rmtree(os.path.join(dst, "sys/kernel"), ignore_errors=True)
     for rel in ["proc/interrupts", "proc/softirqs"]:
         p = os.path.join(src, rel)
         if os.path.exists(p):
