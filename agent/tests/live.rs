@@ -142,8 +142,8 @@ fn snapshot_reports_this_hosts_facts() {
     assert!(r["window_secs"].is_null());
     let cpus = std::thread::available_parallelism().unwrap().get();
     assert_eq!(r["cpus"].as_array().unwrap().len(), cpus);
-    // This kernel has /sys/kernel/irq (CONFIG_SPARSE_IRQ): only the NICs' IRQs are read.
-    let irq_way = if std::path::Path::new("/sys/kernel/irq").is_dir() {
+    // Hosts of 64 CPUs or more with /sys/kernel/irq read only the NICs' IRQs there.
+    let irq_way = if skewscope::sources::sys_irq::preferred(&Default::default()) {
         "sys_kernel_irq"
     } else {
         "proc_interrupts"

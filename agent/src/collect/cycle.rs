@@ -272,11 +272,12 @@ impl Collector {
     }
 
     /// IRQ rows: only the network devices' from /sys/kernel/irq where the root has that
-    /// tree, else all of /proc/interrupts. The source status names the way taken; a
-    /// failed sysfs read (e.g. a per_cpu_count cut at one page) is reported and falls back.
+    /// tree and enough CPUs for /proc/interrupts to be large, else all of
+    /// /proc/interrupts. The source status names the way taken; a failed sysfs read (e.g.
+    /// a per_cpu_count cut at one page) is reported and falls back.
     fn read_interrupts(&self, s: &mut Sources) -> Option<interrupts::Interrupts> {
         let root = &self.opts.root;
-        if sys_irq::available(root) {
+        if sys_irq::preferred(root) {
             if let Some(ints) =
                 s.attempt("sys_kernel_irq", || sys_irq::read(root, &self.opts.devices))
             {

@@ -19,10 +19,25 @@ use super::interrupts::{Interrupts, IrqId, IrqLine};
 use super::{cpus, irq_map, sysfs_net, HostRoot};
 use crate::error::{ParseError, SourceError};
 
+/// Below this many possible CPUs /proc/interrupts is a few KB, one read cheaper than the
+/// two files per queue IRQ (and every IRQ's `actions` when a device has no msi_irqs).
+pub const MIN_CPUS: usize = 64;
+
 /// Whether the root has the /sys/kernel/irq tree (fixture roots, sosreports and kernels
 /// without CONFIG_SPARSE_IRQ do not).
 pub fn available(root: &HostRoot) -> bool {
     root.sys_path("kernel/irq").is_dir()
+}
+
+/// Whether to read this way: the tree exists and the host has at least [`MIN_CPUS`]
+/// possible CPUs, where /proc/interrupts grows large (IRQs x CPUs numbers).
+pub fn preferred(root: &HostRoot) -> bool {
+    available(root)
+        && root
+            .read_sys("devices/system/cpu/possible")
+            .ok()
+            .and_then(|t| cpus::parse_cpulist(&t).ok())
+            .is_some_and(|c| c.len() >= MIN_CPUS)
 }
 
 /// What one read cost: files opened and bytes the kernel formatted for us.

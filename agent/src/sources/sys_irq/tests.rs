@@ -194,9 +194,17 @@ fn a_page_cut_short_is_unsupported_so_the_cycle_falls_back() {
 }
 
 #[test]
-fn roots_without_the_tree_are_not_offered() {
+fn roots_without_the_tree_or_with_few_cpus_are_not_offered() {
     let r = roots().join("i40e-1152cpu");
-    assert!(!available(&HostRoot::new(r.join("proc"), r.join("sys"))));
+    let no_tree = HostRoot::new(r.join("proc"), r.join("sys"));
+    assert!(!available(&no_tree) && !preferred(&no_tree));
+    assert!(preferred(&sysirq_root()), "1152 possible CPUs");
+    let small = Scratch::new("small", true, "3,4\n");
+    assert!(available(&small.root()));
+    assert!(
+        !preferred(&small.root()),
+        "2 possible CPUs: /proc/interrupts is small"
+    );
 }
 
 proptest! {
