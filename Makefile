@@ -43,6 +43,8 @@ golden: deps
 bench: deps
 	$(CARGO) bench -p skewscope --bench cycle
 	$(CARGO) bench -p skewscope --bench overhead
+	$(CARGO) bench -p skewscope --bench peer
+	$(CARGO) bench -p skewscope --bench footprint
 	$(CARGO) bench -p skewscope-shadow --bench replay
 
 fmt:

@@ -11,6 +11,8 @@ have_cmd bpftool || need+=(bpftool)
 have_cmd ethtool || need+=(ethtool)
 have_cmd ip || need+=(iproute2)
 have_cmd promtool || need+=(prometheus)
+# The peer the cycle bench compares against (agent/benches/peer.rs).
+have_cmd prometheus-node-exporter || need+=(prometheus-node-exporter)
 # The dashboards are TypeScript (dashboards/src, built with npm; agent/tests/dashboards.rs).
 have_cmd node || need+=(nodejs)
 have_cmd npm || need+=(npm)

@@ -81,6 +81,41 @@ fn snapshot_table_i40e_1152cpu() {
     check_golden("i40e-1152cpu.snapshot.txt", &out);
 }
 
+/// The same capture with a /sys/kernel/irq tree: the agent reads only the i40e queue
+/// IRQs there, and everything but the source list equals the /proc/interrupts way's golden.
+#[test]
+fn snapshot_json_i40e_1152cpu_sysirq_equals_the_proc_way() {
+    let root = testdata().join("roots/i40e-1152cpu-sysirq");
+    let out = normalize(&run_on_root(&root, &["snapshot", "--json"]), &root);
+    let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"sys_kernel_irq"), "{names:?}");
+    assert!(
+        !names.contains(&"proc_interrupts"),
+        "no fallback: {names:?}"
+    );
+    let golden = std::fs::read_to_string(testdata().join("golden/i40e-1152cpu.snapshot.json"));
+    let mut proc_way: serde_json::Value = serde_json::from_str(&golden.unwrap()).unwrap();
+    v["sources"] = serde_json::Value::Null;
+    proc_way["sources"] = serde_json::Value::Null;
+    assert!(
+        v == proc_way,
+        "the sysfs way differs from the /proc/interrupts way"
+    );
+    assert!(
+        v["devices"][3]["rx_queues"][0]["irq_count"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    check_golden("i40e-1152cpu-sysirq.snapshot.json", &out);
+}
+
 #[test]
 fn snapshot_json_mlx4_40cpu_with_ethtool_captures() {
     let root = testdata().join("roots/mlx4-40cpu");

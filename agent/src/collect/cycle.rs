@@ -14,7 +14,7 @@ use crate::sources::owners::{self, Owner};
 use crate::sources::sock_diag;
 use crate::sources::{
     channels, cpus, ethtool_rss, ethtool_stats, interrupts, irq_affinity, irq_map, proc_stat,
-    qstats, softirqs, softnet, sysctls, sysfs_net, HostRoot,
+    qstats, softirqs, softnet, sys_irq, sysctls, sysfs_net, HostRoot,
 };
 
 #[derive(Debug, Clone)]
@@ -179,7 +179,7 @@ impl Collector {
         let live = self.opts.live_kernel() && self.opts.netlink;
         let mut s = Sources::default();
 
-        let interrupts = s.attempt("proc_interrupts", || interrupts::read(root));
+        let interrupts = self.read_interrupts(&mut s);
         let softirqs = s.attempt("proc_softirqs", || softirqs::read(root));
         let proc_stat = s.attempt("proc_stat", || proc_stat::read(root));
         let softnet = s.attempt("softnet_stat", || softnet::read(root));
@@ -272,6 +272,22 @@ impl Collector {
             devices,
             sources: s.statuses,
         }
+    }
+
+    /// IRQ rows: only the network devices' from /sys/kernel/irq where the root has that
+    /// tree and enough CPUs for /proc/interrupts to be large, else all of
+    /// /proc/interrupts. The source status names the way taken; a failed sysfs read (e.g.
+    /// a per_cpu_count cut at one page) is reported and falls back.
+    fn read_interrupts(&self, s: &mut Sources) -> Option<interrupts::Interrupts> {
+        let root = &self.opts.root;
+        if sys_irq::preferred(root) {
+            if let Some(ints) =
+                s.attempt("sys_kernel_irq", || sys_irq::read(root, &self.opts.devices))
+            {
+                return Some(ints);
+            }
+        }
+        s.attempt("proc_interrupts", || interrupts::read(root))
     }
 
     /// Listening sockets in every namespace, their owners, and the listener probes' maps.

@@ -27,6 +27,7 @@ pub mod qstats;
 pub mod sock_diag;
 pub mod softirqs;
 pub mod softnet;
+pub mod sys_irq;
 pub mod sysctls;
 pub mod sysfs_net;
 #[cfg(test)]
