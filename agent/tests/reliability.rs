@@ -229,6 +229,93 @@ fn groups_in(report: &serde_json::Value, netns: &BTreeSet<u64>) -> usize {
         .unwrap_or(0)
 }
 
+/// scripts/otlp_receiver.py (the real receiver of tests/otlp.rs) on free ports, writing
+/// each export as a JSON line to `out`; its gRPC port. Killed on drop.
+struct Receiver {
+    child: std::process::Child,
+    out: PathBuf,
+    grpc_port: u16,
+}
+
+impl Receiver {
+    fn start(out: PathBuf) -> Option<Receiver> {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let py = repo.join("scripts/.venv/bin/python");
+        if !py.exists() {
+            skewscope_test_support::cannot_run("otlp receiver", "no scripts/.venv (make deps)");
+            return None;
+        }
+        let mut child = Command::new(py)
+            .arg(repo.join("scripts/otlp_receiver.py"))
+            .arg("--out")
+            .arg(&out)
+            .env("GRPC_VERBOSITY", "ERROR")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut line = String::new();
+        // The receiver prints one line once bound (bounded by its own start-up).
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .ok()?;
+        let ready: serde_json::Value = serde_json::from_str(&line).ok()?;
+        Some(Receiver {
+            child,
+            out,
+            grpc_port: ready["grpc_port"].as_u64()? as u16,
+        })
+    }
+
+    /// The netns attribute values of the newest export received after `since`.
+    fn netns_after(&self, since: f64, timeout: Duration) -> BTreeSet<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+            let last = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .rfind(|e| e["received_unix"].as_f64().is_some_and(|t| t > since));
+            if let Some(e) = last {
+                let mut out = BTreeSet::new();
+                collect_netns(&e, &mut out);
+                return out;
+            }
+            assert!(Instant::now() < deadline, "no export after {since}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn collect_netns(v: &serde_json::Value, out: &mut BTreeSet<u64>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(n) = m.get("netns").and_then(|n| n.as_u64()) {
+                out.insert(n);
+            }
+            m.values().for_each(|x| collect_netns(x, out));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_netns(x, out)),
+        _ => {}
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.out);
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
 // ---------------------------------------------------------------- scale
 
 /// 1000 reuseport groups, 50 sockets each (50 000 sockets), over 5 namespaces: every
@@ -337,6 +424,11 @@ fn churn_200_namespaces_veths_and_a_growing_group() {
         return;
     }
     let before = host_settings();
+    let out = std::env::temp_dir().join(format!("skewscope-rel-otlp-{}.jsonl", std::process::id()));
+    let Some(receiver) = Receiver::start(out) else {
+        return;
+    };
+    let endpoint = format!("http://127.0.0.1:{}", receiver.grpc_port);
     let mut agent = spawn(&[
         "run",
         "--output",
@@ -344,6 +436,12 @@ fn churn_200_namespaces_veths_and_a_growing_group() {
         "--interval",
         "0.5",
         "--no-probes",
+        "--otlp-endpoint",
+        &endpoint,
+        "--otlp-protocol",
+        "grpc",
+        "--export-interval-secs",
+        "1",
         "--prometheus-listen",
         "127.0.0.1:0",
         "--max-listeners-per-group",
@@ -415,6 +513,12 @@ fn churn_200_namespaces_veths_and_a_growing_group() {
         stale.is_empty(),
         "series of gone namespaces: {:?}",
         &stale[..stale.len().min(5)]
+    );
+    let exported = receiver.netns_after(unix_now() + 0.5, Duration::from_secs(10));
+    let stale: Vec<_> = exported.intersection(&gone).collect();
+    assert!(
+        stale.is_empty(),
+        "gone namespaces still exported over OTLP: {stale:?}"
     );
     let after = series(&text, "");
     eprintln!("churn: 200 namespaces; series {baseline} before, {peak} at peak, {after} after");
