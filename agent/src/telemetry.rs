@@ -211,7 +211,6 @@ impl Telemetry {
         );
         let (instruments, cycle_duration) = register(&meter, &shared);
 
-        let otlp_reader = cfg.otlp.is_some();
         let mut prometheus_addr = None;
         if let (Some(addr), Some(manual)) = (cfg.prometheus_listen, manual) {
             let listener = runtime
@@ -220,14 +219,6 @@ impl Telemetry {
             let local = listener.local_addr().unwrap_or(addr);
             let scrape: prometheus::Scrape = Arc::new(move || {
                 let mut rm = ResourceMetrics::default();
-                // The SDK runs an observable callback into every reader's pipeline, so the
-                // OTLP reader's collections leave their observations here too, and a
-                // series gone since then would show once more. The first collect drains
-                // them; the second holds only what the current frame observes.
-                if otlp_reader {
-                    manual.collect(&mut rm).map_err(|e| e.to_string())?;
-                    rm = ResourceMetrics::default();
-                }
                 manual.collect(&mut rm).map_err(|e| e.to_string())?;
                 Ok(prometheus::render(&rm))
             });
