@@ -3,7 +3,7 @@ CARGO ?= cargo
 BIN := target/release/skewscope
 ARGS ?=
 
-.PHONY: deps build run test test-unit golden bench lab fmt lint doctor clean vm-e2e
+.PHONY: deps build run test test-unit golden bench lab fmt lint doctor clean vm-e2e fuzz
 
 deps:
 	@scripts/deps.sh
@@ -46,6 +46,11 @@ bench: deps
 	$(CARGO) bench -p skewscope --bench peer
 	$(CARGO) bench -p skewscope --bench footprint
 	$(CARGO) bench -p skewscope-shadow --bench replay
+
+# Coverage-guided fuzzing of every parser and decoder (agent/fuzz, cargo-fuzz on nightly),
+# FUZZ_SECONDS (default 30) per target; findings land in agent/fuzz/artifacts/.
+fuzz:
+	scripts/fuzz.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -803,6 +803,79 @@ pub fn resolve(
     })
 }
 
+/// What a reload (SIGHUP) applies: the settings that only change how a report is built
+/// or exported, never what is collected or where it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reloaded {
+    /// `[model]`: targets, regime thresholds and dwell, P_hot weights, estimator. The
+    /// regime state machines keep their state; new thresholds apply from the next cycle.
+    pub model: crate::model::ModelConfig,
+    /// `[limits]` (flags still win over the file).
+    pub limits: Limits,
+    /// Keys whose new value needs a restart: the old one stays in force.
+    pub needs_restart: Vec<&'static str>,
+}
+
+/// Re-reads the config file at `path` for a running agent whose settings were resolved
+/// from `running` (the file it started with) and `overrides`. `Err` names the file and
+/// the key; the caller then keeps the config it has.
+pub fn reload(
+    path: &Path,
+    running: &FileConfig,
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Reloaded, ConfigError> {
+    let in_file = |e: ConfigError| match e {
+        ConfigError::Invalid { what, msg } => ConfigError::Parse {
+            path: path.to_path_buf(),
+            msg: format!("{what}: {msg}"),
+        },
+        other => other,
+    };
+    let new = FileConfig::load(path)?;
+    let settings = resolve(overrides, &new, env).map_err(in_file)?;
+    crate::sinks::catalog::check_series_cap(&settings.telemetry.limits)
+        .map_err(|msg| invalid("limits", msg))
+        .map_err(in_file)?;
+    let model = new.model_config().map_err(in_file)?;
+    // Validated even though they do not reload: a file that could not start the agent
+    // is refused as a whole.
+    let probes = resolve_probe_sampling(None, &new.probes).map_err(in_file)?;
+    let shadow = resolve_shadow(&[], &new.shadow).map_err(in_file)?;
+
+    let old = resolve(overrides, running, env)?;
+    let (o, n) = (&old.telemetry, &settings.telemetry);
+    let mut needs_restart = Vec::new();
+    let mut differs = |key: &'static str, changed: bool| {
+        if changed {
+            needs_restart.push(key);
+        }
+    };
+    differs("interval_secs", old.interval_secs != settings.interval_secs);
+    differs(
+        "otlp",
+        o.otlp != n.otlp || o.export_interval != n.export_interval,
+    );
+    differs(
+        "prometheus.listen",
+        o.prometheus_listen != n.prometheus_listen,
+    );
+    differs("resource", o.resource != n.resource);
+    differs(
+        "probes",
+        resolve_probe_sampling(None, &running.probes).ok() != Some(probes),
+    );
+    differs(
+        "shadow",
+        resolve_shadow(&[], &running.shadow).ok() != Some(shadow),
+    );
+    Ok(Reloaded {
+        model,
+        limits: n.limits,
+        needs_restart,
+    })
+}
+
 fn resolve_otlp(
     overrides: &Overrides,
     file: &OtlpFile,

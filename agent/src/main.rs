@@ -287,11 +287,45 @@ fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
     let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
         && std::env::var_os("NO_COLOR").is_none();
     let mut reports = 0u64;
+    let overrides = args.overrides();
+    // SIGHUP: re-read --config; a file that does not resolve is refused whole.
+    let mut reload = |current: &ModelConfig| -> Option<ModelConfig> {
+        let path = args.telemetry.config.as_ref()?;
+        match config::reload(path, &file, &overrides, &|k| std::env::var(k).ok()) {
+            Ok(r) => {
+                if let Some(t) = &telemetry {
+                    t.set_limits(r.limits);
+                }
+                if !r.needs_restart.is_empty() {
+                    log::warn!(
+                        "{}: changed {} kept as started: these need a restart",
+                        path.display(),
+                        r.needs_restart.join(", ")
+                    );
+                }
+                log::info!(
+                    "{}: reloaded ([model] {}, [limits] applied)",
+                    path.display(),
+                    if r.model == *current {
+                        "unchanged"
+                    } else {
+                        "changed"
+                    }
+                );
+                Some(r.model)
+            }
+            Err(e) => {
+                log::error!("reload refused, the running config stays: {e}");
+                None
+            }
+        }
+    };
     let result = rt.block_on(run_loop(
         opts,
         settings.interval_secs,
         model_cfg,
         shadow_cfg,
+        Some(&mut reload),
         &mut |report, _window, cycle_time| {
             if let Some(t) = &telemetry {
                 t.publish(report, cycle_time);
@@ -357,17 +391,24 @@ fn baseline_loop(
         live.interval,
         model_cfg,
         shadow_cfg,
+        None,
         &mut |report, window, _| on_report(report, skewscope::record::trace_of(window)),
     ))
 }
 
+/// A config reload: given the model settings in force, the new ones (`None`: keep them).
+type Reload<'a> = &'a mut dyn FnMut(&ModelConfig) -> Option<ModelConfig>;
+
 /// Collects every `interval_secs` and hands each report (with its window and the cycle's
-/// duration) to `on_report` until it breaks, Ctrl-C or SIGTERM.
+/// duration) to `on_report` until it breaks, Ctrl-C or SIGTERM. With `reload`, SIGHUP
+/// swaps the model settings between cycles; the collector (probes), the previous
+/// snapshot (the window) and the model state (regimes, estimators) carry on.
 async fn run_loop(
     opts: CollectOptions,
     interval_secs: f64,
-    cfg: ModelConfig,
+    mut cfg: ModelConfig,
     shadow_cfg: config::ShadowConfig,
+    mut reload: Option<Reload<'_>>,
     on_report: &mut dyn FnMut(&Report, &Window, Duration) -> ControlFlow<()>,
 ) -> anyhow::Result<()> {
     // Collection blocks (procfs, netlink, BPF map reads): keep it off the runtime thread.
@@ -381,6 +422,14 @@ async fn run_loop(
     // fresh ctrl_c() per select only sees signals after it is first polled).
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("installing the SIGINT handler")?;
+    // Without a reload SIGHUP keeps its default action (terminate).
+    let mut hangup = match reload {
+        Some(_) => Some(
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .context("installing the SIGHUP handler")?,
+        ),
+        None => None,
+    };
     let mut previous: Option<Snapshot> = None;
     // Live shadow replay on a thread of its own; the cycle only hands it flows.
     let mut shadow = if shadow_cfg.enabled() {
@@ -406,6 +455,17 @@ async fn run_loop(
             _ = ticker.tick() => {}
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
+            Some(()) = async {
+                match &mut hangup {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(new) = reload.as_mut().and_then(|r| r(&cfg)) {
+                    cfg = new;
+                }
+                continue;
+            }
         }
         let cycle_start = std::time::Instant::now();
         let (c, snap) = tokio::task::spawn_blocking(move || {

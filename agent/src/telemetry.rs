@@ -56,7 +56,8 @@ struct Frame {
 /// State shared between the run loop (writer) and the instruments' callbacks (readers).
 struct Shared {
     frame: RwLock<Option<Arc<Frame>>>,
-    limits: Limits,
+    /// Replaced by a config reload ([`Telemetry::set_limits`]).
+    limits: RwLock<Limits>,
     cycles: AtomicU64,
     /// Per source name; bounded by `limits.max_sources`.
     source_errors: Mutex<BTreeMap<String, u64>>,
@@ -169,7 +170,7 @@ impl Telemetry {
         let export = Arc::new(otlp::ExportStats::default());
         let shared = Arc::new(Shared {
             frame: RwLock::new(None),
-            limits: cfg.limits,
+            limits: RwLock::new(cfg.limits),
             cycles: AtomicU64::new(0),
             source_errors: Mutex::new(BTreeMap::new()),
             capped: Mutex::new(Limit::ALL.iter().map(|l| (*l, 0)).collect()),
@@ -264,7 +265,8 @@ impl Telemetry {
                 return;
             }
         };
-        let eval = catalog::evaluate(&json, &self.shared.limits);
+        let limits = *self.shared.limits.read().unwrap_or_else(|p| p.into_inner());
+        let eval = catalog::evaluate(&json, &limits);
         let frame = Frame {
             points: eval
                 .points
@@ -284,7 +286,7 @@ impl Telemetry {
             let mut errors = lock(&self.shared.source_errors);
             for s in &report.sources {
                 let known = errors.contains_key(&s.name);
-                if !known && errors.len() >= self.shared.limits.max_sources {
+                if !known && errors.len() >= limits.max_sources {
                     continue;
                 }
                 let n = errors.entry(s.name.clone()).or_insert(0);
@@ -302,6 +304,16 @@ impl Telemetry {
         self.shared.cycles.fetch_add(1, Ordering::Relaxed);
         self.cycle_duration.record(cycle.as_secs_f64(), &[]);
         *self.shared.frame.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(frame));
+    }
+
+    /// New cardinality bounds (a config reload), applied from the next published report;
+    /// series beyond a lowered bound stop being reported then.
+    pub fn set_limits(&self, limits: Limits) {
+        *self
+            .shared
+            .limits
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = limits;
     }
 
     /// Export the last report and stop. Bounded: the SDK waits at most 5 s for the final

@@ -419,3 +419,90 @@ mod shadow_section {
         assert!(FileConfig::parse("[shadow]\ncandidate = []\n", Path::new("t.toml")).is_err());
     }
 }
+
+/// A config file for the reload tests, in a directory of its own.
+fn reload_file(tag: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("skewscope-reload-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("skewscope.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn reload_applies_model_and_limits_and_names_what_needs_a_restart() {
+    let started = "interval_secs = 1\n[prometheus]\nlisten = \"127.0.0.1:9464\"\n";
+    let running = FileConfig::parse(started, Path::new("t.toml")).unwrap();
+    let path = reload_file(
+        "valid",
+        "interval_secs = 2\n[prometheus]\nlisten = \"127.0.0.1:9465\"\n\
+         [limits]\nmax_cpus = 4\n[model]\nhot_queue_factor = 2.5\n\
+         [model.regimes.group.orange]\nlsi = { enter = 0.6, exit = 0.4 }\n",
+    );
+    let r = reload(&path, &running, &Overrides::default(), &|_| None).unwrap();
+    assert_eq!(r.limits.max_cpus, 4);
+    assert_eq!(r.limits.max_groups, Limits::default().max_groups);
+    assert_eq!(r.model.hot_queue_factor, 2.5);
+    assert_ne!(r.model, crate::model::ModelConfig::default());
+    assert_eq!(r.needs_restart, vec!["interval_secs", "prometheus.listen"]);
+
+    // Flags still win over the reloaded file.
+    let flags = Overrides {
+        limits: LimitsFile {
+            max_cpus: Some(8),
+            ..LimitsFile::default()
+        },
+        ..Overrides::default()
+    };
+    let r = reload(&path, &running, &flags, &|_| None).unwrap();
+    assert_eq!(r.limits.max_cpus, 8);
+
+    // The same file again: nothing needs a restart.
+    std::fs::write(&path, started).unwrap();
+    let r = reload(&path, &running, &Overrides::default(), &|_| None).unwrap();
+    assert!(r.needs_restart.is_empty(), "{:?}", r.needs_restart);
+    assert_eq!(r.model, crate::model::ModelConfig::default());
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn reload_refuses_an_invalid_file_naming_file_and_key() {
+    let running = FileConfig::default();
+    let cases = [
+        // A key the file format does not have.
+        ("[model]\nhot_queue_factr = 2\n", "hot_queue_factr"),
+        // A value the key does not take.
+        ("[model]\nhot_queue_factor = -1\n", "model.hot_queue_factor"),
+        ("[limits]\nmax_cpus = 0\n", "max_cpus"),
+        (
+            "[model.regimes.group.orange]\nlsi = { enter = 0.3, exit = 0.4 }\n",
+            "model.regimes",
+        ),
+        // Keys that need a restart are still validated.
+        ("[probes]\nduty = 2\n", "probes.duty"),
+        (
+            "[shadow]\ncandidates = [\"builtin:nope\"]\n",
+            "shadow.candidates",
+        ),
+        // Not TOML at all.
+        ("[model\n", "skewscope.toml"),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let path = reload_file(&format!("invalid{i}"), text);
+        let err = reload(&path, &running, &Overrides::default(), &|_| None)
+            .expect_err(text)
+            .to_string();
+        assert!(err.contains(&path.display().to_string()), "{text}: {err}");
+        assert!(err.contains(key), "{text}: {err} does not name {key}");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+    // A file that is gone is refused too, naming it.
+    let err = reload(
+        Path::new("/nonexistent/skewscope.toml"),
+        &running,
+        &Overrides::default(),
+        &|_| None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/skewscope.toml"));
+}

@@ -1,0 +1,9 @@
+//! The shadow flow-trace format.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = skewscope_shadow::parse_trace(text);
+    }
+});
