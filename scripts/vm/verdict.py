@@ -23,6 +23,16 @@ def read(out, name):
         return None
 
 
+def read_json(out, name, default):
+    """The JSON document of a section. The guest captures the agent's stdout and stderr
+    together, so log lines may stand around it: the document is the line that starts
+    with '{'. A section without one gives `default`."""
+    for line in (read(out, name) or "").splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    return default
+
+
 def lab_counts(text, proto):
     """{inode: count} from `lab PROTO counts c0 c1 c2 c3 inodes i0 i1 i2 i3`."""
     m = re.search(rf"^lab {proto} counts ([\d ]+) inodes ([\d ]+)$", text or "", re.M)
@@ -101,7 +111,7 @@ def main():
     udp = lab_counts(lab, "udp") or {}
     c.line("frames_delivered", sum(udp.values()) == sent, f"lab received {sum(udp.values())} of {sent} sent")
 
-    doctor = json.loads(read(out, "doctor") or "{}")
+    doctor = read_json(out, "doctor", {})
     for check in doctor.get("checks", []):
         if "/" in check["name"] and check["name"].split("/")[0] in ("raw_tp", "fentry", "kprobe", "tp_btf", "fexit"):
             c.note("hook " + check["name"], ("attaches" if check["available"] else "refused: ") + ("" if check["available"] else check["detail"]))
@@ -160,7 +170,7 @@ def main():
 
     # A one-shot snapshot runs no probes: its groups have no events and must not read GREEN.
     try:
-        oneshot = json.loads(read(out, "snapshot_oneshot") or "null")
+        oneshot = read_json(out, "snapshot_oneshot", None)
     except ValueError:
         oneshot = None
     regimes = sorted({g["regime"] for g in (oneshot or {}).get("reuseport_groups", []) if g["port"] in (7000, 7100)})
@@ -205,7 +215,7 @@ def main():
 def drill(c, out):
     """`ethtool -X eth0 weight 6 2 0 0` in the guest, then the same flows again."""
     try:
-        snap = json.loads(read(out, "drill_snapshot") or "null")
+        snap = read_json(out, "drill_snapshot", None)
     except ValueError:
         snap = None
     dev = next((d for d in (snap or {}).get("devices", []) if d["name"] == "eth0"), None)
