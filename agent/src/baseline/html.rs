@@ -106,12 +106,9 @@ fn bar_chart(
             .y_label_area_size(58)
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..y_max)?;
         let fmt_x = |x: &f64| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                labels.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
+            category_at(*x)
+                .and_then(|i| labels.get(i).cloned())
+                .unwrap_or_default()
         };
         chart
             .configure_mesh()
@@ -320,12 +317,9 @@ fn shadow_chart(title: &str, s: &ShadowBaseline) -> String {
             .y_label_area_size(58)
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..y_max)?;
         let fmt_x = |x: &f64| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                labels.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
+            category_at(*x)
+                .and_then(|i| labels.get(i).cloned())
+                .unwrap_or_default()
         };
         chart
             .configure_mesh()
@@ -602,15 +596,9 @@ fn queue_chart(title: &str, sides: &[(&str, RGBColor, &DeviceBaseline)]) -> Stri
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..y_max)?
             .set_secondary_coord(-0.5f64..(n as f64 - 0.5), 0f64..share_max);
         let fmt_x = |x: &f64| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                queues
-                    .get(i as usize)
-                    .map(u32::to_string)
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            }
+            category_at(*x)
+                .and_then(|i| queues.get(i).map(u32::to_string))
+                .unwrap_or_default()
         };
         chart
             .configure_mesh()
@@ -1061,6 +1049,13 @@ pub fn compare_page(c: &Comparison, before: &Baseline, after: &Baseline, scope: 
         body += &shadow_section(after);
     }
     page("skewscope baseline comparison", &body)
+}
+
+/// The category a bar chart's x value stands on: bars sit at whole numbers 0, 1, …; tick
+/// values between them label nothing.
+fn category_at(x: f64) -> Option<usize> {
+    let i = x.round();
+    ((x - i).abs() < 1e-6 && i >= 0.0).then_some(i as usize)
 }
 
 #[cfg(test)]
