@@ -32,6 +32,8 @@ rm -f "$STAGE.agent"
 
 gcc -static -O2 -Wall -Wextra -Werror -o "$STAGE/usr/bin/reuseport_lab" "$VM_DIR/lab/reuseport_lab.c"
 install -m 0755 "$VM_DIR/init.sh" "$STAGE/init"
+mkdir -p "$STAGE/checks"
+cp "$VM_DIR"/checks/*.sh "$STAGE/checks/" 2>/dev/null || true
 echo "$TAG" >"$STAGE/etc/vm-tag"
 
 (cd "$STAGE" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$OUT"

@@ -122,5 +122,13 @@ section affinity_moved echo "irq $IRQ cycles_before $BEFORE affinity $(cat /proc
 wait $AGENT
 section affinity_run cat /tmp/affinity.json
 
+# Further checks, one file each (scripts/vm/checks/NAME.sh, judged by checks/NAME.py), in
+# name order. Each starts and stops what it needs; the helpers above are theirs to use.
+for check in /checks/*.sh; do
+    [ -f "$check" ] || continue
+    say "check ${check##*/}"
+    . "$check"
+done
+
 say "done"
 poweroff -f

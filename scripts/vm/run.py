@@ -80,9 +80,11 @@ def main():
             files[current_file].append(line)
         elif section is not None:
             lines.append(line)
-        elif line == "@@ GO udp":
+        elif line.startswith("@@ GO "):
+            # "@@ GO udp" sends send_frames.FLOWS; "@@ GO NAME" the flow set FLOW_SETS[NAME].
+            flows = send_frames.FLOW_SETS.get(line[len("@@ GO "):], send_frames.FLOWS)
             t = threading.Thread(
-                target=lambda: send_frames.send(host, ("127.0.0.1", guest_port), UDP_PORT)
+                target=lambda flows=flows: send_frames.send(host, ("127.0.0.1", guest_port), UDP_PORT, flows)
             )
             t.start()
             senders.append(t)

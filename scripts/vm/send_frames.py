@@ -27,6 +27,9 @@ FLOWS = [
     ("10.11.1.8", 40008, 300),
 ]
 
+# Further named flow sets for checks/*.sh ("@@ GO NAME"); "udp" is FLOWS.
+FLOW_SETS = {"udp": FLOWS}
+
 
 def mac(text):
     return bytes(int(b, 16) for b in text.split(":"))

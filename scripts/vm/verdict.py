@@ -6,6 +6,7 @@ exit 1 if any check fails. Ground truth: the lab's per-socket counts (what each 
 received or accepted), the frames the host sent, `ethtool -x` / `ethtool -S` and
 /proc/interrupts read in the same guest.
 """
+import importlib.util
 import json
 import os
 import re
@@ -209,7 +210,19 @@ def main():
            f"agent {json.dumps(sorted(agent_map.items()))} /proc/interrupts {json.dumps(sorted(irq_map.items()))}")
     drill(c, out)
     affinity_drill(c, out)
+    further_checks(c, out, snap)
     return 1 if c.failed else 0
+
+
+def further_checks(c, out, snap):
+    """checks/NAME.py judges what checks/NAME.sh ran in the guest: its `judge(c, out, snap)`
+    gets these Checks, the run's output folder and the main snapshot."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checks")
+    for name in sorted(f[:-3] for f in os.listdir(folder) if f.endswith(".py")) if os.path.isdir(folder) else []:
+        spec = importlib.util.spec_from_file_location(f"checks.{name}", os.path.join(folder, name + ".py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.judge(c, out, snap)
 
 
 def drill(c, out):
