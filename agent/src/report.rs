@@ -180,6 +180,13 @@ pub struct RxQueueReport {
     pub affinity: Vec<u32>,
     /// effective_affinity_list of the queue's IRQs (union), where the kernel has it.
     pub effective_affinity: Option<Vec<u32>>,
+    /// The `affinity` this agent saw first for the queue (null while no IRQ is known).
+    pub affinity_baseline: Option<Vec<u32>>,
+    /// `affinity` differs from `affinity_baseline`: the IRQs were moved since (by
+    /// irqbalance, an operator, a script); reported, never reverted.
+    pub affinity_drifted: bool,
+    /// Times the queue's affinity changed since the agent started.
+    pub affinity_changes: u64,
     pub rps_cpus: Vec<u32>,
     pub rx_packets: Option<u64>,
     pub rx_bytes: Option<u64>,

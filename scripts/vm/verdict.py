@@ -266,7 +266,8 @@ def affinity_drill(c, out):
             continue
         dev = next((d for d in report.get("devices", []) if d["name"] == "eth0"), {})
         q0 = next((q for q in dev.get("rx_queues", []) if q["queue"] == 0), {})
-        cycles.append((q0.get("affinity"), q0.get("effective_affinity")))
+        cycles.append((q0.get("affinity"), q0.get("effective_affinity"), q0.get("affinity_drifted"),
+                       q0.get("affinity_baseline"), q0.get("affinity_changes")))
     if not m or len(cycles) <= int(m.group(2)):
         c.line("drill_affinity_move", False, f"no cycle after the move: {m and m.group(0)} cycles {cycles}")
         return
@@ -274,8 +275,12 @@ def affinity_drill(c, out):
     # x86 moves an MSI vector at its next interrupt (irq_move_irq), so the effective
     # affinity may still show the old CPU; it must be what the kernel showed then or CPU 1.
     effective_then = [int(x) for x in m.group(4).split(",") if x.isdigit()]
+    # The move is reported as drift from the affinity the agent saw first, in that cycle.
+    drift_before, drift_after = before[2:], after[2:]
+    c.line("drill_affinity_drift", drift_before == (False, [0, 1, 2, 3], 0) and drift_after == (True, [0, 1, 2, 3], 1),
+           f"queue 0 (drifted, baseline, changes): cycle before {drift_before}, first cycle after {drift_after}")
     c.line("drill_affinity_move", before[0] == [0, 1, 2, 3] and after[0] == [1] and after[1] in ([1], effective_then),
-           f"queue 0 (irq {m.group(1)}) affinity/effective: cycle before {before}, first cycle after {after}; "
+           f"queue 0 (irq {m.group(1)}) affinity/effective: cycle before {before[:2]}, first cycle after {after[:2]}; "
            f"kernel right after the write {m.group(3)}/{m.group(4)}")
 
 

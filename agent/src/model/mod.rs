@@ -1,5 +1,6 @@
 //! The model: pure functions from a window of counters to the report. No I/O here.
 
+pub mod affinity;
 pub mod estimator;
 pub mod hotspot;
 pub mod indices;
@@ -53,17 +54,19 @@ impl ModelConfig {
 pub struct ModelState {
     pub listeners: ListenerHistory,
     pub machines: states::StateMachines,
+    pub affinity: affinity::AffinityBaselines,
 }
 
 /// One report from one window: since boot (`window_secs` None) or between two snapshots.
 pub fn build_report(window: &Window, cfg: &ModelConfig, state: &mut ModelState) -> Report {
     let window_secs = window.secs();
     let cpus = rss::cpu_reports(window, cfg);
-    let devices = window
+    let mut devices: Vec<_> = window
         .devices
         .iter()
         .map(|d| rss::device_report(d, window, cfg))
         .collect();
+    state.affinity.apply(&mut devices);
     let host = rss::host_report(window, &cpus, cfg);
     let reuseport_groups = listener::group_reports(window, &cfg.listener, &mut state.listeners);
     let mut report = Report {

@@ -191,6 +191,10 @@ pub(super) fn device_report(dev: &DeviceFacts, window: &Window, cfg: &ModelConfi
                 irq_cpus: per_cpu.into_iter().filter(|(_, n)| *n > 0).collect(),
                 affinity: affinity.into_iter().collect(),
                 effective_affinity: effective.map(|e| e.into_iter().collect()),
+                // Set across windows by affinity::AffinityBaselines.
+                affinity_baseline: None,
+                affinity_drifted: false,
+                affinity_changes: 0,
                 rps_cpus: dev
                     .sys
                     .rx_queues

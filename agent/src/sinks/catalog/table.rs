@@ -433,6 +433,19 @@ pub static CATALOG: &[MetricDef] = &[
         "Share of the RSS indirection table entries pointing at this queue.",
         key(&QUEUE, "table_share"),
     ),
+    gauge(
+        "skewscope.rss.queue.affinity_drifted",
+        "1",
+        "1 when the queue's IRQ affinity differs from the first one the agent saw (moved \
+         since; reported, never reverted), else 0.",
+        key(&QUEUE, "affinity_drifted").require("irqs"),
+    ),
+    counter(
+        "skewscope.rss.queue.affinity_changes",
+        "{change}",
+        "Changes of the queue's IRQ affinity since the agent started.",
+        key(&QUEUE, "affinity_changes").require("irqs"),
+    ),
     // Per SO_REUSEPORT group.
     gauge(
         "skewscope.reuseport.lsi",
