@@ -202,6 +202,11 @@ pub struct RssReport {
     pub hfunc: Option<String>,
     pub key_hex: Option<String>,
     pub source: String,
+    /// Fields hashed per flow type as ethtool's letters (`ethtool -n DEV rx-flow-hash
+    /// udp4`: "sd" addresses, "sdfn" and ports); absent when the driver declines or off
+    /// a live kernel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_hash: Option<std::collections::BTreeMap<&'static str, String>>,
     /// Packets per table entry over the window, measured under `indirection`
     /// (docs/rss-shadow.md); absent when not measured. One number per entry.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -9,9 +9,18 @@ use serde::Serialize;
 use skewscope_probes::{FlowSample, ListenerEvents, QueueAge, QueueCount, SocketAge};
 
 use crate::sources::{
-    channels::Channels, ethtool_rss::RssConfig, interrupts::Interrupts, irq_affinity::IrqAffinity,
-    irq_map::QueueIrq, owners::Owner, proc_stat::ProcStat, sock_diag::ListenSocket,
-    softirqs::SoftIrqs, softnet::SoftnetCpu, sysctls::Sysctls, sysfs_net::NetDevice,
+    channels::Channels,
+    ethtool_rss::{FlowHash, RssConfig},
+    interrupts::Interrupts,
+    irq_affinity::IrqAffinity,
+    irq_map::QueueIrq,
+    owners::Owner,
+    proc_stat::ProcStat,
+    sock_diag::ListenSocket,
+    softirqs::SoftIrqs,
+    softnet::SoftnetCpu,
+    sysctls::Sysctls,
+    sysfs_net::NetDevice,
 };
 
 #[derive(Debug, Clone)]
@@ -80,6 +89,9 @@ pub struct DeviceFacts {
     pub queue_irqs: Vec<QueueIrq>,
     pub irq_affinity: BTreeMap<u32, IrqAffinity>,
     pub rss: Option<RssConfig>,
+    /// Fields hashed per flow type (ETHTOOL_GRXFH); None off a live kernel or when the
+    /// driver declines.
+    pub flow_hash: Option<FlowHash>,
     pub channels: Option<Channels>,
     /// Per-RX-queue counters from the best source that had them.
     pub queue_counters: Vec<QueueCounters>,

@@ -286,6 +286,7 @@ fn report_measures_entry_loads_with_the_device_key() {
             },
             queue_irqs: Vec::new(),
             irq_affinity: Default::default(),
+            flow_hash: None,
             rss: Some(RssConfig {
                 indirection: table.clone(),
                 key: Some(KEY.to_vec()),

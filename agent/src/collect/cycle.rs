@@ -419,8 +419,14 @@ impl Collector {
 
         let mut queue_counters = Vec::new();
         let mut rss = None;
+        let mut flow_hash = None;
         if live {
             rss = s.attempt(&format!("ethtool_rss/{name}"), || ethtool_rss::read(&name));
+            if rss.as_ref().is_some_and(|r| !r.indirection.is_empty()) {
+                flow_hash = s.attempt(&format!("ethtool_flow_hash/{name}"), || {
+                    ethtool_rss::read_flow_hash(&name)
+                });
+            }
             if let (Some(all), Some(ifindex)) = (qstats, sys.ifindex) {
                 queue_counters = all
                     .iter()
@@ -463,6 +469,7 @@ impl Collector {
             queue_irqs,
             irq_affinity,
             rss,
+            flow_hash,
             queue_counters,
         }
     }

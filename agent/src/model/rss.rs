@@ -243,6 +243,7 @@ pub(super) fn device_report(dev: &DeviceFacts, window: &Window, cfg: &ModelConfi
             hfunc: r.hfunc.clone(),
             key_hex: r.key_hex(),
             source: format!("{:?}", r.source).to_lowercase(),
+            flow_hash: dev.flow_hash.as_ref().map(|f| f.letters()),
             measured_by: entries.as_ref().map(|_| "toeplitz"),
             entry_packets: entries.clone(),
         }),
@@ -320,6 +321,15 @@ fn entry_packets(
     }
     let key = rss.key.as_deref().filter(|k| !k.is_empty())?;
     let rule = toeplitz::driver_rule(dev.sys.driver.as_deref()?)?;
+    // What the device reports it hashes (ETHTOOL_GRXFH) over the driver's defaults.
+    let mut fields = toeplitz::FlowFields::defaults(rule);
+    if let Some(reported) = &dev.flow_hash {
+        for &flow in reported.fields.keys() {
+            if let Some(slot) = fields.slot(flow) {
+                *slot = reported.hash_fields(flow);
+            }
+        }
+    }
     let (netns, ifindex) = (window.host_netns?, dev.sys.ifindex?);
     let flows = window.listeners.as_ref()?.flows.as_ref()?;
     toeplitz::entry_packets(
@@ -336,7 +346,7 @@ fn entry_packets(
             }),
         key,
         rss.indirection.len(),
-        rule,
+        &fields,
     )
 }
 

@@ -122,6 +122,50 @@ pub fn entry_of(hash: u32, size: usize) -> Option<usize> {
     (size > 0 && size.is_power_of_two()).then(|| hash as usize & (size - 1))
 }
 
+/// The fields hashed per flow type ("tcp4", "udp4", "tcp6", "udp6"); None for a type
+/// whose set the Toeplitz input here does not cover (e.g. with the L3 protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowFields {
+    pub tcp4: Option<HashFields>,
+    pub udp4: Option<HashFields>,
+    pub tcp6: Option<HashFields>,
+    pub udp6: Option<HashFields>,
+}
+
+impl FlowFields {
+    /// The driver's defaults: TCP on addresses and ports, UDP as `rule` says.
+    pub fn defaults(rule: DriverRule) -> Self {
+        let tcp = Some(HashFields::AddressesAndPorts);
+        let udp = Some(rule.udp_fields);
+        Self {
+            tcp4: tcp,
+            udp4: udp,
+            tcp6: tcp,
+            udp6: udp,
+        }
+    }
+
+    /// The slot of flow type `name` ("udp4", …); None for another name.
+    pub fn slot(&mut self, name: &str) -> Option<&mut Option<HashFields>> {
+        match name {
+            "tcp4" => Some(&mut self.tcp4),
+            "udp4" => Some(&mut self.udp4),
+            "tcp6" => Some(&mut self.tcp6),
+            "udp6" => Some(&mut self.udp6),
+            _ => None,
+        }
+    }
+
+    fn of(&self, protocol: u8, v6: bool) -> Option<HashFields> {
+        match (protocol, v6) {
+            (17, false) => self.udp4,
+            (17, true) => self.udp6,
+            (_, false) => self.tcp4,
+            (_, true) => self.tcp6,
+        }
+    }
+}
+
 /// One sampled flow as the entry count needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SampledFlow {
@@ -135,21 +179,19 @@ pub struct SampledFlow {
 }
 
 /// Packets per table entry: each flow's packets added to the entry its Toeplitz hash
-/// selects under `key`, hashed over the fields `rule` says the driver uses by default.
-/// None when the table size has no low-bits rule (not a power of two).
+/// selects under `key`, hashed over the `fields` of its flow type. None when the table
+/// size has no low-bits rule (not a power of two), or a flow's type is hashed over
+/// fields this input does not cover (its entry would be a guess).
 pub fn entry_packets(
     flows: impl IntoIterator<Item = SampledFlow>,
     key: &[u8],
     table_size: usize,
-    rule: DriverRule,
+    fields: &FlowFields,
 ) -> Option<Vec<u64>> {
     entry_of(0, table_size)?;
     let mut entries = vec![0u64; table_size];
     for f in flows {
-        let fields = match f.protocol {
-            17 => rule.udp_fields,
-            _ => HashFields::AddressesAndPorts,
-        };
+        let fields = fields.of(f.protocol, f.saddr.is_ipv6())?;
         let Some(input) = flow_input(f.saddr, f.daddr, f.sport, f.dport, fields) else {
             continue;
         };
@@ -280,11 +322,24 @@ mod tests {
             flow("66.9.149.187:2794", "161.142.100.80:1766", 17, 3),
             flow("66.9.149.187:9", "161.142.100.80:1766", 17, 4),
         ];
-        let e = entry_packets(flows, &KEY, 128, rule).unwrap();
+        let fields = FlowFields::defaults(rule);
+        let e = entry_packets(flows, &KEY, 128, &fields).unwrap();
         assert_eq!(e[0x78], 10);
         assert_eq!(e[0x42], 7, "UDP ports are not hashed by ixgbe's default");
         assert_eq!(e.iter().sum::<u64>(), 17);
-        assert_eq!(entry_packets(flows, &KEY, 96, rule), None);
+        assert_eq!(entry_packets(flows, &KEY, 96, &fields), None);
+
+        // `ethtool -N DEV rx-flow-hash udp4 sdfn`: UDP ports are hashed too, so the two
+        // UDP flows land apart; the 4-tuple vector of TCP is the UDP one now (0x78).
+        let mut sdfn = fields;
+        *sdfn.slot("udp4").unwrap() = Some(HashFields::AddressesAndPorts);
+        let e = entry_packets(flows, &KEY, 128, &sdfn).unwrap();
+        assert_eq!(e[0x78], 13);
+        assert_eq!(e[0x42], 0);
+        // A set we cannot build the input of: no entry loads rather than wrong ones.
+        let mut unknown = fields;
+        *unknown.slot("udp4").unwrap() = None;
+        assert_eq!(entry_packets(flows, &KEY, 128, &unknown), None);
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //!   `ethtool_-x_DEV`) for captured roots.
 //!
 //! [`read`] picks netlink when the kernel has the command, the ioctl otherwise.
+//! [`read_flow_hash`] (`flow_hash.rs`): the fields hashed per flow type (ETHTOOL_GRXFH).
 //! Observe-only: every request here is a GET.
 
+mod flow_hash;
 mod ioctl;
 mod netlink;
 mod text;
@@ -21,6 +23,7 @@ use serde::Serialize;
 
 use crate::error::SourceError;
 
+pub use flow_hash::{read_flow_hash, FlowHash};
 pub use ioctl::read_ioctl;
 pub use netlink::{
     family_available, parse_rss_reply, read_netlink, EthtoolRssAttr, EthtoolRssCmd,
