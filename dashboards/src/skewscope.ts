@@ -55,6 +55,7 @@ const GROUP_STATES: [string, string][] = [
 const queuePackets = sel("skewscope_rss_queue_packets_per_second", ...DEV);
 const queueInterrupts = sel("skewscope_rss_queue_interrupts_per_second", ...DEV);
 const offNode = sel("skewscope_rss_irq_cpus_off_node", ...DEV);
+const affinityDrifted = sel("skewscope_rss_queue_affinity_drifted", ...DEV);
 
 const rssRow = row(1, "RSS queue polarization (per device)");
 
@@ -170,9 +171,9 @@ const rssPanels = [
   }),
   timeseriesPanel({
     id: 34,
-    title: "IRQ affinity: CPUs off the NUMA node",
+    title: "IRQ affinity: CPUs off the NUMA node, queues moved",
     description:
-      "CPUs serving the device's queue IRQs (effective affinity where the kernel has it) outside the device's NUMA node, and how often that count changed in the last hour: a change is an affinity rewrite (irqbalance, a deploy, an operator). The CPU lists are in `skewscope snapshot` (rx_queues[].affinity).",
+      "CPUs serving the device's queue IRQs (effective affinity where the kernel has it) outside the device's NUMA node, how often that count changed in the last hour, and the RX queues whose IRQ affinity differs from the first the agent saw (an affinity rewrite: irqbalance, a deploy, an operator; alert SkewscopeIrqAffinityDrifted after 10m). The CPU lists are in `skewscope snapshot` (rx_queues[].affinity, affinity_baseline).",
     w: 6,
     h: 8,
     unit: "none",
@@ -184,6 +185,10 @@ const rssPanels = [
     targets: [
       { expr: offNode, legend: "off-node CPUs {{instance}} {{device}}" },
       { expr: `changes(${offNode}[1h])`, legend: "changes in 1h {{instance}} {{device}}" },
+      {
+        expr: `sum by (instance, device) (${affinityDrifted})`,
+        legend: "queues moved {{instance}} {{device}}",
+      },
     ],
   }),
   stateTimelinePanel({

@@ -435,7 +435,7 @@ pub static CATALOG: &[MetricDef] = &[
     ),
     gauge(
         "skewscope.rss.queue.affinity_drifted",
-        "1",
+        "",
         "1 when the queue's IRQ affinity differs from the first one the agent saw (moved \
          since; reported, never reverted), else 0.",
         key(&QUEUE, "affinity_drifted").require("irqs"),
