@@ -24,7 +24,7 @@
 //! tracepoint is missing from older kernels.
 
 use aya::maps::{Map, MapError};
-use aya::programs::{BtfTracePoint, FEntry, RawTracePoint};
+use aya::programs::{BtfTracePoint, FEntry, KProbe, RawTracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use std::ffi::CString;
 
@@ -129,6 +129,43 @@ pub(crate) fn attach_fentries(
     }
     hooks.attach()?;
     Ok(hooks)
+}
+
+/// Loads kprobe programs and attaches each to its kernel function (a kprobe
+/// perf event, see hooks.rs), all or none.
+pub(crate) fn attach_kprobes(
+    ebpf: &mut Ebpf,
+    probe: &'static str,
+    programs: &[(&'static str, &str)],
+) -> Result<Hooks, ProbeError> {
+    let mut hooks = Hooks::new(probe);
+    for (program, function) in programs {
+        let kprobe: &mut KProbe = program_mut(ebpf, probe, program)?
+            .try_into()
+            .map_err(load_error(probe, program))?;
+        kprobe.load().map_err(load_error(probe, program))?;
+        let target = CString::new(*function).map_err(|_| ProbeError::Config {
+            probe,
+            detail: format!("function name {function:?} has a NUL byte"),
+        })?;
+        hooks.push(hook(probe, program, kprobe.fd(), Target::Kprobe(target))?);
+    }
+    hooks.attach()?;
+    Ok(hooks)
+}
+
+/// Unloads program `name` of `ebpf` if it is loaded (a fallback the kernel
+/// refused at attach): it would otherwise stay loaded, unused, with the
+/// object.
+pub(crate) fn unload(ebpf: &mut Ebpf, name: &str) {
+    use aya::programs::Program;
+    // Nothing to do for one that never loaded.
+    let _ = match ebpf.program_mut(name) {
+        Some(Program::KProbe(p)) => p.unload(),
+        Some(Program::FEntry(p)) => p.unload(),
+        Some(Program::BtfTracePoint(p)) => p.unload(),
+        _ => Ok(()),
+    };
 }
 
 fn raw_tracepoint_hook(
