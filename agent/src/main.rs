@@ -89,14 +89,17 @@ fn log_program_runs(
         return;
     }
     for (name, stats) in after {
-        let (runs0, ns0) = before
+        let (runs0, ns0, missed0) = before
             .iter()
             .find(|(n, _)| n == name)
-            .map_or((0, 0), |(_, s)| (s.run_count, s.run_time_ns));
+            .map_or((0, 0, 0), |(_, s)| {
+                (s.run_count, s.run_time_ns, s.recursion_misses)
+            });
         log::info!(
-            "program {name}: {} runs, {} ns in the window",
+            "program {name}: {} runs, {} ns, {} missed in the window",
             stats.run_count.saturating_sub(runs0),
-            stats.run_time_ns.saturating_sub(ns0)
+            stats.run_time_ns.saturating_sub(ns0),
+            stats.recursion_misses.saturating_sub(missed0)
         );
     }
 }

@@ -268,30 +268,29 @@ impl Hooks {
         self.hooks
             .iter()
             .map(|hook| {
-                let (run_count, run_time_ns) =
-                    run_stats(&hook.fd).map_err(|err| ProbeError::Info {
-                        probe: self.probe,
-                        object: format!("program {}", hook.program),
-                        detail: format!("BPF_OBJ_GET_INFO_BY_FD: {err}"),
-                    })?;
-                Ok(ProgramStats {
-                    name: hook.program.to_owned(),
-                    run_count,
-                    run_time_ns,
-                })
+                let mut stats = run_stats(&hook.fd).map_err(|err| ProbeError::Info {
+                    probe: self.probe,
+                    object: format!("program {}", hook.program),
+                    detail: format!("BPF_OBJ_GET_INFO_BY_FD: {err}"),
+                })?;
+                stats.name = hook.program.to_owned();
+                Ok(stats)
             })
             .collect()
     }
 }
 
-/// (run_cnt, run_time_ns) of one program. struct bpf_prog_info has run_time_ns at byte
-/// 192 and run_cnt at 200 (include/uapi/linux/bpf.h, Linux 5.1, commit 5f8f8b93aeb8);
-/// the kernel fills min(info_len, its size) bytes and writes back the length it used.
-fn run_stats(fd: &ProgramFd) -> std::io::Result<(u64, u64)> {
+/// Run count, run time and recursion misses of one program (unnamed). struct
+/// bpf_prog_info has run_time_ns at byte 192 and run_cnt at 200 (include/uapi/linux/bpf.h,
+/// Linux 5.1, commit 5f8f8b93aeb8), recursion_misses at 208 (5.12, commit 9ed9e9ba2337
+/// "bpf: Count the number of times recursion was prevented"); the kernel fills min(info_len,
+/// its size) bytes and writes back the length it used.
+pub(crate) fn run_stats(fd: &ProgramFd) -> std::io::Result<ProgramStats> {
     const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
     const RUN_TIME_NS: usize = 192 / 8;
     const RUN_CNT: usize = 200 / 8;
-    let mut info = [0u64; RUN_CNT + 1];
+    const RECURSION_MISSES: usize = 208 / 8;
+    let mut info = [0u64; RECURSION_MISSES + 1];
     // union bpf_attr's info member: { __u32 bpf_fd; __u32 info_len; __u64 info; }.
     let mut attr = [0u32; 4];
     attr[0] = fd.as_fd().as_raw_fd() as u32;
@@ -312,11 +311,21 @@ fn run_stats(fd: &ProgramFd) -> std::io::Result<(u64, u64)> {
     if rc < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    if (attr[1] as usize) < std::mem::size_of_val(&info) {
+    let filled = attr[1] as usize;
+    if filled < (RUN_CNT + 1) * 8 {
         return Err(std::io::Error::new(
             std::io::ErrorKind::Unsupported,
             "bpf_prog_info has no run_cnt (Linux < 5.1)",
         ));
     }
-    Ok((info[RUN_CNT], info[RUN_TIME_NS]))
+    Ok(ProgramStats {
+        name: String::new(),
+        run_count: info[RUN_CNT],
+        run_time_ns: info[RUN_TIME_NS],
+        recursion_misses: if filled > RECURSION_MISSES * 8 {
+            info[RECURSION_MISSES]
+        } else {
+            0
+        },
+    })
 }

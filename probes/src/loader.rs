@@ -343,15 +343,17 @@ pub(crate) fn map_write_error(
     }
 }
 
-/// Run count and time of every loaded program of `ebpf`, by program name.
+/// Run count, time and recursion misses of every loaded program of `ebpf`, by
+/// program name.
 pub(crate) fn program_stats(
     ebpf: &Ebpf,
     probe: &'static str,
 ) -> Result<Vec<ProgramStats>, ProbeError> {
     let mut stats = Vec::new();
     for (name, program) in ebpf.programs() {
-        let info = match program.info() {
-            Ok(info) => info,
+        let fd = match program.fd() {
+            Ok(fd) => fd,
+            // Not loaded (a fallback the kernel refused, or one never needed).
             Err(aya::programs::ProgramError::NotLoaded) => continue,
             Err(err) => {
                 return Err(ProbeError::Info {
@@ -361,11 +363,13 @@ pub(crate) fn program_stats(
                 })
             }
         };
-        stats.push(ProgramStats {
-            name: name.to_owned(),
-            run_count: info.run_count(),
-            run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
-        });
+        let mut program_stats = crate::hooks::run_stats(fd).map_err(|err| ProbeError::Info {
+            probe,
+            object: format!("program {name}"),
+            detail: format!("BPF_OBJ_GET_INFO_BY_FD: {err}"),
+        })?;
+        program_stats.name = name.to_owned();
+        stats.push(program_stats);
     }
     stats.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(stats)
