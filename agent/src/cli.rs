@@ -102,6 +102,18 @@ pub struct SourceArgs {
     /// their counts are estimates. `off`: attached all the time, exact at any cost.
     #[arg(long, value_name = "FRACTION|off")]
     pub probe_budget: Option<crate::config::ProbeBudgetFlag>,
+    /// Where per-listener events come from: the first the kernel accepts (auto, the
+    /// default, or `[probes] listener_hook`) or this one only.
+    #[arg(long, value_name = "auto|tp_btf|fentry|kprobe")]
+    pub listener_hook: Option<String>,
+    /// Where UDP reads are aged: the first the kernel accepts (auto, the default, or
+    /// `[probes] rx_read_hook`) or this one only.
+    #[arg(long, value_name = "auto|fentry|kprobe|tracepoints")]
+    pub rx_read_hook: Option<String>,
+    /// Timestamp 1 in N packets to watched ports for ingress ages (default 16, or
+    /// `[probes] age_sample_every`; 1: every one).
+    #[arg(long, value_name = "N")]
+    pub age_sample_every: Option<u32>,
     /// Read captured `ethtool -S`/`ethtool -x` outputs from DIR (files named like a
     /// sosreport's: ethtool_-S_DEV, ethtool_-x_DEV) instead of asking the kernel.
     #[arg(long, value_name = "DIR")]

@@ -126,6 +126,104 @@ pub struct ProbesFile {
     /// Attach them all the time: exact counts at any cost (`--probe-budget off`).
     #[serde(default)]
     pub continuous: bool,
+    /// Where per-listener events come from: "auto" (default: the first the kernel
+    /// accepts of "tp_btf" sock:sk_data_ready, "fentry" and "kprobe" on
+    /// sock_def_readable), or one of those only (`--listener-hook`).
+    pub listener_hook: Option<String>,
+    /// Where UDP reads are aged: "auto" (default: the first the kernel accepts of
+    /// "fentry" and "kprobe" on skb_consume_udp, then "tracepoints"
+    /// sock:sock_recv_length + sock:sk_data_ready), or one of those only
+    /// (`--rx-read-hook`).
+    pub rx_read_hook: Option<String>,
+    /// Of the packets to watched ports, 1 in N on average is timestamped for ingress
+    /// ages (default 16; 1: every one, `--age-sample-every`).
+    pub age_sample_every: Option<u32>,
+}
+
+/// The probes' hooks and age sampling, resolved (`None`: the probe picks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeChoices {
+    pub listener_hook: Option<skewscope_probes::ListenerHook>,
+    pub rx_read_hook: Option<skewscope_probes::ReadHook>,
+    pub age_sample_every: u32,
+}
+
+impl Default for ProbeChoices {
+    fn default() -> Self {
+        Self {
+            listener_hook: None,
+            rx_read_hook: None,
+            age_sample_every: skewscope_probes::RxConfig::default().age_sample_every,
+        }
+    }
+}
+
+/// The hook and sampling flags, each winning over `[probes]` when given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProbeChoiceFlags {
+    pub listener_hook: Option<String>,
+    pub rx_read_hook: Option<String>,
+    pub age_sample_every: Option<u32>,
+}
+
+/// `--listener-hook`, `--rx-read-hook`, `--age-sample-every`, else `[probes]`.
+pub fn resolve_probe_choices(
+    flags: &ProbeChoiceFlags,
+    file: &ProbesFile,
+) -> Result<ProbeChoices, ConfigError> {
+    fn hook<T>(
+        what: &str,
+        value: Option<&str>,
+        from_key: impl Fn(&str) -> Option<T>,
+        keys: &[&str],
+    ) -> Result<Option<T>, ConfigError> {
+        match value.map(str::trim) {
+            None | Some("auto") => Ok(None),
+            Some(key) => from_key(key).map(Some).ok_or_else(|| {
+                invalid(
+                    what,
+                    format!("{key:?} is not one of auto, {}", keys.join(", ")),
+                )
+            }),
+        }
+    }
+    let (listener_what, listener) = match &flags.listener_hook {
+        Some(v) => ("--listener-hook", Some(v.as_str())),
+        None => ("probes.listener_hook", file.listener_hook.as_deref()),
+    };
+    let (read_what, read) = match &flags.rx_read_hook {
+        Some(v) => ("--rx-read-hook", Some(v.as_str())),
+        None => ("probes.rx_read_hook", file.rx_read_hook.as_deref()),
+    };
+    let listener_keys: Vec<&str> = skewscope_probes::ListenerHook::ALL
+        .iter()
+        .map(|h| h.key())
+        .collect();
+    let read_keys: Vec<&str> = skewscope_probes::ReadHook::ALL
+        .iter()
+        .map(|h| h.key())
+        .collect();
+    let age_sample_every = match (flags.age_sample_every, file.age_sample_every) {
+        (Some(0), _) => return Err(invalid("--age-sample-every", "must be at least 1")),
+        (None, Some(0)) => return Err(invalid("probes.age_sample_every", "must be at least 1")),
+        (Some(n), _) | (None, Some(n)) => n,
+        (None, None) => ProbeChoices::default().age_sample_every,
+    };
+    Ok(ProbeChoices {
+        listener_hook: hook(
+            listener_what,
+            listener,
+            skewscope_probes::ListenerHook::from_key,
+            &listener_keys,
+        )?,
+        rx_read_hook: hook(
+            read_what,
+            read,
+            skewscope_probes::ReadHook::from_key,
+            &read_keys,
+        )?,
+        age_sample_every,
+    })
 }
 
 /// The probe sampling from `--probe-budget` (a fraction, or "off"), else `[probes]`.
@@ -841,6 +939,8 @@ pub fn reload(
     // Validated even though they do not reload: a file that could not start the agent
     // is refused as a whole.
     let probes = resolve_probe_sampling(None, &new.probes).map_err(in_file)?;
+    let choices =
+        resolve_probe_choices(&ProbeChoiceFlags::default(), &new.probes).map_err(in_file)?;
     let shadow = resolve_shadow(&[], &new.shadow).map_err(in_file)?;
 
     let old = resolve(overrides, running, env)?;
@@ -863,7 +963,9 @@ pub fn reload(
     differs("resource", o.resource != n.resource);
     differs(
         "probes",
-        resolve_probe_sampling(None, &running.probes).ok() != Some(probes),
+        resolve_probe_sampling(None, &running.probes).ok() != Some(probes)
+            || resolve_probe_choices(&ProbeChoiceFlags::default(), &running.probes).ok()
+                != Some(choices),
     );
     differs(
         "shadow",

@@ -132,6 +132,12 @@ pub fn gather(root: &HostRoot) -> DoctorReport {
     let kprobe = Check::from(caps::check_kprobe());
     checks.push(fentry.clone());
     checks.push(kprobe.clone());
+    // The fallbacks of per-listener events and of UDP read ages, each tried with a
+    // trivial program (the probes try them in order and stop at the first that works).
+    for func in ["sock_def_readable", "skb_consume_udp"] {
+        checks.push(caps::check_fentry(func).into());
+        checks.push(caps::check_kprobe_on(func).into());
+    }
     checks.push(caps::check_sk_reuseport_load().into());
     // One CTRL_CMD_GETFAMILY per family, over the sources' own genetlink client.
     checks.push(family_check(
@@ -362,8 +368,9 @@ pub fn gather(root: &HostRoot) -> DoctorReport {
 const NOT_LIVE: &str = "skipped: --procfs/--sysfs point away from the running kernel";
 
 /// Which hook per-listener events get here, found the way the agent finds it:
-/// by loading the probe (tp_btf sock:sk_data_ready, Linux 6.3+, else fentry on
-/// sock_def_readable); dropping it detaches.
+/// by loading the probe (tp_btf sock:sk_data_ready, Linux 6.3+, else fentry,
+/// else a kprobe on sock_def_readable), with why the ones tried first were
+/// refused; dropping it detaches.
 fn listener_events_plan(live: bool) -> Plan {
     let (will_run, why) = if !live {
         (false, NOT_LIVE.to_string())
@@ -373,7 +380,11 @@ fn listener_events_plan(live: bool) -> Plan {
         match skewscope_probes::ListenerEventsProbe::load() {
             Ok(p) => (
                 true,
-                format!("per-listener events from {}", p.hook().name()),
+                format!(
+                    "per-listener events from {}{}",
+                    p.hook().name(),
+                    refusals(p.refused().iter().map(|(h, e)| (h.name(), e.as_str())))
+                ),
             ),
             Err(e) => (false, e.to_string()),
         }
@@ -386,24 +397,56 @@ fn listener_events_plan(live: bool) -> Plan {
     }
 }
 
-/// Which rx object loads here: rx.bpf.o, or rx_compat.bpf.o where the verifier
-/// refuses BPF_XCHG/BPF_CMPXCHG (before 5.12, commit 5ffa25502b5a).
+/// " (refused: A: why; B: why)", or "" when nothing was refused.
+fn refusals<'a>(refused: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let parts: Vec<String> = refused
+        .map(|(hook, why)| format!("{hook}: {why}"))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" (refused: {})", parts.join("; "))
+    }
+}
+
+/// Which rx object loads here (rx.bpf.o, or rx_compat.bpf.o where the verifier
+/// refuses BPF_XCHG/BPF_CMPXCHG: before 5.12, commit 5ffa25502b5a) and where UDP
+/// reads are aged, found by loading the probe.
 fn rx_plan(live: bool) -> Plan {
     let (will_run, why) = if !live {
         (false, NOT_LIVE.to_string())
     } else if !skewscope_probes::probes_built() {
         (false, "built without clang: no BPF objects embedded".into())
     } else {
-        match skewscope_probes::caps::atomic_exchange_supported() {
-            Ok(true) => (
-                true,
-                "rx.bpf.o (the verifier takes BPF_XCHG/BPF_CMPXCHG)".into(),
-            ),
-            Ok(false) => (
-                true,
-                "rx_compat.bpf.o (the verifier refuses BPF_XCHG/BPF_CMPXCHG: before 5.12)".into(),
-            ),
-            Err(e) => (false, format!("a test BPF load failed: {e}")),
+        let object = match skewscope_probes::caps::atomic_exchange_supported() {
+            Ok(true) => Ok("rx.bpf.o (the verifier takes BPF_XCHG/BPF_CMPXCHG)"),
+            Ok(false) => {
+                Ok("rx_compat.bpf.o (the verifier refuses BPF_XCHG/BPF_CMPXCHG: before 5.12)")
+            }
+            Err(e) => Err(format!("a test BPF load failed: {e}")),
+        };
+        match (
+            object,
+            skewscope_probes::RxProbe::load(skewscope_probes::RxConfig::default()),
+        ) {
+            (Err(e), _) => (false, e),
+            (Ok(_), Err(e)) => (false, e.to_string()),
+            (Ok(object), Ok(p)) => {
+                let refused = refusals(
+                    p.read_hooks_refused()
+                        .iter()
+                        .map(|(h, e)| (h.name(), e.as_str())),
+                );
+                let ages = match p.read_hook() {
+                    Some(hook) => format!("UDP read ages from {hook}{refused}", hook = hook.name()),
+                    None => format!(
+                        "no ingress ages: {}",
+                        p.ages_unavailable()
+                            .map_or(String::new(), |e| e.to_string())
+                    ),
+                };
+                (true, format!("{object}; {ages}"))
+            }
         }
     };
     Plan {

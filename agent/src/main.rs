@@ -66,8 +66,42 @@ fn collect_options(
     opts.probes = !args.no_probes;
     opts.ethtool_dir = args.ethtool_dir.clone();
     opts.probe_sampling = config::resolve_probe_sampling(args.probe_budget, probes)?;
+    opts.probe_choices = config::resolve_probe_choices(
+        &config::ProbeChoiceFlags {
+            listener_hook: args.listener_hook.clone(),
+            rx_read_hook: args.rx_read_hook.clone(),
+            age_sample_every: args.age_sample_every,
+        },
+        probes,
+    )?;
     opts.probe_period = Duration::from_secs_f64(window_secs.min(1.0));
     Ok(opts)
+}
+
+/// Each probe program's runs and run time over a window, logged when the kernel
+/// counted any (kernel.bpf_stats_enabled=1 set by the administrator; the agent
+/// itself holds run-time stats only for its calibration windows).
+fn log_program_runs(
+    before: &[(String, skewscope_probes::ProgramStats)],
+    after: &[(String, skewscope_probes::ProgramStats)],
+) {
+    if after.iter().all(|(_, s)| s.run_count == 0) {
+        return;
+    }
+    for (name, stats) in after {
+        let (runs0, ns0, missed0) = before
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or((0, 0, 0), |(_, s)| {
+                (s.run_count, s.run_time_ns, s.recursion_misses)
+            });
+        log::info!(
+            "program {name}: {} runs, {} ns, {} missed in the window",
+            stats.run_count.saturating_sub(runs0),
+            stats.run_time_ns.saturating_sub(ns0),
+            stats.recursion_misses.saturating_sub(missed0)
+        );
+    }
 }
 
 /// Observe the flows of every reuseport group for a window and write them as a trace.
@@ -118,9 +152,11 @@ fn snapshot(root: HostRoot, args: SnapshotArgs) -> anyhow::Result<()> {
     let report = match args.duration {
         None => model::build_report(&Window::since_boot(first), &cfg, &mut state),
         Some(secs) => {
+            let runs_before = collector.program_stats();
             log::info!("window open for {secs}s");
             std::thread::sleep(Duration::from_secs_f64(secs));
             let second = collector.collect();
+            log_program_runs(&runs_before, &collector.program_stats());
             model::build_report(&Window::between(&first, &second), &cfg, &mut state)
         }
     };
@@ -378,6 +414,8 @@ fn baseline_loop(
         no_probes: live.no_probes,
         probe_budget: live.probe_budget,
         ethtool_dir: live.ethtool_dir.clone(),
+        // From --config's [probes] (baseline has no flags for them).
+        ..SourceArgs::default()
     };
     let shadow_cfg = config::resolve_shadow(&live.shadow_candidates, &file.shadow)?;
     let opts = collect_options(root, &sources, &file.probes, live.interval)?;

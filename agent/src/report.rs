@@ -275,6 +275,12 @@ pub struct ListenerReport {
     /// SK_MEMINFO_DROPS.
     pub drops: Option<u64>,
     pub ingress_age_p95_us: Option<f64>,
+    /// Reads of this socket whose packet had an ingress stamp (1 in
+    /// `age_sample_every` sampled, `[probes]`): the histogram's count. Null when ages
+    /// were not measured (the rx probe's read side did not run).
+    pub ingress_age_samples: Option<u64>,
+    /// Of those, reads on another CPU than the one that received the packet.
+    pub ingress_age_other_cpu: Option<u64>,
     /// Smoothed ingress state (rate, queue depth, service rate, staleness).
     pub state: Option<ListenerState>,
 }

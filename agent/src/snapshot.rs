@@ -120,6 +120,11 @@ pub struct SourceStatus {
     /// The error (failed) or the reason (skipped, unsupported).
     pub error: Option<String>,
     pub duration_us: u64,
+    /// The kernel hook an eBPF source's numbers come from, where the probe
+    /// chose one among several ("fentry/skb_consume_udp", ...); absent
+    /// elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -141,6 +146,7 @@ impl SourceStatus {
             status,
             error,
             duration_us,
+            hook: None,
         }
     }
 }

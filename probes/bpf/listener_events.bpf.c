@@ -28,8 +28,22 @@
  * UDP sockets: the same calls with the same BTF-typed socket, so the same
  * handler. It misses sockets whose sk_data_ready was replaced (sockmap,
  * kTLS), which the tracepoint in the other implementations would see.
- * The loader picks the program by what the kernel accepts (ListenerHook in
- * src/listener_events.rs).
+ *
+ * Where fentry is refused too, a kprobe on sock_def_readable() sees the
+ * same calls. It matters where the kernel has BTF but no BPF trampoline:
+ * arm64 before 6.0 (arch/arm64/net/bpf_jit_comp.c got
+ * arch_prepare_bpf_trampoline() in commit efc9909fdce0 "bpf, arm64: Add bpf
+ * trampoline for arm64" and bpf_arch_text_poke() in b2ad54e1533e, both 6.0;
+ * before them the weak defaults in kernel/bpf/trampoline.c and
+ * kernel/bpf/core.c return -ENOTSUPP, so fentry attach fails): 5.10 and
+ * 5.15 distribution kernels on arm64 servers have BTF and kprobes, not
+ * trampolines.
+ * A kprobe gets the socket as a plain integer, so the handler reads it
+ * with CO-RE bpf_probe_read_kernel() there instead of typed loads (KREAD,
+ * skewscope_sock.h): the same logic, a few helper calls dearer per event.
+ * The loader picks the program by what the kernel accepts, tp_btf, then
+ * fentry, then kprobe (ListenerHook in src/listener_events.rs); a test or
+ * the configuration can force one.
  *
  * It fires once per UDP datagram on the receiving softirq's CPU, so the
  * per-event work is kept to loads, three inlined ARRAY lookups (filter and
@@ -109,6 +123,19 @@ static __always_inline struct sock *reuseport_slot(const struct sock_reuseport *
 	return member;
 }
 
+/* `value`, with its value hidden from the verifier: a copy through
+ * bpf_probe_read_kernel() reads as any u32. The scan below returns one of
+ * 257 constants; in the kprobe program (scalar socket pointers) the verifier
+ * otherwise follows the rest of the handler once per constant and gives up
+ * ("BPF program is too large", 1M instructions, on 6.18). */
+static __always_inline __u32 opaque_u32(__u32 value)
+{
+	__u32 copy = LISTENER_NO_INDEX;
+
+	bpf_probe_read_kernel(&copy, sizeof(copy), &value);
+	return copy;
+}
+
 /* Position of `sk` in reuse->socks[0..num_socks), bounded by
  * LISTENER_MAX_SCAN (include/net/sock_reuseport.h: live sockets occupy
  * the first num_socks slots; closed TCP listeners kept for migration sit at
@@ -153,7 +180,8 @@ static __always_inline struct listener_value *value_of(const struct listener_key
 	return bpf_map_lookup_elem(&listener_stats, key);
 }
 
-static __always_inline int handle_data_ready(const struct sock *sk)
+/* One sk_data_ready call on `sk`; `typed`: see KREAD. */
+static __always_inline int handle_data_ready(const struct sock *sk, const int typed)
 {
 	struct listener_value *value;
 	struct listener_key key = {};
@@ -163,31 +191,31 @@ static __always_inline int handle_data_ready(const struct sock *sk)
 	__u64 now_jiffies;
 	__u8 has_group = 0;
 
-	protocol = sk->sk_protocol;
+	protocol = KREAD(typed, sk, sk_protocol);
 	if (protocol == IPPROTO_TCP) {
-		if (sk->__sk_common.skc_state != TCP_LISTEN)
+		if (KREAD(typed, sk, __sk_common.skc_state) != TCP_LISTEN)
 			return 0;
 	} else if (protocol != IPPROTO_UDP) {
 		return 0;
 	}
-	port = sk->__sk_common.skc_num;
+	port = KREAD(typed, sk, __sk_common.skc_num);
 	if (!port_watched(port))
 		return 0;
-	key.inode = sock_inode_btf(sk);
+	key.inode = sock_inode_of(sk, typed);
 	if (!key.inode)
 		return 0;
-	key.netns = sock_netns_btf(sk);
+	key.netns = sock_netns_of(sk, typed);
 
 	value = value_of(&key);
 	if (!value)
 		return 0;
 
 	now_jiffies = bpf_jiffies64();
-	reuse = sk->sk_reuseport_cb;
+	reuse = KREAD(typed, sk, sk_reuseport_cb);
 	if (reuse) {
 		has_group = 1;
-		reuseport_id = reuse->reuseport_id;
-		num_socks = reuse->num_socks;
+		reuseport_id = KREAD(typed, reuse, reuseport_id);
+		num_socks = KREAD(typed, reuse, num_socks);
 		/* A new element, or one that another CPU created, reads all
 		 * zeroes here: value->events == 0 forces the scan. Otherwise
 		 * the index is checked at the first event of each jiffy on
@@ -198,10 +226,15 @@ static __always_inline int handle_data_ready(const struct sock *sk)
 		index = value->index;
 		if (!value->events || !value->has_group) {
 			index = reuseport_index(reuse, sk, num_socks);
+			if (!typed)
+				index = opaque_u32(index);
 		} else if (value->last_jiffies != now_jiffies ||
 			   (index != LISTENER_NO_INDEX && index >= num_socks)) {
-			if (index >= num_socks || reuseport_slot(reuse, index) != sk)
+			if (index >= num_socks || reuseport_slot(reuse, index) != sk) {
 				index = reuseport_index(reuse, sk, num_socks);
+				if (!typed)
+					index = opaque_u32(index);
+			}
 		}
 	}
 	if (!value->events || value->has_group != has_group ||
@@ -214,7 +247,7 @@ static __always_inline int handle_data_ready(const struct sock *sk)
 		value->num_socks = num_socks;
 		value->port = port;
 		value->protocol = protocol;
-		value->family = sk->__sk_common.skc_family;
+		value->family = KREAD(typed, sk, __sk_common.skc_family);
 	}
 	value->events++;
 	value->last_jiffies = now_jiffies;
@@ -224,14 +257,21 @@ static __always_inline int handle_data_ready(const struct sock *sk)
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(sk_data_ready, const struct sock *sk)
 {
-	return handle_data_ready(sk);
+	return handle_data_ready(sk, 1);
 }
 
 /* The same events before 6.3 (see the header comment). */
 SEC("fentry/sock_def_readable")
 int BPF_PROG(sk_data_ready_fentry, struct sock *sk)
 {
-	return handle_data_ready(sk);
+	return handle_data_ready(sk, 1);
+}
+
+/* The same calls where fentry is refused (see the header comment). */
+SEC("kprobe/sock_def_readable")
+int BPF_KPROBE(sk_data_ready_kprobe, struct sock *sk)
+{
+	return handle_data_ready(sk, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -22,14 +22,34 @@
  *   tcp_recvmsg() uses. udp_recvmsg()/udpv6_recvmsg() copy linear skbs with
  *   copy_linear_skb() (include/net/udp.h) and never reach it (verified on
  *   6.18: 0 hits for loopback UDP), so it serves TCP only here.
- * - sock:sock_recv_length, TP_PROTO(struct sock *sk, int ret, int flags):
- *   fires at the end of sock_recvmsg() (net/socket.c), on the reading CPU,
- *   after the protocol dequeued the datagram; it serves UDP.
- * - sock:sk_data_ready, TP_PROTO(const struct sock *sk): after a UDP skb is
- *   queued; used only to learn a UDP socket's next skb when its queue was
+ *
+ * UDP reads, one of three hooks (ReadHook in src/rx.rs, chosen by what the
+ * kernel accepts, in this order):
+ * - fentry on skb_consume_udp(struct sock *sk, struct sk_buff *skb, int len)
+ *   (net/ipv4/udp.c). udp_recvmsg() and udpv6_recvmsg() call it once per
+ *   datagram they return, after the copy: `skb_consume_udp(sk, skb, peeking
+ *   ? -err : err)`, unchanged from 5.10 through 6.18 (the call sits after
+ *   sock_recv_ts_and_drops() up to 6.0, sock_recv_cmsgs() since). A read
+ *   that finds the queue empty, or drops a datagram on a checksum error
+ *   (csum_copy_err: kfree_skb, no consume), never gets there. With the
+ *   socket and the skb in hand the age is one record_read(), with no queue
+ *   head to track: the program runs once per datagram read instead of once
+ *   per receive call plus once per datagram queued (the tracepoint pair
+ *   below). A peek (len < 0: MSG_PEEK leaves the datagram queued for the
+ *   real read) is skipped. Its BTF prototype is (sk, skb, len) in the
+ *   Debian 5.10, 6.1 and 6.12 kernels and on 6.18.
+ * - kprobe on skb_consume_udp, where fentry is refused (no trampolines:
+ *   arm64 before 6.0, see listener_events.bpf.c): the same handler with
+ *   CO-RE reads (KREAD, skewscope_sock.h).
+ * - sock:sock_recv_length, TP_PROTO(struct sock *sk, int ret, int flags)
+ *   (Linux 6.3): fires at the end of sock_recvmsg() (net/socket.c), on the
+ *   reading CPU, after the protocol dequeued the datagram -- on every
+ *   receive call of every socket, empty ones included -- with
+ *   sock:sk_data_ready, TP_PROTO(const struct sock *sk), after a UDP skb is
+ *   queued, used only to learn a UDP socket's next skb when its queue was
  *   empty at its last read.
  *
- * UDP read tracking: a UDP socket's queue is FIFO and udp_recvmsg() takes
+ * Tracepoint-pair read tracking: a UDP socket's queue is FIFO and udp_recvmsg() takes
  * the head of udp_sk(sk)->reader_queue, or of sk_receive_queue when the
  * former is empty (net/ipv4/udp.c __skb_recv_udp). So the head observed at
  * the end of read k is the skb read k+1 returns; `udp_reader_slots` (or
@@ -177,8 +197,10 @@ struct {
 	__type(value, struct rx_udp_reader);
 } udp_readers SEC(".maps");
 
-/* Per-CPU scratch, one element per program that uses it: a softirq running
- * rx_receive_skb can interrupt rx_copy_dgram between its store and load. */
+/* Per-CPU scratch, one element per context: a softirq running
+ * rx_receive_skb can interrupt a read-side program (rx_copy_dgram,
+ * rx_consume_udp: process context, never each other) between its store and
+ * load. */
 #define RX_SCRATCH_RECEIVE 0
 #define RX_SCRATCH_COPY 1
 
@@ -484,7 +506,8 @@ static __always_inline void add_age(void *map, const void *key, __u32 bucket, in
  * copied first and count only if the compare-and-exchange then takes the
  * stamp (a writer unpublishes a slot before refilling it). The stamp must
  * also match the socket's protocol and local port. */
-static __always_inline void record_read(const struct sock *sk, __u64 skb_addr, __u16 protocol)
+static __always_inline void record_read(const struct sock *sk, __u64 skb_addr, __u16 protocol,
+					const int typed)
 {
 	struct rx_queue_key queue_key = {};
 	struct rx_ingress *slot, stamp;
@@ -499,7 +522,7 @@ static __always_inline void record_read(const struct sock *sk, __u64 skb_addr, _
 	if (rx_cmpxchg(&slot->skb, skb_addr, 0) != skb_addr)
 		return;
 	now = bpf_ktime_get_ns();
-	if (stamp.protocol != protocol || stamp.dport != sk->__sk_common.skc_num ||
+	if (stamp.protocol != protocol || stamp.dport != KREAD(typed, sk, __sk_common.skc_num) ||
 	    now < stamp.ts_ns)
 		return;
 	bucket = age_bucket(now - stamp.ts_ns);
@@ -508,7 +531,7 @@ static __always_inline void record_read(const struct sock *sk, __u64 skb_addr, _
 	queue_key.ifindex = stamp.ifindex;
 	queue_key.queue = stamp.rx_queue;
 
-	inode = sock_inode_btf(sk);
+	inode = sock_inode_of(sk, typed);
 	if (inode)
 		add_age(&socket_ages, &inode, bucket, same_cpu);
 	add_age(&queue_ages, &queue_key, bucket, same_cpu);
@@ -524,7 +547,7 @@ static __always_inline int handle_copy(const struct sk_buff *skb)
 	if (!sk || sk->sk_protocol != IPPROTO_TCP ||
 	    !port_watched(IPPROTO_TCP, sk->__sk_common.skc_num))
 		return 0;
-	record_read(sk, address_of(skb, RX_SCRATCH_COPY), IPPROTO_TCP);
+	record_read(sk, address_of(skb, RX_SCRATCH_COPY), IPPROTO_TCP, 1);
 	return 0;
 }
 
@@ -614,7 +637,20 @@ static __always_inline int handle_recv_length(const struct sock *sk, int ret, in
 	}
 	/* A failed read returned no datagram. */
 	if (ret >= 0 && read_skb)
-		record_read(sk, read_skb, IPPROTO_UDP);
+		record_read(sk, read_skb, IPPROTO_UDP, 1);
+	return 0;
+}
+
+/* skb_consume_udp(sk, skb, len): `sk` read datagram `skb`; `skb_addr` is
+ * its address as a number. Only UDP sockets get here (udp_recvmsg,
+ * udpv6_recvmsg). */
+static __always_inline int handle_consume_udp(const struct sock *sk, __u64 skb_addr, int len,
+					      const int typed)
+{
+	/* A peek: the datagram stays queued and its real read comes later. */
+	if (!sk || len < 0 || !port_watched(IPPROTO_UDP, KREAD(typed, sk, __sk_common.skc_num)))
+		return 0;
+	record_read(sk, skb_addr, IPPROTO_UDP, typed);
 	return 0;
 }
 
@@ -646,6 +682,20 @@ SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(rx_copy_dgram, const struct sk_buff *skb, int len)
 {
 	return handle_copy(skb);
+}
+
+/* UDP reads where the kernel allows trampolines (see the header comment). */
+SEC("fentry/skb_consume_udp")
+int BPF_PROG(rx_consume_udp, struct sock *sk, struct sk_buff *skb, int len)
+{
+	return handle_consume_udp(sk, address_of(skb, RX_SCRATCH_COPY), len, 1);
+}
+
+/* The same where fentry is refused. */
+SEC("kprobe/skb_consume_udp")
+int BPF_KPROBE(rx_consume_udp_kprobe, struct sock *sk, struct sk_buff *skb, int len)
+{
+	return handle_consume_udp(sk, (__u64)skb, len, 0);
 }
 
 SEC("tp_btf/sock_recv_length")

@@ -20,6 +20,11 @@
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
+/* struct pt_regs, the context of kprobe programs, for PT_REGS_PARMn
+ * (bpf_tracing.h). The UAPI layout is the kernel's (register names differ:
+ * rdi, not di); it stays outside preserve_access_index, since context
+ * accesses are checked by offset, not relocated. */
+#include <asm/ptrace.h>
 
 typedef __u8 u8;
 typedef __u16 u16;

@@ -78,4 +78,24 @@ static __always_inline __u32 dev_netns_btf(const struct net_device *dev)
 	return dev->nd_net.net->ns.inum;
 }
 
+/*
+ * One handler for both kinds of program. BTF-enabled programs (tp_btf,
+ * fentry) get typed pointers and read fields with plain loads; kprobes get
+ * the same arguments as plain integers (PT_REGS_PARMn), which the verifier
+ * lets them read only through bpf_probe_read_kernel() (CO-RE relocated
+ * here). KREAD picks one by `typed`, which must be a constant at every
+ * inlined call site, so the other branch is never compiled into a program.
+ */
+#define KREAD(typed, ptr, field) ((typed) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+
+static __always_inline __u64 sock_inode_of(const struct sock *sk, const int typed)
+{
+	return typed ? sock_inode_btf(sk) : sock_inode(sk);
+}
+
+static __always_inline __u32 sock_netns_of(const struct sock *sk, const int typed)
+{
+	return typed ? sock_netns_btf(sk) : sock_netns(sk);
+}
+
 #endif /* __SKEWSCOPE_SOCK_H */

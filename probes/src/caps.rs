@@ -213,7 +213,13 @@ pub fn check_fentry(func: &str) -> Capability {
 /// Whether a kprobe on reuseport_select_sock attaches: reports the kprobe
 /// PMU and the outcome of a real attach attempt.
 pub fn check_kprobe() -> Capability {
-    let name = format!("kprobe/{KPROBE_TARGET}");
+    check_kprobe_on(KPROBE_TARGET)
+}
+
+/// Whether a kprobe on kernel function `func` attaches: reports the kprobe
+/// PMU and the outcome of a real attach attempt.
+pub fn check_kprobe_on(func: &str) -> Capability {
+    let name = format!("kprobe/{func}");
     let pmu = if Path::new(KPROBE_PMU).exists() {
         "kprobe PMU present"
     } else {
@@ -233,12 +239,12 @@ pub fn check_kprobe() -> Capability {
             format!("{pmu}; load: {}", program_error_message(&err).text),
         );
     }
-    match program.attach(KPROBE_TARGET, 0) {
+    match program.attach(func, 0) {
         Ok(link_id) => {
             let _ = program.detach(link_id);
             Capability::available(
                 name,
-                format!("{pmu}; kprobe program attached to {KPROBE_TARGET} and detached"),
+                format!("{pmu}; kprobe program attached to {func} and detached"),
             )
         }
         Err(err) => Capability::unavailable(

@@ -4,11 +4,16 @@
 //!
 //! A [`Hooks`] holds its own duplicate of every program fd, so the programs
 //! stay loaded as long as it lives even when the probe is dropped first. Each
-//! attachment is a bpf_link made with BPF_RAW_TRACEPOINT_OPEN (Linux 4.17;
-//! tp_btf programs name their tracepoint at load, raw_tp programs at attach)
-//! and owned by its fd: closing it detaches at once (bpf_link_release() →
-//! bpf_link_put_direct(), kernel/bpf/syscall.c), and maps keep their
-//! contents across detach and attach.
+//! tracepoint or fentry attachment is a bpf_link made with
+//! BPF_RAW_TRACEPOINT_OPEN (Linux 4.17; tp_btf programs name their
+//! tracepoint at load, raw_tp programs at attach) and owned by its fd:
+//! closing it detaches at once (bpf_link_release() → bpf_link_put_direct(),
+//! kernel/bpf/syscall.c), and maps keep their contents across detach and
+//! attach. A kprobe attachment is a perf event of the kprobe PMU with the
+//! program set on it (PERF_EVENT_IOC_SET_BPF, Linux 4.1), which works on
+//! every kernel the probes support (BPF links for perf events need 5.15);
+//! closing the event's fd detaches the program (perf_event_release_kernel()
+//! → _free_event() → perf_event_free_bpf_prog(), kernel/events/core.c).
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -29,6 +34,8 @@ pub(crate) enum Target {
     /// messages). BPF_RAW_TRACEPOINT_OPEN without a name attaches it through
     /// its trampoline (bpf_tracing_prog_attach(), Linux 5.5).
     Fentry(String),
+    /// A kprobe program: the kernel function is named at attach.
+    Kprobe(CString),
 }
 
 /// One loaded program and, while attached, its link.
@@ -46,11 +53,25 @@ impl Hook {
             Target::Raw(name) => format!("raw_tp/{}", name.to_string_lossy()),
             Target::Btf(name) => format!("tp_btf/{name}"),
             Target::Fentry(name) => format!("fentry/{name}"),
+            Target::Kprobe(name) => format!("kprobe/{}", name.to_string_lossy()),
         }
     }
 
     fn attach(&mut self, probe: &'static str) -> Result<(), ProbeError> {
         if self.link.is_some() {
+            return Ok(());
+        }
+        if let Target::Kprobe(function) = &self.target {
+            let link = attach_kprobe(&self.fd, function).map_err(|(errno, detail)| {
+                ProbeError::Attach {
+                    probe,
+                    program: self.program,
+                    target: self.describe_target(),
+                    errno,
+                    detail,
+                }
+            })?;
+            self.link = Some(link);
             return Ok(());
         }
         // union bpf_attr's raw_tracepoint member: { __u64 name; __u32 prog_fd; __u32 pad;
@@ -85,6 +106,80 @@ impl Hook {
         self.link = Some(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
         Ok(())
     }
+}
+
+/// The kprobe PMU's perf event type (Linux 4.17, commit e12f03d7031a "perf/core:
+/// Implement the 'perf_kprobe' PMU").
+const KPROBE_PMU_TYPE: &str = "/sys/bus/event_source/devices/kprobe/type";
+
+/// Opens a kprobe perf event on `function` and runs program `fd` on it: the fd
+/// owns the attachment. Err carries the errno and what failed.
+fn attach_kprobe(fd: &ProgramFd, function: &CString) -> Result<OwnedFd, (Option<i32>, String)> {
+    let pmu_type: u32 = std::fs::read_to_string(KPROBE_PMU_TYPE)
+        .map_err(|err| {
+            (
+                err.raw_os_error(),
+                format!(
+                    "{KPROBE_PMU_TYPE}: {err} (no kprobe PMU: CONFIG_KPROBES/CONFIG_KPROBE_EVENTS \
+                     not set)"
+                ),
+            )
+        })?
+        .trim()
+        .parse()
+        .map_err(|err| (None, format!("{KPROBE_PMU_TYPE}: {err}")))?;
+    // struct perf_event_attr up to config2 (PERF_ATTR_SIZE_VER1, 72 bytes;
+    // include/uapi/linux/perf_event.h): type u32, size u32, config u64 (bit 0:
+    // retprobe), ..., config1 at byte 56 (kprobe_func), config2 at 64 (offset).
+    const ATTR_SIZE: usize = 72;
+    let mut attr = [0u64; ATTR_SIZE / 8];
+    attr[0] = u64::from(pmu_type) | ((ATTR_SIZE as u64) << 32);
+    attr[56 / 8] = function.as_ptr() as u64;
+    const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+    // SAFETY: perf_event_open(2) reads `attr` (its size in the struct) and the
+    // function name it points to, which outlive the call; it returns an fd or -1.
+    // pid -1 with cpu 0 is what a kprobe event needs: the program runs on every
+    // CPU the function runs on (kprobe_perf_func → trace_call_bpf).
+    let event = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr.as_mut_ptr(),
+            -1 as libc::pid_t,
+            0 as libc::c_int,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if event < 0 {
+        let err = std::io::Error::last_os_error();
+        return Err((
+            err.raw_os_error(),
+            format!("perf_event_open(kprobe {function:?}): {err}"),
+        ));
+    }
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    let event = unsafe { OwnedFd::from_raw_fd(event as libc::c_int) };
+    // _IOW('$', 8, __u32) and _IO('$', 0) (include/uapi/linux/perf_event.h).
+    const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+    const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+    for (request, arg, what) in [
+        (
+            PERF_EVENT_IOC_SET_BPF,
+            fd.as_fd().as_raw_fd() as libc::c_ulong,
+            "PERF_EVENT_IOC_SET_BPF",
+        ),
+        (PERF_EVENT_IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE"),
+    ] {
+        // SAFETY: an ioctl on the perf event fd owned above, with an integer argument.
+        if unsafe { libc::ioctl(event.as_raw_fd(), request as _, arg) } < 0 {
+            let err = std::io::Error::last_os_error();
+            return Err((
+                err.raw_os_error(),
+                format!("{what} (kprobe {function:?}): {err}"),
+            ));
+        }
+    }
+    Ok(event)
 }
 
 /// The programs of one probe and their links; dropping it detaches them and
@@ -173,30 +268,29 @@ impl Hooks {
         self.hooks
             .iter()
             .map(|hook| {
-                let (run_count, run_time_ns) =
-                    run_stats(&hook.fd).map_err(|err| ProbeError::Info {
-                        probe: self.probe,
-                        object: format!("program {}", hook.program),
-                        detail: format!("BPF_OBJ_GET_INFO_BY_FD: {err}"),
-                    })?;
-                Ok(ProgramStats {
-                    name: hook.program.to_owned(),
-                    run_count,
-                    run_time_ns,
-                })
+                let mut stats = run_stats(&hook.fd).map_err(|err| ProbeError::Info {
+                    probe: self.probe,
+                    object: format!("program {}", hook.program),
+                    detail: format!("BPF_OBJ_GET_INFO_BY_FD: {err}"),
+                })?;
+                stats.name = hook.program.to_owned();
+                Ok(stats)
             })
             .collect()
     }
 }
 
-/// (run_cnt, run_time_ns) of one program. struct bpf_prog_info has run_time_ns at byte
-/// 192 and run_cnt at 200 (include/uapi/linux/bpf.h, Linux 5.1, commit 5f8f8b93aeb8);
-/// the kernel fills min(info_len, its size) bytes and writes back the length it used.
-fn run_stats(fd: &ProgramFd) -> std::io::Result<(u64, u64)> {
+/// Run count, run time and recursion misses of one program (unnamed). struct
+/// bpf_prog_info has run_time_ns at byte 192 and run_cnt at 200 (include/uapi/linux/bpf.h,
+/// Linux 5.1, commit 5f8f8b93aeb8), recursion_misses at 208 (5.12, commit 9ed9e9ba2337
+/// "bpf: Count the number of times recursion was prevented"); the kernel fills min(info_len,
+/// its size) bytes and writes back the length it used.
+pub(crate) fn run_stats(fd: &ProgramFd) -> std::io::Result<ProgramStats> {
     const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
     const RUN_TIME_NS: usize = 192 / 8;
     const RUN_CNT: usize = 200 / 8;
-    let mut info = [0u64; RUN_CNT + 1];
+    const RECURSION_MISSES: usize = 208 / 8;
+    let mut info = [0u64; RECURSION_MISSES + 1];
     // union bpf_attr's info member: { __u32 bpf_fd; __u32 info_len; __u64 info; }.
     let mut attr = [0u32; 4];
     attr[0] = fd.as_fd().as_raw_fd() as u32;
@@ -217,11 +311,21 @@ fn run_stats(fd: &ProgramFd) -> std::io::Result<(u64, u64)> {
     if rc < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    if (attr[1] as usize) < std::mem::size_of_val(&info) {
+    let filled = attr[1] as usize;
+    if filled < (RUN_CNT + 1) * 8 {
         return Err(std::io::Error::new(
             std::io::ErrorKind::Unsupported,
             "bpf_prog_info has no run_cnt (Linux < 5.1)",
         ));
     }
-    Ok((info[RUN_CNT], info[RUN_TIME_NS]))
+    Ok(ProgramStats {
+        name: String::new(),
+        run_count: info[RUN_CNT],
+        run_time_ns: info[RUN_TIME_NS],
+        recursion_misses: if filled > RECURSION_MISSES * 8 {
+            info[RECURSION_MISSES]
+        } else {
+            0
+        },
+    })
 }

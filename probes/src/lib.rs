@@ -6,11 +6,12 @@
 //!   (irq:softirq_entry / irq:softirq_exit).
 //! - [`ListenerEventsProbe`]: per-socket sk_data_ready counts of TCP
 //!   listeners and UDP sockets with their SO_REUSEPORT group id, index and
-//!   size (sock:sk_data_ready).
+//!   size (sock:sk_data_ready, else fentry or kprobe on sock_def_readable()).
 //! - [`RxProbe`]: per-RX-queue packet counts, a flow table for watched
 //!   ports and ingress-age histograms per socket and RX queue
-//!   (net:netif_receive_skb, skb:skb_copy_datagram_iovec,
-//!   sock:sock_recv_length, sock:sk_data_ready).
+//!   (net:netif_receive_skb, skb:skb_copy_datagram_iovec, and for UDP reads
+//!   fentry or kprobe on skb_consume_udp() or sock:sock_recv_length with
+//!   sock:sk_data_ready).
 //! - [`NapiProbe`]: per-CPU NAPI polls, work and budget exhaustion per NAPI
 //!   instance (napi:napi_poll).
 //! - [`DropsProbe`]: drops with their reason and TCP resets sent, for
@@ -50,8 +51,8 @@ mod softirq_time;
 mod stats;
 
 pub use caps::{
-    check_fentry, check_kprobe, check_raw_tracepoints, check_sk_reuseport_load, kernel_facts,
-    Capability, KernelFacts, PROBE_TRACEPOINTS,
+    check_fentry, check_kprobe, check_kprobe_on, check_raw_tracepoints, check_sk_reuseport_load,
+    kernel_facts, Capability, KernelFacts, PROBE_TRACEPOINTS,
 };
 pub use drops::{DropCount, DropsProbe, ResetCount, MAX_WATCHED_DROPS};
 pub use error::ProbeError;
@@ -59,8 +60,8 @@ pub use hooks::{enable_run_time_stats, Hooks};
 pub use listener_events::{ListenerEvents, ListenerEventsProbe, ListenerHook, MAX_WATCHED_PORTS};
 pub use napi::{NapiProbe, NapiStats};
 pub use rx::{
-    log2_bucket_bounds_ns, FlowSample, QueueAge, QueueCount, RxConfig, RxProbe, SocketAge,
-    AGE_BUCKETS, MAX_WATCHED_RX,
+    log2_bucket_bounds_ns, FlowSample, QueueAge, QueueCount, ReadHook, RxConfig, RxProbe,
+    SocketAge, AGE_BUCKETS, MAX_WATCHED_RX,
 };
 pub use softirq_time::{CpuSoftirqTime, SoftirqTimeProbe};
 pub use stats::ProgramStats;

@@ -10,7 +10,9 @@
 //!
 //! Before 6.3 (no sock:sk_data_ready, commit 40e0b0908142) the same handler
 //! runs from fentry on sock_def_readable(), chosen when the tracepoint does
-//! not load; [`ListenerEventsProbe::hook`] says which one runs.
+//! not load, else from a kprobe on it (no BPF trampolines: arm64 before 6.0);
+//! [`ListenerEventsProbe::hook`] says which one runs and
+//! [`ListenerEventsProbe::refused`] why the ones tried before it did not.
 
 use std::collections::BTreeMap;
 
@@ -32,7 +34,9 @@ const CONFIG_MAP: &str = "listener_config";
 const PROGRAM: &str = "sk_data_ready";
 const TRACEPOINT: &str = "sk_data_ready";
 const FENTRY_PROGRAM: &str = "sk_data_ready_fentry";
-const FENTRY_FUNCTION: &str = "sock_def_readable";
+const KPROBE_PROGRAM: &str = "sk_data_ready_kprobe";
+/// The ->sk_data_ready() of TCP listeners and UDP sockets (sock_init_data()).
+const FUNCTION: &str = "sock_def_readable";
 /// `listener_value.index` when the socket was not found in the group
 /// (LISTENER_NO_INDEX in bpf/listener_events.h).
 const NO_INDEX: u32 = u32::MAX;
@@ -130,15 +134,69 @@ pub enum ListenerHook {
     /// fentry on sock_def_readable(), the sk_data_ready of TCP listeners and
     /// UDP sockets, where the tracepoint is missing (BTF trampolines, 5.5+).
     FentrySockDefReadable,
+    /// A kprobe on sock_def_readable(), where fentry is refused too (BTF but
+    /// no trampolines: arm64 before 6.0); CO-RE reads instead of typed loads.
+    KprobeSockDefReadable,
 }
 
 impl ListenerHook {
-    /// "tp_btf/sk_data_ready" or "fentry/sock_def_readable".
+    /// In the order `load` tries them.
+    pub const ALL: [ListenerHook; 3] = [
+        Self::Tracepoint,
+        Self::FentrySockDefReadable,
+        Self::KprobeSockDefReadable,
+    ];
+
+    /// "tp_btf/sk_data_ready", "fentry/sock_def_readable" or
+    /// "kprobe/sock_def_readable".
     pub fn name(self) -> &'static str {
         match self {
             Self::Tracepoint => "tp_btf/sk_data_ready",
             Self::FentrySockDefReadable => "fentry/sock_def_readable",
+            Self::KprobeSockDefReadable => "kprobe/sock_def_readable",
         }
+    }
+
+    /// The short name a configuration forces it by: "tp_btf", "fentry" or
+    /// "kprobe".
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Tracepoint => "tp_btf",
+            Self::FentrySockDefReadable => "fentry",
+            Self::KprobeSockDefReadable => "kprobe",
+        }
+    }
+
+    /// The hook of [`ListenerHook::key`] `key`.
+    pub fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|h| h.key() == key)
+    }
+
+    fn program(self) -> &'static str {
+        match self {
+            Self::Tracepoint => PROGRAM,
+            Self::FentrySockDefReadable => FENTRY_PROGRAM,
+            Self::KprobeSockDefReadable => KPROBE_PROGRAM,
+        }
+    }
+
+    fn attach(self, ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<Hooks, ProbeError> {
+        let program = self.program();
+        let attached = match self {
+            Self::Tracepoint => {
+                loader::attach_btf_tracepoints(ebpf, btf, PROBE, &[(program, TRACEPOINT)])
+            }
+            Self::FentrySockDefReadable => {
+                loader::attach_fentries(ebpf, btf, PROBE, &[(program, FUNCTION)])
+            }
+            Self::KprobeSockDefReadable => {
+                loader::attach_kprobes(ebpf, PROBE, &[(program, FUNCTION)])
+            }
+        };
+        if attached.is_err() {
+            loader::unload(ebpf, program);
+        }
+        attached
     }
 }
 
@@ -154,6 +212,8 @@ pub struct ListenerEventsProbe {
     /// The link, until handed out by `take_hooks`.
     hooks: Option<Hooks>,
     hook: ListenerHook,
+    /// The hooks tried before `hook`, with the kernel's reason for each.
+    refused: Vec<(ListenerHook, String)>,
     // Owns the program; see SoftirqTimeProbe.
     ebpf: Ebpf,
 }
@@ -161,42 +221,71 @@ pub struct ListenerEventsProbe {
 impl ListenerEventsProbe {
     /// Loads the program through the verifier and attaches it: tp_btf on
     /// sock:sk_data_ready where the kernel has it, else fentry on
-    /// sock_def_readable(). Fails, with both reasons, when neither loads and
-    /// attaches (before 6.3 without fentry: no BTF, no trampolines, or a
-    /// kernel that refuses them).
+    /// sock_def_readable(), else a kprobe on it. Fails, with every reason,
+    /// when none loads and attaches.
     pub fn load() -> Result<Self, ProbeError> {
+        Self::load_with(None)
+    }
+
+    /// [`ListenerEventsProbe::load`], or with `Some(hook)` that hook only
+    /// (tests, `[probes] listener_hook`): its refusal is the error.
+    pub fn load_with(forced: Option<ListenerHook>) -> Result<Self, ProbeError> {
         let btf = loader::kernel_btf(PROBE)?;
         let mut ebpf = loader::open_object_with(PROBE, OBJECT, &btf, &[], &[])?;
-        let (hooks, hook) = match loader::attach_btf_tracepoints(
-            &mut ebpf,
-            &btf,
-            PROBE,
-            &[(PROGRAM, TRACEPOINT)],
-        ) {
-            Ok(hooks) => (hooks, ListenerHook::Tracepoint),
-            Err(tracepoint_err) => {
-                let hooks = loader::attach_fentries(
-                    &mut ebpf,
-                    &btf,
-                    PROBE,
-                    &[(FENTRY_PROGRAM, FENTRY_FUNCTION)],
-                )
-                .map_err(|fentry_err| ProbeError::Load {
-                    probe: PROBE,
-                    program: FENTRY_PROGRAM,
-                    errno: fentry_err.errno(),
-                    detail: format!(
-                        "no hook for sk_data_ready: tracepoint: {tracepoint_err}; \
-                             fallback fentry/{FENTRY_FUNCTION}: {fentry_err}"
-                    ),
-                })?;
-                log::info!(
-                    "probe {PROBE}: per-listener events from fentry/{FENTRY_FUNCTION} \
-                         (sock:sk_data_ready unavailable: {tracepoint_err})"
-                );
-                (hooks, ListenerHook::FentrySockDefReadable)
-            }
+        let candidates = match forced {
+            Some(hook) => vec![hook],
+            None => ListenerHook::ALL.to_vec(),
         };
+        let mut refused = Vec::new();
+        let mut chosen = None;
+        for hook in candidates {
+            match hook.attach(&mut ebpf, &btf) {
+                Ok(hooks) => {
+                    chosen = Some((hooks, hook));
+                    break;
+                }
+                Err(err) => refused.push((hook, err)),
+            }
+        }
+        let Some((hooks, hook)) = chosen else {
+            let errno = refused.last().and_then(|(_, err)| err.errno());
+            let (last, last_err) = refused.pop().expect("at least one hook was tried");
+            if forced.is_some() {
+                return Err(last_err);
+            }
+            let mut why: Vec<String> = refused
+                .iter()
+                .map(|(hook, err)| format!("{}: {err}", hook.name()))
+                .collect();
+            why.push(format!("{}: {last_err}", last.name()));
+            return Err(ProbeError::Load {
+                probe: PROBE,
+                program: last.program(),
+                errno,
+                detail: format!("no hook for sk_data_ready: {}", why.join("; ")),
+            });
+        };
+        let refused: Vec<(ListenerHook, String)> = refused
+            .into_iter()
+            .map(|(hook, err)| (hook, err.to_string()))
+            .collect();
+        if !refused.is_empty() {
+            let why: Vec<String> = refused
+                .iter()
+                .map(|(hook, err)| format!("{}: {err}", hook.name()))
+                .collect();
+            log::info!(
+                "probe {PROBE}: per-listener events from {} ({} unavailable: {})",
+                hook.name(),
+                refused.len(),
+                why.join("; ")
+            );
+        } else if forced.is_some() {
+            log::info!(
+                "probe {PROBE}: per-listener events from {} (forced)",
+                hook.name()
+            );
+        }
         let slots = loader::take_map(&mut ebpf, PROBE, SLOTS_MAP)?;
         let stats = loader::take_map(&mut ebpf, PROBE, STATS_MAP)?;
         let ports = loader::take_map(&mut ebpf, PROBE, PORTS_MAP)?;
@@ -209,6 +298,7 @@ impl ListenerEventsProbe {
             config,
             hooks: Some(hooks),
             hook,
+            refused,
             ebpf,
         })
     }
@@ -216,6 +306,12 @@ impl ListenerEventsProbe {
     /// The hook the events come from on this kernel.
     pub fn hook(&self) -> ListenerHook {
         self.hook
+    }
+
+    /// The hooks tried before [`ListenerEventsProbe::hook`] and why each was
+    /// refused (empty when the first one tried attached).
+    pub fn refused(&self) -> &[(ListenerHook, String)] {
+        &self.refused
     }
 
     /// Restricts counting to sockets bound to these local ports; an empty

@@ -24,7 +24,7 @@
 //! tracepoint is missing from older kernels.
 
 use aya::maps::{Map, MapError};
-use aya::programs::{BtfTracePoint, FEntry, RawTracePoint};
+use aya::programs::{BtfTracePoint, FEntry, KProbe, RawTracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use std::ffi::CString;
 
@@ -129,6 +129,43 @@ pub(crate) fn attach_fentries(
     }
     hooks.attach()?;
     Ok(hooks)
+}
+
+/// Loads kprobe programs and attaches each to its kernel function (a kprobe
+/// perf event, see hooks.rs), all or none.
+pub(crate) fn attach_kprobes(
+    ebpf: &mut Ebpf,
+    probe: &'static str,
+    programs: &[(&'static str, &str)],
+) -> Result<Hooks, ProbeError> {
+    let mut hooks = Hooks::new(probe);
+    for (program, function) in programs {
+        let kprobe: &mut KProbe = program_mut(ebpf, probe, program)?
+            .try_into()
+            .map_err(load_error(probe, program))?;
+        kprobe.load().map_err(load_error(probe, program))?;
+        let target = CString::new(*function).map_err(|_| ProbeError::Config {
+            probe,
+            detail: format!("function name {function:?} has a NUL byte"),
+        })?;
+        hooks.push(hook(probe, program, kprobe.fd(), Target::Kprobe(target))?);
+    }
+    hooks.attach()?;
+    Ok(hooks)
+}
+
+/// Unloads program `name` of `ebpf` if it is loaded (a fallback the kernel
+/// refused at attach): it would otherwise stay loaded, unused, with the
+/// object.
+pub(crate) fn unload(ebpf: &mut Ebpf, name: &str) {
+    use aya::programs::Program;
+    // Nothing to do for one that never loaded.
+    let _ = match ebpf.program_mut(name) {
+        Some(Program::KProbe(p)) => p.unload(),
+        Some(Program::FEntry(p)) => p.unload(),
+        Some(Program::BtfTracePoint(p)) => p.unload(),
+        _ => Ok(()),
+    };
 }
 
 fn raw_tracepoint_hook(
@@ -306,15 +343,17 @@ pub(crate) fn map_write_error(
     }
 }
 
-/// Run count and time of every loaded program of `ebpf`, by program name.
+/// Run count, time and recursion misses of every loaded program of `ebpf`, by
+/// program name.
 pub(crate) fn program_stats(
     ebpf: &Ebpf,
     probe: &'static str,
 ) -> Result<Vec<ProgramStats>, ProbeError> {
     let mut stats = Vec::new();
     for (name, program) in ebpf.programs() {
-        let info = match program.info() {
-            Ok(info) => info,
+        let fd = match program.fd() {
+            Ok(fd) => fd,
+            // Not loaded (a fallback the kernel refused, or one never needed).
             Err(aya::programs::ProgramError::NotLoaded) => continue,
             Err(err) => {
                 return Err(ProbeError::Info {
@@ -324,11 +363,13 @@ pub(crate) fn program_stats(
                 })
             }
         };
-        stats.push(ProgramStats {
-            name: name.to_owned(),
-            run_count: info.run_count(),
-            run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
-        });
+        let mut program_stats = crate::hooks::run_stats(fd).map_err(|err| ProbeError::Info {
+            probe,
+            object: format!("program {name}"),
+            detail: format!("BPF_OBJ_GET_INFO_BY_FD: {err}"),
+        })?;
+        program_stats.name = name.to_owned();
+        stats.push(program_stats);
     }
     stats.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(stats)

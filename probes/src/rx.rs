@@ -9,18 +9,21 @@
 //!   `sample_every` (default: every packet), and 1 in `age_sample_every` of
 //!   those is timestamped (default 1 in 16: ages are a sample).
 //! - The timestamp is consumed when the application reads the packet: TCP
-//!   through skb:skb_copy_datagram_iovec, UDP through sock:sock_recv_length
-//!   plus sock:sk_data_ready (UDP copies linear skbs without reaching
-//!   skb_copy_datagram_iovec; see bpf/rx.bpf.c). Ages go into log2
+//!   through skb:skb_copy_datagram_iovec, UDP (which copies linear skbs
+//!   without reaching skb_copy_datagram_iovec) through one of three hooks
+//!   ([`ReadHook`], see bpf/rx.bpf.c): fentry on skb_consume_udp(), which
+//!   runs once per datagram read; a kprobe on it where fentry is refused;
+//!   or sock:sock_recv_length plus sock:sk_data_ready (6.3+), which run on
+//!   every receive call and every datagram queued. Ages go into log2
 //!   histograms per socket inode and per RX queue, with same-CPU/other-CPU
 //!   read counts.
 //!
-//! All programs are tp_btf (see loader.rs); per-packet work and its cost are
-//! described in bpf/rx.bpf.c.
+//! The packet side and TCP reads are tp_btf (see loader.rs); per-packet work
+//! and its cost are described in bpf/rx.bpf.c.
 //!
-//! The read-side programs are optional: when one of them does not attach
-//! (e.g. kernels without sock:sock_recv_length), queue and flow counting
-//! still runs and [`RxProbe::ages_unavailable`] says why ages are missing.
+//! The read-side programs are optional: when none of the UDP hooks or the
+//! TCP one attaches, queue and flow counting still runs and
+//! [`RxProbe::ages_unavailable`] says why ages are missing.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -50,12 +53,86 @@ const INGRESS_MASK: &str = "ingress_mask";
 const MAX_INGRESS_SLOTS: u32 = 1 << 24;
 /// The packet-side program: required.
 const RECEIVE: (&str, &str) = ("rx_receive_skb", "netif_receive_skb");
-/// The read-side programs: all or none.
-const READ_SIDE: [(&str, &str); 3] = [
-    ("rx_copy_dgram", "skb_copy_datagram_iovec"),
+/// TCP reads (tp_btf): with one of the UDP read hooks, the read side.
+const TCP_READ: (&str, &str) = ("rx_copy_dgram", "skb_copy_datagram_iovec");
+/// UDP reads: fentry/kprobe program and function, or the tracepoint pair.
+const CONSUME_FENTRY: (&str, &str) = ("rx_consume_udp", "skb_consume_udp");
+const CONSUME_KPROBE: (&str, &str) = ("rx_consume_udp_kprobe", "skb_consume_udp");
+const READ_TRACEPOINTS: [(&str, &str); 2] = [
     ("rx_recv_length", "sock_recv_length"),
     ("rx_data_ready", "sk_data_ready"),
 ];
+
+/// Where the UDP read side of ingress ages runs (bpf/rx.bpf.c).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadHook {
+    /// fentry on skb_consume_udp(): once per datagram read (BTF trampolines,
+    /// 5.5+).
+    FentryConsumeUdp,
+    /// A kprobe on skb_consume_udp(), where fentry is refused.
+    KprobeConsumeUdp,
+    /// tp_btf on sock:sock_recv_length and sock:sk_data_ready (6.3+): on
+    /// every receive call, empty ones included, and every datagram queued.
+    Tracepoints,
+}
+
+impl ReadHook {
+    /// In the order `load` tries them.
+    pub const ALL: [ReadHook; 3] = [
+        Self::FentryConsumeUdp,
+        Self::KprobeConsumeUdp,
+        Self::Tracepoints,
+    ];
+
+    /// "fentry/skb_consume_udp", "kprobe/skb_consume_udp" or
+    /// "tp_btf/sock_recv_length+sk_data_ready".
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FentryConsumeUdp => "fentry/skb_consume_udp",
+            Self::KprobeConsumeUdp => "kprobe/skb_consume_udp",
+            Self::Tracepoints => "tp_btf/sock_recv_length+sk_data_ready",
+        }
+    }
+
+    /// The short name a configuration forces it by: "fentry", "kprobe" or
+    /// "tracepoints".
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::FentryConsumeUdp => "fentry",
+            Self::KprobeConsumeUdp => "kprobe",
+            Self::Tracepoints => "tracepoints",
+        }
+    }
+
+    /// The hook of [`ReadHook::key`] `key`.
+    pub fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|h| h.key() == key)
+    }
+
+    fn programs(self) -> Vec<&'static str> {
+        match self {
+            Self::FentryConsumeUdp => vec![CONSUME_FENTRY.0],
+            Self::KprobeConsumeUdp => vec![CONSUME_KPROBE.0],
+            Self::Tracepoints => READ_TRACEPOINTS.iter().map(|(p, _)| *p).collect(),
+        }
+    }
+
+    fn attach(self, ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<Hooks, ProbeError> {
+        let attached = match self {
+            Self::FentryConsumeUdp => loader::attach_fentries(ebpf, btf, PROBE, &[CONSUME_FENTRY]),
+            Self::KprobeConsumeUdp => loader::attach_kprobes(ebpf, PROBE, &[CONSUME_KPROBE]),
+            Self::Tracepoints => {
+                loader::attach_btf_tracepoints(ebpf, btf, PROBE, &READ_TRACEPOINTS)
+            }
+        };
+        if attached.is_err() {
+            for program in self.programs() {
+                loader::unload(ebpf, program);
+            }
+        }
+        attached
+    }
+}
 /// RX_QUEUE_NOT_RECORDED in bpf/rx.h.
 const QUEUE_NOT_RECORDED: u32 = u32::MAX;
 /// Most (protocol, port) pairs [`RxProbe::set_watched`] accepts.
@@ -186,6 +263,9 @@ pub struct RxConfig {
     /// read goes untimed, so this should stay well above the sampled
     /// packets queued at any time.
     pub max_inflight: u32,
+    /// The UDP read hook: None tries them in [`ReadHook::ALL`] order;
+    /// Some(hook) uses that one only (tests, `[probes] rx_read_hook`).
+    pub read_hook: Option<ReadHook>,
 }
 
 impl Default for RxConfig {
@@ -195,6 +275,7 @@ impl Default for RxConfig {
             age_sample_every: 16,
             max_flows: 65_536,
             max_inflight: 65_536,
+            read_hook: None,
         }
     }
 }
@@ -299,6 +380,9 @@ pub struct RxProbe {
     age_sample_every: u32,
     track_ages: bool,
     ages_unavailable: Option<ProbeError>,
+    read_hook: Option<ReadHook>,
+    /// The UDP read hooks tried before `read_hook`, with the kernel's reason.
+    read_hooks_refused: Vec<(ReadHook, String)>,
     /// The links, until handed out by `take_hooks`.
     hooks: Option<Hooks>,
     // Owns the programs; see SoftirqTimeProbe.
@@ -353,15 +437,16 @@ impl RxProbe {
             &[(FLOWS_MAP, config.max_flows), (INGRESS_MAP, ingress_slots)],
         )?;
         let mut hooks = loader::attach_btf_tracepoints(&mut ebpf, &btf, PROBE, &[RECEIVE])?;
-        // The read side all or none: without it there are no ages, the rest runs.
-        let ages_unavailable =
-            match loader::attach_btf_tracepoints(&mut ebpf, &btf, PROBE, &READ_SIDE) {
-                Ok(read_side) => {
-                    hooks.extend(read_side);
-                    None
-                }
-                Err(err) => Some(err),
-            };
+        // The read side all or none (a UDP hook and the TCP one): without it
+        // there are no ages, the rest runs.
+        let (read_side, read_hooks_refused) = attach_read_side(&mut ebpf, &btf, config.read_hook);
+        let (ages_unavailable, read_hook) = match read_side {
+            Ok((read_side, read_hook)) => {
+                hooks.extend(read_side);
+                (None, Some(read_hook))
+            }
+            Err(err) => (Some(err), None),
+        };
 
         let mut probe = Self {
             queue_slots: loader::take_map(&mut ebpf, PROBE, QUEUE_SLOTS_MAP)?,
@@ -376,6 +461,8 @@ impl RxProbe {
             age_sample_every: config.age_sample_every,
             track_ages: ages_unavailable.is_none(),
             ages_unavailable,
+            read_hook,
+            read_hooks_refused,
             hooks: Some(hooks),
             ebpf,
         };
@@ -397,6 +484,17 @@ impl RxProbe {
     /// load or attach; None when they are.
     pub fn ages_unavailable(&self) -> Option<&ProbeError> {
         self.ages_unavailable.as_ref()
+    }
+
+    /// The hook UDP reads are aged from; None when ages are unavailable.
+    pub fn read_hook(&self) -> Option<ReadHook> {
+        self.read_hook
+    }
+
+    /// The UDP read hooks tried before [`RxProbe::read_hook`] (all of them
+    /// tried when none attached) and why each was refused.
+    pub fn read_hooks_refused(&self) -> &[(ReadHook, String)] {
+        &self.read_hooks_refused
     }
 
     /// Replaces the set of watched (protocol, local port) pairs: protocol is
@@ -533,6 +631,75 @@ impl RxProbe {
     pub fn map_ids(&self) -> Result<Vec<u32>, ProbeError> {
         loader::kernel_ids(&self.ebpf, PROBE).map(|(_, maps)| maps)
     }
+}
+
+/// Attaches a UDP read hook (`forced`, or the first of [`ReadHook::ALL`] the
+/// kernel accepts) and the TCP one; with the UDP hooks refused on the way.
+#[allow(clippy::type_complexity)]
+fn attach_read_side(
+    ebpf: &mut Ebpf,
+    btf: &aya::Btf,
+    forced: Option<ReadHook>,
+) -> (
+    Result<(Hooks, ReadHook), ProbeError>,
+    Vec<(ReadHook, String)>,
+) {
+    let candidates = match forced {
+        Some(hook) => vec![hook],
+        None => ReadHook::ALL.to_vec(),
+    };
+    let mut refused = Vec::new();
+    let mut last_err = None;
+    for hook in candidates {
+        match hook.attach(ebpf, btf) {
+            Ok(mut udp) => {
+                return match loader::attach_btf_tracepoints(ebpf, btf, PROBE, &[TCP_READ]) {
+                    Ok(tcp) => {
+                        udp.extend(tcp);
+                        if !refused.is_empty() || forced.is_some() {
+                            let why: Vec<String> = refused
+                                .iter()
+                                .map(|(hook, err): &(ReadHook, String)| {
+                                    format!("{}: {err}", hook.name())
+                                })
+                                .collect();
+                            log::info!(
+                                "probe {PROBE}: UDP reads aged from {}{}",
+                                hook.name(),
+                                if forced.is_some() {
+                                    " (forced)".to_owned()
+                                } else {
+                                    format!(" ({})", why.join("; "))
+                                }
+                            );
+                        }
+                        (Ok((udp, hook)), refused)
+                    }
+                    Err(err) => (Err(err), refused),
+                };
+            }
+            Err(err) => {
+                refused.push((hook, err.to_string()));
+                last_err = Some(err);
+            }
+        }
+    }
+    let err = last_err.expect("at least one read hook was tried");
+    let err = if refused.len() > 1 {
+        let why: Vec<String> = refused
+            .iter()
+            .map(|(hook, err)| format!("{}: {err}", hook.name()))
+            .collect();
+        ProbeError::Load {
+            probe: PROBE,
+            program: "rx_consume_udp",
+            errno: err.errno(),
+            detail: format!("no UDP read hook: {}", why.join("; ")),
+        }
+    } else {
+        err
+    };
+    (Err(err), refused)
 }
 
 /// Sums per-CPU queue counters from the slot cache (claimed slots only) and

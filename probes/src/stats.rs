@@ -14,6 +14,12 @@ pub struct ProgramStats {
     pub run_count: u64,
     /// Total run time of those runs, in nanoseconds.
     pub run_time_ns: u64,
+    /// Runs the kernel skipped to prevent recursion (bpf_prog_info.recursion_misses,
+    /// counted whatever the stats setting): for a kprobe, every hit while another
+    /// kprobe-type program ran on the CPU (trace_call_bpf()'s bpf_prog_active guard,
+    /// kernel/trace/bpf_trace.c, counted since 6.7); for fentry and tp_btf, re-entries
+    /// of the same program. 0 where the kernel has no such field (before 5.12).
+    pub recursion_misses: u64,
 }
 
 impl ProgramStats {

@@ -706,3 +706,92 @@ fn drop_leaves_no_programs_links_or_maps() {
     drop(probe);
     common::assert_released("rx", &program_ids, &map_ids);
 }
+
+/// Every UDP read hook, forced: where this kernel accepts it, each datagram
+/// read is aged exactly once, a peek (MSG_PEEK) before the read is not
+/// counted, and TCP reads still are; where it refuses it, the test says so
+/// with the kernel's reason (this 6.18 lab host refuses fentry and has no
+/// kprobe PMU: only the tracepoint pair runs here; the Debian guests of
+/// scripts/vm run the others, checks/ages.sh).
+#[test]
+fn forced_read_hooks_age_every_read_or_are_skipped_with_the_reason() {
+    use skewscope_probes::{ProbeError, ReadHook};
+    if !common::can_run_privileged(
+        "forced_read_hooks_age_every_read_or_are_skipped_with_the_reason",
+    ) {
+        return;
+    }
+    for hook in ReadHook::ALL {
+        let mut probe = RxProbe::load(RxConfig {
+            read_hook: Some(hook),
+            ..exact()
+        })
+        .expect("load rx");
+        if let Some(err) = probe.ages_unavailable() {
+            eprintln!("skipped: forced {}: refused here: {err}", hook.name());
+            assert_eq!(probe.read_hook(), None);
+            assert_eq!(
+                probe
+                    .read_hooks_refused()
+                    .iter()
+                    .map(|(h, _)| *h)
+                    .collect::<Vec<_>>(),
+                [hook]
+            );
+            // Without a kprobe PMU the kprobe program is refused at attach,
+            // never by the verifier: its CO-RE handler loads.
+            if hook == ReadHook::KprobeConsumeUdp
+                && !std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists()
+            {
+                assert!(
+                    matches!(err, ProbeError::Attach { .. }),
+                    "the kprobe program must pass the verifier: {err}"
+                );
+            }
+            continue;
+        }
+        assert_eq!(probe.read_hook(), Some(hook));
+        let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        receiver.set_nonblocking(true).expect("nonblocking");
+        let to = receiver.local_addr().expect("addr");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+        let tcp_to = listener.local_addr().expect("tcp addr");
+        probe
+            .set_watched(&[(IPPROTO_UDP, to.port()), (IPPROTO_TCP, tcp_to.port())])
+            .expect("watch");
+        let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+        let read = send_flows(std::slice::from_ref(&client), &[40], to, &receiver);
+        // One more, peeked first: the peek returns it without dequeuing it.
+        client.send_to(PAYLOAD, to).expect("send");
+        receiver.set_nonblocking(false).expect("blocking");
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 64];
+        assert_eq!(receiver.peek(&mut buf).expect("peek"), PAYLOAD.len());
+        assert_eq!(receiver.recv(&mut buf).expect("recv"), PAYLOAD.len());
+        let read = read + 1;
+
+        let mut sender = TcpStream::connect(tcp_to).expect("connect");
+        let (mut server, _) = listener.accept().expect("accept");
+        sender.write_all(PAYLOAD).expect("write");
+        let mut got = vec![0u8; PAYLOAD.len()];
+        server.read_exact(&mut got).expect("read");
+
+        let ages = probe.read_socket_ages().expect("ages");
+        let aged = |inode: u64| -> u64 {
+            ages.iter()
+                .filter(|a| a.inode == inode)
+                .map(|a| a.same_cpu + a.other_cpu)
+                .sum()
+        };
+        let udp_aged = aged(common::socket_inode(&receiver));
+        let tcp_aged = aged(common::socket_inode(&server));
+        eprintln!(
+            "forced {}: udp aged {udp_aged} of {read} read, tcp aged {tcp_aged}",
+            hook.name()
+        );
+        assert_eq!(udp_aged, read, "{}: one age per datagram read", hook.name());
+        assert_eq!(tcp_aged, 1, "{}: the TCP read", hook.name());
+    }
+}

@@ -34,6 +34,8 @@ pub struct CollectOptions {
     /// The duty-cycle period when they are sampled: at most the collection interval,
     /// so every window holds the same attached share.
     pub probe_period: Duration,
+    /// Forced hooks and the age sampling rate of the probes.
+    pub probe_choices: crate::config::ProbeChoices,
 }
 
 impl CollectOptions {
@@ -46,6 +48,7 @@ impl CollectOptions {
             devices: Vec::new(),
             probe_sampling: ProbeSampling::default(),
             probe_period: Duration::from_secs(1),
+            probe_choices: Default::default(),
         }
     }
 
@@ -100,9 +103,16 @@ impl Collector {
             }
         }
         let mut softirq_probe = load(skip, skewscope_probes::SoftirqTimeProbe::load);
-        let mut listener_probe = load(skip, skewscope_probes::ListenerEventsProbe::load);
+        let choices = opts.probe_choices;
+        let mut listener_probe = load(skip, || {
+            skewscope_probes::ListenerEventsProbe::load_with(choices.listener_hook)
+        });
         let mut rx_probe = load(skip, || {
-            skewscope_probes::RxProbe::load(skewscope_probes::RxConfig::default())
+            skewscope_probes::RxProbe::load(skewscope_probes::RxConfig {
+                age_sample_every: choices.age_sample_every,
+                read_hook: choices.rx_read_hook,
+                ..skewscope_probes::RxConfig::default()
+            })
         });
         let mut duty = None;
         if opts.probe_sampling != ProbeSampling::Continuous {
@@ -249,7 +259,7 @@ impl Collector {
         }
 
         let listeners = self.listener_facts(&mut s);
-        let rx_queue_ages = probe_read(&mut s, "ebpf_rx_queue_ages", &self.rx_probe, |p| {
+        let rx_queue_ages = ages_read(&mut s, "ebpf_rx_queue_ages", &self.rx_probe, |p| {
             p.read_queue_ages()
         });
         let probe_coverage = self.duty.as_ref().map(|d| d.coverage().reading(taken_at));
@@ -381,11 +391,17 @@ impl Collector {
         Some(ListenerFacts {
             sockets,
             owners: self.owners.clone(),
-            events: probe_read(s, "ebpf_listener_events", &self.listener_probe, |p| {
-                p.read()
-            }),
+            events: {
+                let events = probe_read(s, "ebpf_listener_events", &self.listener_probe, |p| {
+                    p.read()
+                });
+                if let Ok(p) = &self.listener_probe {
+                    s.set_hook(p.hook().name());
+                }
+                events
+            },
             flows: probe_read(s, "ebpf_rx_flows", &self.rx_probe, |p| p.read_flows()),
-            socket_ages: probe_read(s, "ebpf_rx_socket_ages", &self.rx_probe, |p| {
+            socket_ages: ages_read(s, "ebpf_rx_socket_ages", &self.rx_probe, |p| {
                 p.read_socket_ages()
             }),
         })
@@ -497,6 +513,35 @@ fn probe_read<P, T>(
     }
 }
 
+/// [`probe_read`] for the rx probe's age maps: `unsupported` with the reason when its
+/// read side did not attach (no UDP read hook the kernel accepts), else the map, with
+/// the UDP read hook it came from as the status's hook.
+fn ages_read<T>(
+    s: &mut Sources,
+    name: &str,
+    probe: &Result<skewscope_probes::RxProbe, String>,
+    read: impl FnOnce(&skewscope_probes::RxProbe) -> Result<T, skewscope_probes::ProbeError>,
+) -> Option<T> {
+    if let Ok(p) = probe {
+        if let Some(why) = p.ages_unavailable() {
+            s.statuses.push(SourceStatus::new(
+                name,
+                SourceOutcome::Unsupported,
+                Some(why.to_string()),
+                0,
+            ));
+            return None;
+        }
+    }
+    let value = probe_read(s, name, probe, read);
+    if let Ok(p) = probe {
+        if let Some(hook) = p.read_hook() {
+            s.set_hook(hook.name());
+        }
+    }
+    value
+}
+
 /// Per-queue packets seen at netif_receive_skb, for drivers without qstats or per-queue
 /// ethtool statistics (veth, virtual and older drivers).
 fn ebpf_queue_counters(
@@ -597,6 +642,13 @@ impl Sources {
                 ));
                 None
             }
+        }
+    }
+
+    /// Names the hook the last recorded source's numbers came from.
+    fn set_hook(&mut self, hook: &str) {
+        if let Some(last) = self.statuses.last_mut() {
+            last.hook = Some(hook.to_string());
         }
     }
 

@@ -4,6 +4,72 @@
 use super::*;
 
 #[test]
+fn probe_hooks_and_age_sampling_from_flag_then_file() {
+    use skewscope_probes::{ListenerHook, ReadHook};
+    let file = |text: &str| FileConfig::parse(text, Path::new("t.toml")).unwrap().probes;
+    let none = ProbeChoiceFlags::default();
+    assert_eq!(
+        resolve_probe_choices(&none, &file("")).unwrap(),
+        ProbeChoices {
+            listener_hook: None,
+            rx_read_hook: None,
+            age_sample_every: 16,
+        }
+    );
+    let forced = file(
+        "[probes]\nlistener_hook = \"kprobe\"\nrx_read_hook = \"tracepoints\"\nage_sample_every = 4",
+    );
+    assert_eq!(
+        resolve_probe_choices(&none, &forced).unwrap(),
+        ProbeChoices {
+            listener_hook: Some(ListenerHook::KprobeSockDefReadable),
+            rx_read_hook: Some(ReadHook::Tracepoints),
+            age_sample_every: 4,
+        }
+    );
+    // Flags win, "auto" included.
+    let flags = ProbeChoiceFlags {
+        listener_hook: Some("auto".into()),
+        rx_read_hook: Some("fentry".into()),
+        age_sample_every: Some(1),
+    };
+    assert_eq!(
+        resolve_probe_choices(&flags, &forced).unwrap(),
+        ProbeChoices {
+            listener_hook: None,
+            rx_read_hook: Some(ReadHook::FentryConsumeUdp),
+            age_sample_every: 1,
+        }
+    );
+    for (bad, what) in [
+        (
+            "[probes]\nlistener_hook = \"kretprobe\"",
+            "probes.listener_hook",
+        ),
+        ("[probes]\nrx_read_hook = \"tp_btf\"", "probes.rx_read_hook"),
+        ("[probes]\nage_sample_every = 0", "probes.age_sample_every"),
+    ] {
+        let err = resolve_probe_choices(&none, &file(bad))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(what), "{bad:?}: {err}");
+    }
+    let err = resolve_probe_choices(
+        &ProbeChoiceFlags {
+            listener_hook: Some("fexit".into()),
+            ..ProbeChoiceFlags::default()
+        },
+        &file(""),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "--listener-hook: \"fexit\" is not one of auto, tp_btf, fentry, kprobe"
+    );
+}
+
+#[test]
 fn probe_sampling_from_flag_then_file() {
     let file = |text: &str| FileConfig::parse(text, Path::new("t.toml")).unwrap().probes;
     let resolve = |flag, text: &str| resolve_probe_sampling(flag, &file(text));

@@ -106,6 +106,15 @@ pub fn group_reports(
                     ingress_age_p95_us: ages
                         .get(&m.inode)
                         .and_then(|a| log2_percentile_us(&a.buckets, 95.0)),
+                    // A socket with no aged read has no map entry: 0. No map read: null.
+                    ingress_age_samples: facts
+                        .socket_ages
+                        .as_ref()
+                        .map(|_| ages.get(&m.inode).map_or(0, |a| a.same_cpu + a.other_cpu)),
+                    ingress_age_other_cpu: facts
+                        .socket_ages
+                        .as_ref()
+                        .map(|_| ages.get(&m.inode).map_or(0, |a| a.other_cpu)),
                     state: None,
                 }
             })

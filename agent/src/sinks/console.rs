@@ -411,6 +411,8 @@ mod tests {
                 backlog_limit: None,
                 drops: None,
                 ingress_age_p95_us: None,
+                ingress_age_samples: None,
+                ingress_age_other_cpu: None,
                 state: None,
             }],
             top_flows: Vec::new(),
