@@ -706,3 +706,97 @@ fn drop_leaves_no_programs_links_or_maps() {
     drop(probe);
     common::assert_released("rx", &program_ids, &map_ids);
 }
+
+/// Per-RSS-entry counts: a device listed with set_entry_devices counts each
+/// packet whose skb carries a hash the kernel did not compute itself
+/// (sw_hash 0) in entry hash & (table size - 1). veth has no NIC, but a
+/// connected UDP socket's sk_txhash (ip4_datagram_connect -> sk_set_txhash)
+/// rides its skbs across the pair unchanged (skb_set_owner_w ->
+/// skb_set_hash_from_sk sets hash with sw_hash 0; veth_xmit ->
+/// __dev_forward_skb keeps it), so the receiving end sees a per-flow hash
+/// just as a NIC's. The flow table records the same hash per flow: the
+/// entries must be exactly the flows' packets folded by their hashes.
+#[test]
+fn entry_counts_fold_the_skb_hash_of_each_flow() {
+    if !common::needs_probes("entry_counts_fold_the_skb_hash_of_each_flow")
+        .tool("ip", &["-V"])
+        .met()
+    {
+        return;
+    }
+    const TABLE: u32 = 128;
+    let pair = VethPair::new("rxe", 1);
+    let netns_b = pair.b.inode();
+    let ifindex_b = pair.b.ifindex(VETH_B);
+    let receiver = pair.b.run(|| {
+        let socket = UdpSocket::bind((ADDR_B, 0)).expect("bind receiver in b");
+        socket.set_nonblocking(true).expect("nonblocking");
+        socket
+    });
+    let to = receiver.local_addr().expect("addr");
+    let counts = [40usize, 25, 10, 5, 3, 2, 1, 30];
+    let clients: Vec<UdpSocket> = pair.a.run(move || {
+        counts
+            .iter()
+            .map(|_| {
+                let c = UdpSocket::bind((ADDR_A, 0)).expect("bind client in a");
+                c.connect(to).expect("connect");
+                c
+            })
+            .collect()
+    });
+
+    let mut probe = RxProbe::load(exact()).expect("load rx");
+    probe
+        .set_watched(&[(IPPROTO_UDP, to.port())])
+        .expect("watch");
+    let device = skewscope_probes::EntryDevice {
+        netns: netns_b,
+        ifindex: ifindex_b,
+        table_size: TABLE,
+    };
+    let left_out = probe.set_entry_devices(&[device]).expect("entry devices");
+    assert!(left_out.is_empty(), "{left_out:?}");
+    let sent = send_flows(&clients, &counts, to, &receiver);
+
+    let entries = probe.read_entries().expect("entries");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].device, device);
+    assert_eq!(entries[0].packets.len(), TABLE as usize);
+    let flows = probe.read_flows().expect("flows");
+    let mut folded = vec![0u64; TABLE as usize];
+    for (client, &count) in clients.iter().zip(&counts) {
+        let flow = flow_from(&flows, client.local_addr().expect("addr"), to);
+        assert_eq!(flow.packets, count as u64, "{flow:?}");
+        let hash = flow
+            .rx_hash
+            .unwrap_or_else(|| panic!("no skb hash: {flow:?}"));
+        folded[(hash & (TABLE - 1)) as usize] += flow.packets;
+    }
+    eprintln!(
+        "entries with packets: {:?}",
+        entries[0]
+            .packets
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p > 0)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(entries[0].packets, folded);
+    assert_eq!(entries[0].packets.iter().sum::<u64>(), sent);
+    let bytes: u64 = entries[0].bytes.iter().sum();
+    // skb->len at netif_receive_skb: IPv4 + UDP headers and the payload.
+    assert_eq!(bytes, sent * (20 + 8 + PAYLOAD.len() as u64));
+
+    // Unlisting stops the counting; listing again starts from zero.
+    probe.set_entry_devices(&[]).expect("unlist");
+    assert!(probe.read_entries().expect("entries").is_empty());
+    probe.set_entry_devices(&[device]).expect("list again");
+    let again = probe.read_entries().expect("entries");
+    assert_eq!(again[0].packets.iter().sum::<u64>(), 0, "{again:?}");
+    send_flows(&clients[..1], &counts[..1], to, &receiver);
+    let again = probe.read_entries().expect("entries");
+    assert_eq!(again[0].packets.iter().sum::<u64>(), counts[0] as u64);
+    drop(probe);
+    drop(pair);
+}
