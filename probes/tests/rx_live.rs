@@ -684,10 +684,10 @@ fn drop_leaves_no_programs_links_or_maps() {
         "receive + copy + recv_length + data_ready"
     );
     assert_eq!(common::links_of(&program_ids).len(), 4);
-    // queue_slots, queue_stats, watched, rx_config, flows, rx_scratch,
-    // ingress, socket_ages, queue_ages, udp_reader_slots, udp_readers and
-    // .rodata (sample rates, ingress size).
-    assert_eq!(map_ids.len(), 12, "{map_ids:?}");
+    // queue_slots, queue_stats, entry_devices, entry_stats, watched,
+    // rx_config, flows, rx_scratch, ingress, socket_ages, queue_ages,
+    // udp_reader_slots, udp_readers and .rodata (sample rates, ingress size).
+    assert_eq!(map_ids.len(), 14, "{map_ids:?}");
     let names: Vec<String> = probe
         .program_stats()
         .expect("program stats")
