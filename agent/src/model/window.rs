@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use skewscope_probes::{CpuSoftirqTime, FlowSample, QueueAge, QueueCount, SocketAge};
+use skewscope_probes::{CpuSoftirqTime, EntryCount, FlowSample, QueueAge, QueueCount, SocketAge};
 
 use crate::counters::{
     counter_delta, counter_delta_u32, delta_columns, delta_histogram, delta_opt, delta_opt_u32,
@@ -42,6 +42,8 @@ pub struct Window {
     pub rx_queue_counts: Option<Vec<QueueCount>>,
     /// Ingress-age histograms per RX queue (eBPF).
     pub rx_queue_ages: Option<Vec<QueueAge>>,
+    /// Packets per RSS indirection-table entry from the skb hash (eBPF).
+    pub rx_entry_counts: Option<Vec<EntryCount>>,
     /// How long the per-packet probes were attached: during the window (their counts
     /// are already scaled up to the whole window), or since they loaded.
     pub probe_coverage: Option<ProbeCoverage>,
@@ -91,6 +93,7 @@ impl Window {
             listeners,
             rx_queue_counts,
             rx_queue_ages,
+            rx_entry_counts,
             probe_coverage,
             sources,
         } = snap;
@@ -109,6 +112,7 @@ impl Window {
             listeners,
             rx_queue_counts,
             rx_queue_ages,
+            rx_entry_counts,
             probe_coverage,
             sources,
         }
@@ -228,6 +232,20 @@ impl Window {
             }
         }
 
+        if let (Some(p), Some(c)) = (&prev.rx_entry_counts, &mut self.rx_entry_counts) {
+            // Matched by device and table size: a device listed anew starts from zero.
+            for e in c.iter_mut() {
+                if let Some(b) = p.iter().find(|b| b.device == e.device) {
+                    for (cur, before) in e.packets.iter_mut().zip(&b.packets) {
+                        *cur = counter_delta(*before, *cur);
+                    }
+                    for (cur, before) in e.bytes.iter_mut().zip(&b.bytes) {
+                        *cur = counter_delta(*before, *cur);
+                    }
+                }
+            }
+        }
+
         for dev in self.devices.iter_mut() {
             let Some(before) = prev.devices.iter().find(|d| d.sys.name == dev.sys.name) else {
                 continue;
@@ -272,6 +290,10 @@ impl Window {
         for q in self.rx_queue_counts.iter_mut().flatten() {
             scale(&mut q.packets);
             scale(&mut q.bytes);
+        }
+        for e in self.rx_entry_counts.iter_mut().flatten() {
+            e.packets.iter_mut().for_each(scale);
+            e.bytes.iter_mut().for_each(scale);
         }
         for q in self
             .devices
@@ -319,6 +341,7 @@ mod tests {
             }),
             rx_queue_counts: None,
             rx_queue_ages: None,
+            rx_entry_counts: None,
             probe_coverage: Some(ProbeCoverage {
                 attached: std::time::Duration::from_millis(attached_ms),
                 duty: 0.25,
