@@ -800,3 +800,84 @@ fn entry_counts_fold_the_skb_hash_of_each_flow() {
     drop(probe);
     drop(pair);
 }
+
+/// What per-entry counting adds to rx_receive_skb, measured with BPF run-time
+/// stats (BPF_ENABLE_STATS, held only for this test; the sysctl is left as
+/// is): the same flows over the veth with the device unlisted, then listed.
+/// Printed for the record; the assertion only bounds it loosely (shared CI
+/// machines), the cost budget itself is probe_budget's calibration.
+#[test]
+fn entry_counting_cost_per_packet() {
+    if !common::needs_probes("entry_counting_cost_per_packet")
+        .tool("ip", &["-V"])
+        .met()
+    {
+        return;
+    }
+    let pair = VethPair::new("rxc", 1);
+    let device = skewscope_probes::EntryDevice {
+        netns: pair.b.inode(),
+        ifindex: pair.b.ifindex(VETH_B),
+        table_size: 128,
+    };
+    let receiver = pair.b.run(|| {
+        let socket = UdpSocket::bind((ADDR_B, 0)).expect("bind receiver in b");
+        socket.set_nonblocking(true).expect("nonblocking");
+        socket
+    });
+    let to = receiver.local_addr().expect("addr");
+    let clients: Vec<UdpSocket> = pair.a.run(move || {
+        (0..8)
+            .map(|_| {
+                let c = UdpSocket::bind((ADDR_A, 0)).expect("bind client in a");
+                c.connect(to).expect("connect");
+                c
+            })
+            .collect()
+    });
+    let counts = [500usize; 8];
+    let mut probe = RxProbe::load(exact()).expect("load rx");
+    let stats = skewscope_probes::enable_run_time_stats().expect("run-time stats");
+    let receive = |probe: &RxProbe| {
+        let s = probe.program_stats().expect("stats");
+        let r = s
+            .iter()
+            .find(|s| s.name == "rx_receive_skb")
+            .expect("receive");
+        (r.run_count, r.run_time_ns)
+    };
+    let mut per_run = Vec::new();
+    for listed in [false, true, false, true] {
+        let devices = if listed { vec![device] } else { Vec::new() };
+        probe.set_entry_devices(&devices).expect("entry devices");
+        let (count0, ns0) = receive(&probe);
+        send_flows(&clients, &counts, to, &receiver);
+        let (count1, ns1) = receive(&probe);
+        let runs = count1 - count0;
+        assert!(runs >= 4000, "{runs} runs");
+        per_run.push((listed, (ns1 - ns0) as f64 / runs as f64));
+    }
+    drop(stats);
+    eprintln!("rx_receive_skb ns per packet (entry device listed?): {per_run:?}");
+    let mean = |listed: bool| {
+        let v: Vec<f64> = per_run
+            .iter()
+            .filter(|(l, _)| *l == listed)
+            .map(|(_, ns)| *ns)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    eprintln!(
+        "unlisted {:.0} ns, listed {:.0} ns: per-entry counting adds {:.0} ns",
+        mean(false),
+        mean(true),
+        mean(true) - mean(false)
+    );
+    assert!(mean(true) < 5_000.0, "{per_run:?}");
+    let entries = probe.read_entries().expect("entries");
+    assert_eq!(
+        entries[0].packets.iter().sum::<u64>(),
+        4000,
+        "the listed rounds' last"
+    );
+}
