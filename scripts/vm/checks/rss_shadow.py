@@ -145,13 +145,26 @@ def judge(c, out, _snap):
            f"{len(hashed)} flows: packets folded by rx_hash & {len(entries) - 1} {'equal' if folded == entries else 'differ from'} "
            f"the kernel's entry counts; flows off their entry's queue: {wrong_queue}")
     ms_ok = toeplitz(MS_KEY, ipaddress.ip_address(MS_VECTOR[0]).packed + ipaddress.ip_address(MS_VECTOR[1]).packed) == MS_VECTOR[2]
+    # The device's own key, read in the guest from netdev_rss_key (igb_setup_mrqc writes
+    # it to RSSRK): the Toeplitz hash of every flow's addresses must be its skb hash.
+    words = (read(out, "rss_key") or "").split()
+    device_key = bytes.fromhex(words[1].replace(":", "")) if len(words) == 2 and words[0] == "netdev_rss_key" else None
+    if device_key is None:
+        c.line("rss_toeplitz_device_key", False, f"no key read in the guest: {(read(out, 'rss_key') or '').strip()!r}")
+    else:
+        off = [f"{f['saddr']} skb {f['rx_hash']:#010x} toeplitz {toeplitz(device_key, addresses(f)):#010x}"
+               for f in hashed if toeplitz(device_key, addresses(f)) != f["rx_hash"]]
+        c.line("rss_toeplitz_device_key", ms_ok and not off,
+               f"key {device_key[:4].hex(':')}:… (netdev_rss_key via /proc/kcore): the Toeplitz hash of "
+               f"{len(hashed) - len(off)} of {len(hashed)} flows' addresses equals their skb hash"
+               f"{'' if not off else ': NOT for ' + '; '.join(off[:4])}")
     key, rank = solve_key([(addresses(f), f["rx_hash"]) for f in hashed[:SOLVE_FROM]], 8 * (8 + 4))
     if key is None:
-        c.line("rss_toeplitz_hash", False, f"the first {SOLVE_FROM} flows' hashes fit no Toeplitz key (rank {rank})")
+        c.line("rss_toeplitz_solved_key", False, f"the first {SOLVE_FROM} flows' hashes fit no Toeplitz key (rank {rank})")
         return
     missed = [f"{f['saddr']} skb {f['rx_hash']:#010x} toeplitz {toeplitz(key, addresses(f)):#010x}"
               for f in hashed[SOLVE_FROM:] if toeplitz(key, addresses(f)) != f["rx_hash"]]
-    c.line("rss_toeplitz_hash", ms_ok and not missed,
+    c.line("rss_toeplitz_solved_key", ms_ok and not missed,
            f"key bits solved from {SOLVE_FROM} flows (rank {rank} of 96; igb hides its key from ethtool): "
            f"Toeplitz of the other {len(hashed) - SOLVE_FROM} flows' addresses equals their skb hash"
            f"{'' if not missed else ': NOT for ' + '; '.join(missed[:4])}"

@@ -4,7 +4,8 @@
 # table the agent predicted from the first window (applied here by rss_table: ethtool -X
 # has no per-entry syntax), then under a `weight:` candidate applied with the ethtool -X
 # command the agent printed. The test changes the table, never the agent; the table is
-# restored at the end.
+# restored at the end. The device's key is read from the kernel (kernel_bytes) for the
+# hash check.
 RSS_CFG=/tmp/rss_shadow.toml
 printf '[model]\ntop_flows = 128\n' >"$RSS_CFG"
 
@@ -29,6 +30,8 @@ rss_entries() { ethtool -x eth0 | awk '/^ *[0-9]+:/ { for (i = 2; i <= NF; i++) 
 rss_policy_table() { tr -d '\n' <"$1" | awk -v n="$2" '{ split($0, p, "\"table\":\\["); split(p[n + 1], t, "]"); gsub(",", " ", t[1]); print t[1] }'; }
 rss_policy_command() { tr -d '\n' <"$1" | awk -v n="$2" '{ split($0, p, "\"command\":"); split(p[n + 1], c, "\""); print c[2] }'; }
 
+# igb's key: netdev_rss_key, which igb_setup_mrqc copies into RSSRK; ethtool reports none.
+section rss_key kernel_bytes netdev_rss_key 40
 RSS_RESTORE=$(rss_entries)
 reuseport_lab serve "$ADDR" "$UDP_PORT" "$TCP_PORT" >/tmp/lab_rss.out 2>&1 &
 RSS_LAB=$!
