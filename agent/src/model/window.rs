@@ -373,6 +373,40 @@ mod tests {
     }
 
     #[test]
+    fn entry_counts_become_deltas_per_device_and_scale_with_the_share() {
+        let t0 = std::time::Instant::now();
+        let t1 = t0 + std::time::Duration::from_secs(2);
+        let device = |table_size| skewscope_probes::EntryDevice {
+            netns: 1,
+            ifindex: 2,
+            table_size,
+        };
+        let counts = |table_size, packets: Vec<u64>| EntryCount {
+            device: device(table_size),
+            bytes: packets.iter().map(|p| p * 64).collect(),
+            packets,
+        };
+        let with = |at, attached_ms, entries| Snapshot {
+            rx_entry_counts: Some(entries),
+            ..snapshot(at, attached_ms, 0)
+        };
+        // Attached 1 s of 2: the growth 4, 0, 10, 2 estimates 8, 0, 20, 4.
+        let w = Window::between(
+            &with(t0, 1000, vec![counts(4, vec![1, 5, 0, 3])]),
+            &with(t1, 2000, vec![counts(4, vec![5, 5, 10, 5])]),
+        );
+        let e = &w.rx_entry_counts.as_ref().unwrap()[0];
+        assert_eq!(e.packets, [8, 0, 20, 4]);
+        assert_eq!(e.bytes, [512, 0, 1280, 256]);
+        // Listed anew under another table size: counted since then, whole.
+        let w = Window::between(
+            &with(t0, 1000, vec![counts(4, vec![1, 5, 0, 3])]),
+            &with(t1, 3000, vec![counts(2, vec![7, 1])]),
+        );
+        assert_eq!(w.rx_entry_counts.as_ref().unwrap()[0].packets, [7, 1]);
+    }
+
+    #[test]
     fn since_boot_keeps_the_counters_and_has_no_length() {
         let w = Window::since_boot(snapshot(std::time::Instant::now(), 1000, 150));
         assert_eq!(w.secs(), None);
