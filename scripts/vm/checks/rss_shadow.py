@@ -127,6 +127,13 @@ def judge(c, out, _snap):
         else:
             c.line(f"rss_apply_{name}", exact and same_qpi and p["command"] == "ethtool -X eth0 weight 1 2 3 2", detail)
 
+    # Entry loads belong to the flows, not to the table: the same flows under the two
+    # applied tables load every entry exactly as before.
+    again = [((eth0(out, w)[1] or {}).get("rss") or {}).get("entry_packets") for w in ("rss_balanced", "rss_weight")]
+    c.line("rss_entry_loads_table_free", again == [entries, entries],
+           f"entry loads under balanced and weight:1,2,3,2 {'equal' if again == [entries, entries] else 'differ from'} "
+           f"those under the first table ({sum(entries)} packets in {sum(1 for p in entries if p)} entries)")
+
     # The skb hash of each flow: its low 7 bits pick the entry whose queue the flow came in
     # on, and the Toeplitz hash of its addresses (igb's UDP input, igb_setup_mrqc) under a
     # key solved from SOLVE_FROM flows predicts the hash of every other flow.
