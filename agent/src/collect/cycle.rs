@@ -306,14 +306,18 @@ impl Collector {
         if wanted != self.entry_devices {
             if let Ok(p) = &mut self.rx_probe {
                 match p.set_entry_devices(&wanted) {
-                    Ok(left_out) if !left_out.is_empty() => {
-                        log::warn!("rx probe: no per-entry RSS counts for {left_out:?} (no room)")
+                    Ok(left_out) => {
+                        if !left_out.is_empty() {
+                            log::warn!(
+                                "rx probe: no per-entry RSS counts for {left_out:?} (slot taken or no room)"
+                            );
+                        }
+                        self.entry_devices = wanted;
                     }
-                    Ok(_) => {}
+                    // Tried again next cycle.
                     Err(e) => log::warn!("{e}"),
                 }
             }
-            self.entry_devices = wanted;
         }
         // Recorded only while the probe runs: its absence is ebpf_rx_queues' to report.
         let probe = self.rx_probe.as_ref().ok()?;
