@@ -262,6 +262,10 @@ pub struct SnapshotArgs {
     /// Measure over a window of SECS seconds instead of counters since boot.
     #[arg(long, value_name = "SECS", value_parser = parse_interval)]
     pub duration: Option<f64>,
+    /// Config file (TOML): its [model] (e.g. top_flows) and [probes] settings; the
+    /// export sections are for `run`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub sources: SourceArgs,
 }

@@ -403,6 +403,8 @@ pub struct ModelFile {
     pub bci_window_secs: Option<f64>,
     /// A queue is hot when it carries this many times the mean queue's packets (1.5).
     pub hot_queue_factor: Option<f64>,
+    /// Flows listed per group in the report, heaviest first (default 10).
+    pub top_flows: Option<usize>,
     /// Enter/exit thresholds and dwell of the regimes; unset keys keep their defaults.
     pub regimes: Option<crate::model::regime::RegimeConfig>,
     /// P_hot weights and feature scales.
@@ -449,6 +451,11 @@ impl FileConfig {
             m.hot_queue_factor,
             &mut cfg.hot_queue_factor,
         )?;
+        match m.top_flows {
+            Some(0) => return Err(invalid("model.top_flows", "0: list at least 1")),
+            Some(n) => cfg.listener.top_flows = n,
+            None => {}
+        }
         if let Some(r) = m.regimes {
             r.validate()
                 .map_err(|e| invalid("model.regimes", e.to_string()))?;

@@ -137,16 +137,20 @@ fn record(root: HostRoot, args: skewscope::cli::RecordArgs) -> anyhow::Result<()
 }
 
 fn snapshot(root: HostRoot, args: SnapshotArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
     let mut opts = collect_options(
         root,
         &args.sources,
-        &config::ProbesFile::default(),
+        &file.probes,
         args.duration.unwrap_or(1.0),
     )?;
     // Probes count from the moment they attach: only a window gives them meaning.
     opts.probes &= args.duration.is_some();
+    let cfg = file.model_config()?;
     let mut collector = Collector::new(opts);
-    let cfg = ModelConfig::new();
     let mut state = model::ModelState::default();
     let first = collector.collect();
     let report = match args.duration {

@@ -58,6 +58,7 @@ mod tests {
             rx_cpu: 3,
             rx_queue: Some(2),
             ifindex: 1,
+            rx_hash: None,
         }
     }
 

@@ -295,6 +295,11 @@ pub struct FlowReport {
     pub bytes: u64,
     pub rx_cpu: Option<u32>,
     pub rx_queue: Option<u32>,
+    /// The hash the driver stored in the latest sampled packet's skb: the NIC's RSS
+    /// hash (its low bits picked `rx_queue` through the indirection table); absent
+    /// when the packet carried none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rx_hash: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

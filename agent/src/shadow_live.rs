@@ -465,6 +465,7 @@ mod tests {
             rx_cpu: (sport % 2) as u32,
             rx_queue: None,
             ifindex: 1,
+            rx_hash: None,
         }
     }
 

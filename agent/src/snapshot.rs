@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use skewscope_probes::{FlowSample, ListenerEvents, QueueAge, QueueCount, SocketAge};
+use skewscope_probes::{EntryCount, FlowSample, ListenerEvents, QueueAge, QueueCount, SocketAge};
 
 use crate::sources::{
     channels::Channels,
@@ -46,6 +46,9 @@ pub struct Snapshot {
     pub rx_queue_counts: Option<Vec<QueueCount>>,
     /// Ingress-age histograms per RX queue (eBPF).
     pub rx_queue_ages: Option<Vec<QueueAge>>,
+    /// Packets per RSS indirection-table entry of the devices the rx probe counts them
+    /// for, from the hash the driver stored in each skb (eBPF).
+    pub rx_entry_counts: Option<Vec<EntryCount>>,
     /// How long the per-packet probes were attached (None: all the time, or not
     /// loaded). Their counts in a window cover that share of it only.
     pub probe_coverage: Option<ProbeCoverage>,

@@ -258,11 +258,13 @@ fn report_measures_entry_loads_with_the_device_key() {
             rx_cpu: 0,
             rx_queue: None,
             ifindex,
+            rx_hash: None,
         }
     };
     let mut samples: Vec<_> = flows.iter().map(|f| sample(*f, 2)).collect();
     samples.push(sample(("10.0.0.1:1", "10.0.0.2:2", 999), 3)); // another device
-    let snap = |flows: Vec<skewscope_probes::FlowSample>| Snapshot {
+    let snap = |flows: Vec<skewscope_probes::FlowSample>,
+                entries: Option<Vec<skewscope_probes::EntryCount>>| Snapshot {
         taken_at: std::time::Instant::now(),
         interrupts: None,
         softirqs: None,
@@ -304,11 +306,12 @@ fn report_measures_entry_loads_with_the_device_key() {
         }),
         rx_queue_counts: None,
         rx_queue_ages: None,
+        rx_entry_counts: entries,
         probe_coverage: None,
         sources: Vec::new(),
     };
     let report = model::build_report(
-        &Window::between(&snap(Vec::new()), &snap(samples)),
+        &Window::between(&snap(Vec::new(), None), &snap(samples.clone(), None)),
         &ModelConfig::new(),
         &mut Default::default(),
     );
@@ -354,4 +357,60 @@ fn report_measures_entry_loads_with_the_device_key() {
         .attrs
         .iter()
         .any(|(k, v)| *k == "policy" && format!("{v:?}").contains("equal")));
+
+    // With the probe's per-entry counts of the device (from the skb hash), those win over
+    // the Toeplitz estimate: every packet, not only sampled flows to watched ports. The
+    // window is their growth; counts under another table size are not this table's.
+    let device = skewscope_probes::EntryDevice {
+        netns: 1,
+        ifindex: 2,
+        table_size: 128,
+    };
+    let counts = |at: &[(usize, u64)], device: skewscope_probes::EntryDevice| {
+        let mut packets = vec![0u64; device.table_size as usize];
+        for &(e, p) in at {
+            packets[e] = p;
+        }
+        skewscope_probes::EntryCount {
+            device,
+            bytes: packets.iter().map(|p| p * 100).collect(),
+            packets,
+        }
+    };
+    let before = counts(&[(3, 10), (120, 5)], device);
+    let after = counts(&[(3, 40), (120, 5), (127, 7)], device);
+    let build = |before, after| {
+        let w = Window::between(&snap(Vec::new(), before), &snap(samples.clone(), after));
+        serde_json::to_value(model::build_report(
+            &w,
+            &ModelConfig::new(),
+            &mut Default::default(),
+        ))
+        .unwrap()
+    };
+    let v = build(Some(vec![before.clone()]), Some(vec![after.clone()]));
+    let rss = &v["devices"][0]["rss"];
+    assert_eq!(rss["measured_by"], "skb_hash");
+    let entries: Vec<u64> = serde_json::from_value(rss["entry_packets"].clone()).unwrap();
+    let nonzero: Vec<(usize, u64)> = entries
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, p)| *p > 0)
+        .collect();
+    assert_eq!(nonzero, [(3, 30), (127, 7)]);
+    // current: entry 3 → queue 3, entry 127 → queue 3: one queue carries all.
+    let shadow = v["devices"][0]["rss_shadow"].as_array().unwrap();
+    assert_eq!(shadow[0]["max_share"].as_f64().unwrap(), 1.0);
+
+    // A window where the device's counts did not grow, or were taken under a table of
+    // another size, falls back to the Toeplitz way.
+    let v = build(Some(vec![after.clone()]), Some(vec![after.clone()]));
+    assert_eq!(v["devices"][0]["rss"]["measured_by"], "toeplitz");
+    let other = skewscope_probes::EntryDevice {
+        table_size: 64,
+        ..device
+    };
+    let v = build(None, Some(vec![counts(&[(1, 9)], other)]));
+    assert_eq!(v["devices"][0]["rss"]["measured_by"], "toeplitz");
 }

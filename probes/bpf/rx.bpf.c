@@ -57,7 +57,9 @@
  * socket. With several threads reading one socket concurrently the pairing
  * can slip by one datagram; it resynchronizes at the next read.
  *
- * Per-queue counts cover every packet. Packets to watched (protocol, port)
+ * Per-queue counts cover every packet. So do the per-RSS-entry counts of
+ * the devices the agent lists (entry_devices, see rx.h): the entry is the
+ * low bits of the hash the driver stored (rx_hw_hash). Packets to watched (protocol, port)
  * pairs (a bitmap: one inlined ARRAY lookup) are counted into flows, 1 in
  * sample_every at random (default 1: every packet, exact). 1 in
  * age_sample_every of those on average (a per-CPU randomized countdown) is
@@ -144,6 +146,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rx_queue_slot);
 } queue_slots SEC(".maps");
+
+/* Written by the agent (RxProbe::set_entry_devices), see rx.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RX_ENTRY_DEVICES);
+	__type(key, __u32);
+	__type(value, struct rx_entry_device);
+} entry_devices SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RX_ENTRY_STATS);
+	__type(key, __u32);
+	__type(value, struct rx_queue_value);
+} entry_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -293,6 +310,45 @@ static __always_inline void count_queue(const struct rx_queue_key *key, __u32 se
 	value->bytes += len;
 }
 
+/* The hash the driver stored in the skb from the NIC's receive descriptor
+ * (skb_set_hash(), include/linux/skbuff.h: hash set, sw_hash 0), or 0 when
+ * there is none: no hash (0) or a software one (sw_hash 1, set by
+ * __skb_set_sw_hash when the kernel hashed the packet itself, e.g.
+ * get_rps_cpu -> skb_get_hash with RPS on). igb stores its RSS hash with
+ * PKT_HASH_TYPE_L3 (igb_main.c igb_rx_hash: skb_set_hash(skb,
+ * rx_desc->wb.lower.hi_dword.rss, PKT_HASH_TYPE_L3)), so l4_hash is 0 even
+ * for a 4-tuple hash and is not what tells a driver hash apart; nor does
+ * skb_get_hash() keep it: with l4_hash and sw_hash both 0 it rehashes in
+ * software, so with RPS on an L3-typed NIC hash is gone by this
+ * tracepoint (it runs after get_rps_cpu, net/core/dev.c). A NIC hash of
+ * exactly 0 (1 in 2^32) is read as none. */
+static __always_inline __u32 rx_hw_hash(const struct sk_buff *skb)
+{
+	if (BPF_CORE_READ_BITFIELD(skb, sw_hash))
+		return 0;
+	return skb->hash;
+}
+
+/* Counts the packet in its device's block of entry_stats when the agent
+ * listed the device (rx.h) and the driver stored a hash. */
+static __always_inline void count_entry(const struct rx_queue_key *key, __u32 hash, __u32 segs,
+					__u32 len)
+{
+	struct rx_entry_device *device;
+	struct rx_queue_value *value;
+	__u32 slot = key->ifindex % RX_ENTRY_DEVICES, index;
+
+	device = bpf_map_lookup_elem(&entry_devices, &slot);
+	if (!device || !hash || device->netns != key->netns || device->ifindex != key->ifindex)
+		return;
+	index = device->base + (hash & device->mask);
+	value = bpf_map_lookup_elem(&entry_stats, &index);
+	if (!value)
+		return;
+	value->packets += segs;
+	value->bytes += len;
+}
+
 static __always_inline int port_watched(__u8 protocol, __u16 port)
 {
 	__u32 word = port / 64;
@@ -384,7 +440,7 @@ static __always_inline int parse_flow(const struct sk_buff *skb, struct rx_flow_
 }
 
 static __always_inline void count_flow(const struct rx_flow_key *key, __u32 segs, __u32 len,
-				       __u32 cpu, __u32 queue, __u32 ifindex)
+				       __u32 cpu, __u32 queue, __u32 ifindex, __u32 hash)
 {
 	struct rx_flow_value *value, fresh = {};
 
@@ -395,6 +451,7 @@ static __always_inline void count_flow(const struct rx_flow_key *key, __u32 segs
 		fresh.rx_cpu = cpu;
 		fresh.rx_queue = queue;
 		fresh.ifindex = ifindex;
+		fresh.hash = hash;
 		/* A racing insert from another CPU wins; add to it instead. */
 		if (!bpf_map_update_elem(&flows, key, &fresh, BPF_NOEXIST))
 			return;
@@ -407,6 +464,7 @@ static __always_inline void count_flow(const struct rx_flow_key *key, __u32 segs
 	value->rx_cpu = cpu;
 	value->rx_queue = queue;
 	value->ifindex = ifindex;
+	value->hash = hash;
 }
 
 static __always_inline int handle_receive(struct sk_buff *skb)
@@ -416,7 +474,7 @@ static __always_inline int handle_receive(struct sk_buff *skb)
 	struct rx_flow_key flow_key = {};
 	struct rx_ingress *stamp;
 	struct rx_config *config;
-	__u32 segs, len, cpu, zero = 0;
+	__u32 segs, len, cpu, hash, zero = 0;
 	__u64 skb_addr;
 	int kept;
 
@@ -428,6 +486,8 @@ static __always_inline int handle_receive(struct sk_buff *skb)
 	segs = skb_segments(skb);
 	len = skb->len;
 	count_queue(&queue_key, segs, len);
+	hash = rx_hw_hash(skb);
+	count_entry(&queue_key, hash, segs, len);
 
 	config = bpf_map_lookup_elem(&rx_config, &zero);
 	if (!config || !config->watch_count)
@@ -441,7 +501,7 @@ static __always_inline int handle_receive(struct sk_buff *skb)
 	cpu = bpf_get_smp_processor_id();
 	kept = sampled(sample_every);
 	if (kept)
-		count_flow(&flow_key, segs, len, cpu, queue_key.queue, queue_key.ifindex);
+		count_flow(&flow_key, segs, len, cpu, queue_key.queue, queue_key.ifindex, hash);
 
 	if (!config->track_ages || !kept || !age_sampled())
 		return 0;

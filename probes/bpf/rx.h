@@ -67,7 +67,8 @@ struct rx_flow_value {
 	__u32 rx_cpu;   /* CPU of the latest sampled packet */
 	__u32 rx_queue; /* its RX queue, or RX_QUEUE_NOT_RECORDED */
 	__u32 ifindex;  /* its device */
-	__u32 pad;
+	__u32 hash;     /* its skb->hash when the driver stored one (sw_hash 0),
+			 * else 0 (see rx_hw_hash in rx.bpf.c) */
 };
 
 /* Element of `ingress`, a direct-mapped ARRAY of stamps indexed by a hash
@@ -126,6 +127,23 @@ struct rx_udp_reader {
 struct rx_udp_reader_slot {
 	__u64 sk; /* owner's struct sock address; 0: free */
 	struct rx_udp_reader reader;
+};
+
+/* Per-entry RSS counts. `entry_devices` is an ARRAY of RX_ENTRY_DEVICES
+ * slots the agent fills, slot ifindex % RX_ENTRY_DEVICES per device: a
+ * packet received on a listed device with a driver-stored hash counts in
+ * element base + (hash & mask) of the per-CPU ARRAY `entry_stats` (mask =
+ * table size - 1: the low bits of the hash pick the entry on the drivers
+ * the agent lists, see agent/src/sources/toeplitz.rs). Other devices pay
+ * one inlined ARRAY lookup. */
+#define RX_ENTRY_DEVICES 16
+#define RX_ENTRY_STATS 4096
+
+struct rx_entry_device {
+	__u32 netns;   /* 0: free slot */
+	__u32 ifindex;
+	__u32 base;    /* first element of the device's block in entry_stats */
+	__u32 mask;    /* table size - 1; base + mask < RX_ENTRY_STATS */
 };
 
 /* Value of the single-slot `rx_config` array. */

@@ -172,6 +172,12 @@ struct sk_buff {
 	unsigned int end;
 	unsigned char *head;
 	unsigned char *data;
+	/* The flow hash: the NIC's RSS hash as the driver stored it with
+	 * skb_set_hash() (sw_hash 0), or a software hash (sw_hash 1,
+	 * __skb_set_sw_hash), include/linux/skbuff.h. sw_hash is a bitfield:
+	 * read it with BPF_CORE_READ_BITFIELD. */
+	__u32 hash;
+	__u8 sw_hash : 1;
 };
 
 /* include/linux/skbuff.h */

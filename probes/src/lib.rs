@@ -60,8 +60,9 @@ pub use hooks::{enable_run_time_stats, Hooks};
 pub use listener_events::{ListenerEvents, ListenerEventsProbe, ListenerHook, MAX_WATCHED_PORTS};
 pub use napi::{NapiProbe, NapiStats};
 pub use rx::{
-    log2_bucket_bounds_ns, FlowSample, QueueAge, QueueCount, ReadHook, RxConfig, RxProbe,
-    SocketAge, AGE_BUCKETS, MAX_WATCHED_RX,
+    log2_bucket_bounds_ns, EntryCount, EntryDevice, FlowSample, QueueAge, QueueCount, ReadHook,
+    RxConfig, RxProbe, SocketAge, AGE_BUCKETS, MAX_ENTRY_COUNTERS, MAX_ENTRY_DEVICES,
+    MAX_WATCHED_RX,
 };
 pub use softirq_time::{CpuSoftirqTime, SoftirqTimeProbe};
 pub use stats::ProgramStats;

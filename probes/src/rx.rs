@@ -41,6 +41,12 @@ const QUEUE_SLOTS_MAP: &str = "queue_slots";
 /// RX_QUEUE_SLOTS in bpf/rx.h.
 const QUEUE_SLOTS: u32 = 128;
 const WATCHED_MAP: &str = "watched";
+const ENTRY_DEVICES_MAP: &str = "entry_devices";
+const ENTRY_STATS_MAP: &str = "entry_stats";
+/// RX_ENTRY_DEVICES in bpf/rx.h: device slots, picked by ifindex modulo this.
+pub const MAX_ENTRY_DEVICES: usize = 16;
+/// RX_ENTRY_STATS in bpf/rx.h: table entries counted over all listed devices.
+pub const MAX_ENTRY_COUNTERS: usize = 4096;
 const CONFIG_MAP: &str = "rx_config";
 const FLOWS_MAP: &str = "flows";
 const INGRESS_MAP: &str = "ingress";
@@ -203,7 +209,17 @@ pub(crate) struct RxFlowValue {
     rx_cpu: u32,
     rx_queue: u32,
     ifindex: u32,
-    pad: u32,
+    hash: u32,
+}
+
+/// Mirror of `struct rx_entry_device` (bpf/rx.h).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RxEntryDevice {
+    netns: u32,
+    ifindex: u32,
+    base: u32,
+    mask: u32,
 }
 
 /// Mirror of `struct rx_age_hist` (bpf/rx.h).
@@ -231,6 +247,7 @@ unsafe impl aya::Pod for RxQueueSlot {}
 unsafe impl aya::Pod for RxFlowKey {}
 unsafe impl aya::Pod for RxFlowValue {}
 unsafe impl aya::Pod for RxAgeHist {}
+unsafe impl aya::Pod for RxEntryDevice {}
 unsafe impl aya::Pod for RxConfigValue {}
 
 const _: () = assert!(std::mem::size_of::<RxQueueKey>() == 16);
@@ -239,6 +256,7 @@ const _: () = assert!(std::mem::size_of::<RxQueueSlot>() == 32);
 const _: () = assert!(std::mem::size_of::<RxFlowKey>() == 44);
 const _: () = assert!(std::mem::size_of::<RxFlowValue>() == 32);
 const _: () = assert!(std::mem::size_of::<RxAgeHist>() == 272);
+const _: () = assert!(std::mem::size_of::<RxEntryDevice>() == 16);
 const _: () = assert!(std::mem::size_of::<RxConfigValue>() == 8);
 
 /// Load-time settings of [`RxProbe`].
@@ -321,6 +339,33 @@ pub struct FlowSample {
     pub rx_queue: Option<u32>,
     /// Device of the latest sampled packet.
     pub ifindex: u32,
+    /// The hash the driver stored in that packet's skb (the NIC's RSS hash),
+    /// None when it carried none or only a software hash.
+    pub rx_hash: Option<u32>,
+}
+
+/// A device whose packets are counted per RSS indirection-table entry
+/// ([`RxProbe::set_entry_devices`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EntryDevice {
+    /// Inode of the device's network namespace.
+    pub netns: u64,
+    pub ifindex: u32,
+    /// Entries of its indirection table, a power of two: a packet counts in
+    /// entry `hash & (table_size - 1)`, the low bits of the hash its driver
+    /// stored in the skb.
+    pub table_size: u32,
+}
+
+/// Packets and bytes per indirection-table entry of one listed device since
+/// it was listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryCount {
+    pub device: EntryDevice,
+    /// One count per entry (`device.table_size` of them); wire packets as in
+    /// [`QueueCount::packets`].
+    pub packets: Vec<u64>,
+    pub bytes: Vec<u64>,
 }
 
 /// Ingress ages of the packets one socket read.
@@ -369,6 +414,10 @@ pub fn log2_bucket_bounds_ns(index: usize) -> (u64, u64) {
 pub struct RxProbe {
     queue_slots: PerCpuArray<MapData, RxQueueSlot>,
     queues: PerCpuHashMap<MapData, RxQueueKey, RxQueueValue>,
+    entry_devices: Array<MapData, RxEntryDevice>,
+    entry_stats: PerCpuArray<MapData, RxQueueValue>,
+    /// The listed devices with their first element in entry_stats.
+    entry_layout: Vec<(EntryDevice, u32)>,
     watched: Array<MapData, u64>,
     /// The port bitmap as last written to `watched`, word by word.
     watched_words: Vec<u64>,
@@ -451,6 +500,9 @@ impl RxProbe {
         let mut probe = Self {
             queue_slots: loader::take_map(&mut ebpf, PROBE, QUEUE_SLOTS_MAP)?,
             queues: loader::take_map(&mut ebpf, PROBE, QUEUE_MAP)?,
+            entry_devices: loader::take_map(&mut ebpf, PROBE, ENTRY_DEVICES_MAP)?,
+            entry_stats: loader::take_map(&mut ebpf, PROBE, ENTRY_STATS_MAP)?,
+            entry_layout: Vec::new(),
             watched: loader::take_map(&mut ebpf, PROBE, WATCHED_MAP)?,
             watched_words: vec![0; 2 * WATCH_WORDS_PER_PROTO as usize],
             config: loader::take_map(&mut ebpf, PROBE, CONFIG_MAP)?,
@@ -553,6 +605,85 @@ impl RxProbe {
             hashed.extend(per_cpu.iter().map(|value| (key, *value)));
         }
         Ok(queue_totals(&slots, &hashed))
+    }
+
+    /// Replaces the devices counted per RSS indirection-table entry. A device
+    /// already listed with the same table size keeps its counts; the others
+    /// start from zero. Returns the devices left out: a table size that is not
+    /// a power of two, a second device in the same slot (ifindex modulo
+    /// [`MAX_ENTRY_DEVICES`]), or no room left among [`MAX_ENTRY_COUNTERS`].
+    pub fn set_entry_devices(
+        &mut self,
+        devices: &[EntryDevice],
+    ) -> Result<Vec<EntryDevice>, ProbeError> {
+        let (layout, left_out) = entry_layout(&self.entry_layout, devices);
+        // Slots whose device leaves or changes are cleared first, so a packet
+        // never counts into a block that is being handed to another device.
+        let slots = |l: &[(EntryDevice, u32)]| -> Vec<Option<RxEntryDevice>> {
+            let mut slots = vec![None; MAX_ENTRY_DEVICES];
+            for &(d, base) in l {
+                slots[entry_slot(d.ifindex)] = Some(RxEntryDevice {
+                    netns: d.netns as u32,
+                    ifindex: d.ifindex,
+                    base,
+                    mask: d.table_size - 1,
+                });
+            }
+            slots
+        };
+        let (old, new) = (slots(&self.entry_layout), slots(&layout));
+        for (slot, (before, after)) in old.iter().zip(&new).enumerate() {
+            if before.is_some() && before != after {
+                self.entry_devices
+                    .set(slot as u32, RxEntryDevice::default(), 0)
+                    .map_err(|err| map_write_error(PROBE, ENTRY_DEVICES_MAP, &err))?;
+            }
+        }
+        let kept: Vec<EntryDevice> = self
+            .entry_layout
+            .iter()
+            .filter(|e| layout.contains(e))
+            .map(|(d, _)| *d)
+            .collect();
+        // PerCpuValues must hold one value per possible CPU.
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(_, err)| map_write_error(PROBE, ENTRY_STATS_MAP, &err))?;
+        for &(d, base) in layout.iter().filter(|(d, _)| !kept.contains(d)) {
+            for index in base..base + d.table_size {
+                let zeros = aya::maps::PerCpuValues::try_from(vec![RxQueueValue::default(); cpus])
+                    .map_err(|err| map_write_error(PROBE, ENTRY_STATS_MAP, &err))?;
+                self.entry_stats
+                    .set(index, zeros, 0)
+                    .map_err(|err| map_write_error(PROBE, ENTRY_STATS_MAP, &err))?;
+            }
+        }
+        for (slot, (before, after)) in old.iter().zip(&new).enumerate() {
+            if let Some(after) = after.filter(|a| Some(*a) != *before) {
+                self.entry_devices
+                    .set(slot as u32, after, 0)
+                    .map_err(|err| map_write_error(PROBE, ENTRY_DEVICES_MAP, &err))?;
+            }
+        }
+        self.entry_layout = layout;
+        Ok(left_out)
+    }
+
+    /// Packets and bytes per table entry of each listed device, summed over
+    /// CPUs, in the order the devices were listed.
+    pub fn read_entries(&self) -> Result<Vec<EntryCount>, ProbeError> {
+        let mut out = Vec::with_capacity(self.entry_layout.len());
+        for &(device, base) in &self.entry_layout {
+            let mut values = Vec::with_capacity(device.table_size as usize);
+            for index in base..base + device.table_size {
+                let per_cpu = self
+                    .entry_stats
+                    .get(&index, 0)
+                    .map_err(|err| map_read_error(PROBE, ENTRY_STATS_MAP, &err))?;
+                values.push(per_cpu.iter().copied().collect::<Vec<_>>());
+            }
+            out.push(entry_count(device, &values));
+        }
+        Ok(out)
     }
 
     /// Every flow in the table, most packets first.
@@ -750,6 +881,88 @@ fn port_bitmap(watched: &[(u8, u16)]) -> Result<(Vec<u64>, u32), ProbeError> {
     Ok((words, count))
 }
 
+/// The entry_devices slot of a device (RX_ENTRY_DEVICES in bpf/rx.h).
+fn entry_slot(ifindex: u32) -> usize {
+    ifindex as usize % MAX_ENTRY_DEVICES
+}
+
+/// Blocks of entry_stats for `wanted` devices: one that `current` already
+/// places with the same table size keeps its block, the others take the
+/// lowest free range. Returns the layout and the devices left out (see
+/// [`RxProbe::set_entry_devices`]).
+fn entry_layout(
+    current: &[(EntryDevice, u32)],
+    wanted: &[EntryDevice],
+) -> (Vec<(EntryDevice, u32)>, Vec<EntryDevice>) {
+    let mut layout: Vec<(EntryDevice, u32)> = Vec::new();
+    let mut left_out = Vec::new();
+    let mut slots = [false; MAX_ENTRY_DEVICES];
+    let mut admissible = Vec::new();
+    for &d in wanted {
+        let size_ok = d.table_size > 0
+            && d.table_size.is_power_of_two()
+            && d.table_size as usize <= MAX_ENTRY_COUNTERS
+            && d.netns <= u64::from(u32::MAX);
+        if !size_ok || slots[entry_slot(d.ifindex)] {
+            left_out.push(d);
+            continue;
+        }
+        slots[entry_slot(d.ifindex)] = true;
+        admissible.push(d);
+    }
+    let (kept, fresh): (Vec<EntryDevice>, Vec<EntryDevice>) = admissible
+        .into_iter()
+        .partition(|d| current.iter().any(|(c, _)| c == d));
+    for d in kept {
+        let base = current
+            .iter()
+            .find(|(c, _)| *c == d)
+            .map(|(_, b)| *b)
+            .unwrap_or(0);
+        layout.push((d, base));
+    }
+    for d in fresh {
+        // Lowest base where [base, base + size) overlaps no placed block.
+        let mut blocks: Vec<(u32, u32)> = layout
+            .iter()
+            .map(|(p, b)| (*b, *b + p.table_size))
+            .collect();
+        blocks.sort_unstable();
+        let mut base = 0u32;
+        for (start, end) in blocks {
+            if base + d.table_size <= start {
+                break;
+            }
+            base = base.max(end);
+        }
+        if (base + d.table_size) as usize <= MAX_ENTRY_COUNTERS {
+            layout.push((d, base));
+        } else {
+            left_out.push(d);
+        }
+    }
+    // In the order asked for.
+    layout.sort_by_key(|(d, _)| wanted.iter().position(|w| w == d));
+    (layout, left_out)
+}
+
+/// Sums one device's per-CPU entry counters (`per_entry[e]` holds entry e's
+/// value on each CPU).
+fn entry_count(device: EntryDevice, per_entry: &[Vec<RxQueueValue>]) -> EntryCount {
+    let (packets, bytes) = per_entry
+        .iter()
+        .map(|cpus| {
+            cpus.iter()
+                .fold((0u64, 0u64), |(p, b), v| (p + v.packets, b + v.bytes))
+        })
+        .unzip();
+    EntryCount {
+        device,
+        packets,
+        bytes,
+    }
+}
+
 fn queue_of(raw: u32) -> Option<u32> {
     (raw != QUEUE_NOT_RECORDED).then_some(raw)
 }
@@ -778,6 +991,7 @@ fn flow_sample(key: &RxFlowKey, value: &RxFlowValue) -> Option<FlowSample> {
         rx_cpu: value.rx_cpu,
         rx_queue: queue_of(value.rx_queue),
         ifindex: value.ifindex,
+        rx_hash: (value.hash != 0).then_some(value.hash),
     })
 }
 
@@ -899,6 +1113,84 @@ mod tests {
         assert!(totals.iter().all(|q| q.netns == 7));
     }
 
+    fn device(ifindex: u32, table_size: u32) -> EntryDevice {
+        EntryDevice {
+            netns: 4026531840,
+            ifindex,
+            table_size,
+        }
+    }
+
+    #[test]
+    fn entry_layout_packs_blocks_and_keeps_unchanged_devices() {
+        let (layout, left_out) = entry_layout(&[], &[device(2, 128), device(3, 512)]);
+        assert_eq!(layout, [(device(2, 128), 0), (device(3, 512), 128)]);
+        assert!(left_out.is_empty());
+        // Device 2 goes, 3 stays where it is, 4 fills the hole before it, 5
+        // goes after it, 20 collides with 4 (20 % 16 = 4), 18 takes 2's slot
+        // and the rest of the hole.
+        let (next, left_out) = entry_layout(
+            &layout,
+            &[
+                device(4, 64),
+                device(3, 512),
+                device(5, 2048),
+                device(20, 64),
+                device(18, 64),
+            ],
+        );
+        assert_eq!(
+            next,
+            [
+                (device(4, 64), 0),
+                (device(3, 512), 128),
+                (device(5, 2048), 640),
+                (device(18, 64), 64)
+            ]
+        );
+        assert_eq!(left_out, [device(20, 64)]);
+    }
+
+    #[test]
+    fn entry_layout_leaves_out_what_it_cannot_place() {
+        let (layout, left_out) = entry_layout(
+            &[],
+            &[
+                device(1, 96),   // not a power of two
+                device(2, 0),    // empty
+                device(3, 2048), // fits at 0
+                device(19, 64),  // slot 3 taken by 3
+                device(4, 2048), // fits at 2048, filling the array
+                device(5, 64),   // no room left
+            ],
+        );
+        assert_eq!(layout, [(device(3, 2048), 0), (device(4, 2048), 2048)]);
+        assert_eq!(
+            left_out,
+            [device(1, 96), device(2, 0), device(19, 64), device(5, 64)]
+        );
+        // A changed table size is a new device: it moves, its old block is freed.
+        let (layout, _) = entry_layout(&layout, &[device(4, 2048), device(3, 128)]);
+        assert_eq!(layout, [(device(4, 2048), 2048), (device(3, 128), 0)]);
+    }
+
+    #[test]
+    fn entry_count_sums_cpus_per_entry() {
+        let v = |packets, bytes| RxQueueValue { packets, bytes };
+        let counts = entry_count(
+            device(2, 4),
+            &[
+                vec![v(1, 100), v(2, 200)],
+                vec![v(0, 0), v(0, 0)],
+                vec![v(5, 60), v(0, 0)],
+                vec![v(0, 0), v(7, 70)],
+            ],
+        );
+        assert_eq!(counts.packets, [3, 0, 5, 7]);
+        assert_eq!(counts.bytes, [300, 0, 60, 70]);
+        assert_eq!(counts.device, device(2, 4));
+    }
+
     #[test]
     fn flow_sample_decodes_both_families() {
         let mut key = RxFlowKey {
@@ -920,6 +1212,7 @@ mod tests {
             ..RxFlowValue::default()
         };
         let flow = flow_sample(&key, &value).unwrap();
+        assert_eq!(flow.rx_hash, None, "hash 0: the skb carried no driver hash");
         assert_eq!(flow.saddr, "127.0.0.2".parse::<IpAddr>().unwrap());
         assert_eq!(flow.daddr, "127.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(flow.rx_queue, None);
@@ -935,10 +1228,12 @@ mod tests {
             &key,
             &RxFlowValue {
                 rx_queue: 3,
+                hash: 0x51ccc178,
                 ..value
             },
         )
         .unwrap();
+        assert_eq!(flow.rx_hash, Some(0x51ccc178));
         assert_eq!(flow.saddr, "fd00::2".parse::<IpAddr>().unwrap());
         assert_eq!(flow.rx_queue, Some(3));
 

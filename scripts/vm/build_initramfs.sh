@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build_initramfs.sh TAG AGENT_BIN -> .cache/initramfs-TAG.cpio.gz
 # A minimal root for one guest kernel: busybox-static, the igb + diag modules (and what they
-# depend on), ethtool with its libraries, the agent with the libraries ldd lists, the lab.
+# depend on), ethtool with its libraries, the agent with the libraries ldd lists, the lab tools (lab/*.c).
 set -euo pipefail
 VM_DIR="$(cd "$(dirname "$0")" && pwd)"
 TAG=$1 AGENT=$2
@@ -30,7 +30,10 @@ strip -o "$STAGE.agent" "$AGENT"
 copy_with_libs "$STAGE.agent" /usr/bin/skewscope
 rm -f "$STAGE.agent"
 
-gcc -static -O2 -Wall -Wextra -Werror -o "$STAGE/usr/bin/reuseport_lab" "$VM_DIR/lab/reuseport_lab.c"
+for src in "$VM_DIR"/lab/*.c; do
+    name=$(basename "$src" .c)
+    gcc -static -O2 -Wall -Wextra -Werror -o "$STAGE/usr/bin/$name" "$src"
+done
 install -m 0755 "$VM_DIR/init.sh" "$STAGE/init"
 mkdir -p "$STAGE/checks"
 cp "$VM_DIR"/checks/*.sh "$STAGE/checks/" 2>/dev/null || true

@@ -27,8 +27,26 @@ FLOWS = [
     ("10.11.1.8", 40008, 300),
 ]
 
+
+
+def rss_flows(count=64, seed=15):
+    """checks/rss_shadow: `count` flows from distinct source addresses spread over
+    10.12.0.0/14 (the igb UDP hash takes addresses only, so each flow lands on its own
+    hash, and the varied address bits let the check solve for the Toeplitz key), with
+    uneven counts: a few heavy flows, the rest 3..69 packets. 3140 datagrams in all."""
+    state, flows = seed, []
+    for i in range(count):
+        state = (state * 1103515245 + 12345) % 2**31  # a fixed LCG: the same flows every run
+        addr = "10.%d.%d.%d" % (12 + (state >> 24) % 4, (state >> 16) % 256, 1 + (state >> 8) % 254)
+        packets = [400, 250, 180, 120][i] if i < 4 else 3 + (i * 37) % 67
+        flows.append((addr, 41000 + i, packets))
+    return flows
+
+
+RSS_FLOWS = rss_flows()
+
 # Further named flow sets for checks/*.sh ("@@ GO NAME"); "udp" is FLOWS.
-FLOW_SETS = {"udp": FLOWS}
+FLOW_SETS = {"udp": FLOWS, "rss": RSS_FLOWS}
 
 
 def mac(text):

@@ -163,6 +163,24 @@ pub struct DeviceBaseline {
     pub regimes: BTreeMap<String, f64>,
     pub queues: Vec<QueueBaseline>,
     pub series: Vec<DevicePoint>,
+    /// The RSS shadow's `current` and `balanced` tables over the cycles that had entry
+    /// loads (docs/rss-shadow.md); absent without any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rss_shadow: Vec<RssShadowBaseline>,
+}
+
+/// One RSS-shadow policy of a device over a recording.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RssShadowBaseline {
+    /// `current` or `balanced`.
+    pub policy: String,
+    /// Cycles that evaluated it.
+    pub cycles: u64,
+    /// Predicted QPI (for `current`: the measured one, summed from the entry loads).
+    pub qpi: Option<Dist>,
+    pub max_share: Option<Dist>,
+    /// Entries the policy's table moves against the current one.
+    pub entries_moved: Option<Dist>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -683,6 +683,7 @@ fn device_section(d: &DeviceBaseline) -> String {
         "per-queue packet rates and shares of the indirection table",
         &[("packets/s", AFTER, d)],
     );
+    out += &rss_shadow_table(d);
     let qpi: Vec<(f64, f64)> = d
         .series
         .iter()
@@ -702,6 +703,35 @@ fn device_section(d: &DeviceBaseline) -> String {
         );
     }
     out
+}
+
+/// Current vs balanced indirection table (docs/rss-shadow.md): what the balanced table
+/// would have done to QPI over the same entry loads, and how many entries it moves.
+fn rss_shadow_table(d: &DeviceBaseline) -> String {
+    if d.rss_shadow.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<p class=\"note\">RSS in shadow: the measured per-entry loads under the current \
+         table and under a balanced one (predicted; `skewscope rss-shadow` prints the \
+         table)</p><table><tr><th>table</th><th>cycles</th><th>QPI p50</th><th>QPI p95</th>\
+         <th>max share p50</th><th>entries moved p50</th><th>entries moved max</th></tr>",
+    );
+    for p in &d.rss_shadow {
+        let v = |d: Option<Dist>, f: fn(&Dist) -> f64| d.map_or("-".into(), |d| num(f(&d)));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&p.policy),
+            p.cycles,
+            v(p.qpi, |d| d.p50),
+            v(p.qpi, |d| d.p95),
+            v(p.max_share, |d| d.p50),
+            v(p.entries_moved, |d| d.p50),
+            v(p.entries_moved, |d| d.max),
+        );
+    }
+    out + "</table>"
 }
 
 fn shadow_section(b: &Baseline) -> String {

@@ -9,8 +9,8 @@ use skewscope_shadow::FlowSample;
 
 use super::file::{
     Baseline, DeviceBaseline, DeviceIndexDists, DevicePoint, Fingerprint, GroupBaseline,
-    GroupIndexDists, GroupPoint, HostBaseline, ListenerShare, QueueBaseline, ShadowBaseline,
-    ShadowPolicyBaseline, TcpGuardrails, TraceFlow, BASELINE_SCHEMA,
+    GroupIndexDists, GroupPoint, HostBaseline, ListenerShare, QueueBaseline, RssShadowBaseline,
+    ShadowBaseline, ShadowPolicyBaseline, TcpGuardrails, TraceFlow, BASELINE_SCHEMA,
 };
 use super::fingerprint;
 use super::host::TcpCounters;
@@ -90,6 +90,15 @@ struct DeviceAcc {
     regimes: BTreeMap<String, u64>,
     queues: BTreeMap<u32, QueueAcc>,
     series: Vec<DevicePoint>,
+    /// `current` and `balanced`, in that order once seen.
+    rss_shadow: Vec<(String, RssShadowAcc)>,
+}
+
+#[derive(Default)]
+struct RssShadowAcc {
+    qpi: Vec<f64>,
+    max_share: Vec<f64>,
+    entries_moved: Vec<f64>,
 }
 
 #[derive(Default)]
@@ -264,6 +273,28 @@ impl Recorder {
             qa.irqs_per_sec.push(q.irq_count as f64 / secs);
             qa.table_share = q.table_share.or(qa.table_share);
         }
+        for p in d
+            .rss_shadow
+            .iter()
+            .filter(|p| p.policy == "current" || p.policy == "balanced")
+        {
+            let at = match acc
+                .rss_shadow
+                .iter()
+                .position(|(name, _)| *name == p.policy)
+            {
+                Some(at) => at,
+                None => {
+                    acc.rss_shadow
+                        .push((p.policy.clone(), RssShadowAcc::default()));
+                    acc.rss_shadow.len() - 1
+                }
+            };
+            let sa = &mut acc.rss_shadow[at].1;
+            sa.qpi.extend(p.qpi);
+            sa.max_share.extend(p.max_share);
+            sa.entries_moved.push(p.entries_moved as f64);
+        }
         acc.series.push(DevicePoint {
             t_secs: t,
             qpi: x.qpi,
@@ -405,6 +436,17 @@ impl Recorder {
                         })
                         .collect(),
                     series: acc.series,
+                    rss_shadow: acc
+                        .rss_shadow
+                        .into_iter()
+                        .map(|(policy, s)| RssShadowBaseline {
+                            policy,
+                            cycles: s.entries_moved.len() as u64,
+                            qpi: Dist::of(&s.qpi),
+                            max_share: Dist::of(&s.max_share),
+                            entries_moved: Dist::of(&s.entries_moved),
+                        })
+                        .collect(),
                 }
             })
             .collect();

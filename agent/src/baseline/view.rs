@@ -59,6 +59,17 @@ pub struct DeviceView {
     pub rss: Option<RssView>,
     pub indices: DeviceIndicesView,
     pub regime: String,
+    /// The RSS shadow's policies over the cycle's entry loads (docs/rss-shadow.md).
+    pub rss_shadow: Vec<RssShadowView>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RssShadowView {
+    pub policy: String,
+    pub qpi: Option<f64>,
+    pub max_share: Option<f64>,
+    pub entries_moved: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]

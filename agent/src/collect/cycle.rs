@@ -71,6 +71,8 @@ pub struct Collector {
     duty: Option<DutyCycler>,
     /// (IP protocol, port) of every reuseport group, as last pushed to the probes.
     watched: BTreeSet<(u8, u16)>,
+    /// Devices the rx probe counts per RSS table entry, as last pushed to it.
+    entry_devices: Vec<skewscope_probes::EntryDevice>,
     /// Owners by socket inode, rescanned only when the set of group members changes.
     owners: HashMap<u64, Owner>,
     owned_inodes: BTreeSet<u64>,
@@ -140,6 +142,7 @@ impl Collector {
             duty,
             opts,
             watched: BTreeSet::new(),
+            entry_devices: Vec::new(),
             owners: HashMap::new(),
             owned_inodes: BTreeSet::new(),
             owners_status: Ok(()),
@@ -257,6 +260,7 @@ impl Collector {
             }
             devices.push(dev);
         }
+        let rx_entry_counts = self.entry_counts(&mut s, &devices, host_netns);
 
         let listeners = self.listener_facts(&mut s);
         let rx_queue_ages = ages_read(&mut s, "ebpf_rx_queue_ages", &self.rx_probe, |p| {
@@ -269,6 +273,7 @@ impl Collector {
             listeners,
             rx_queue_counts,
             rx_queue_ages,
+            rx_entry_counts,
             probe_coverage,
             taken_at,
             interrupts,
@@ -282,6 +287,51 @@ impl Collector {
             devices,
             sources: s.statuses,
         }
+    }
+
+    /// Lists the devices whose packets the rx probe should count per RSS table entry
+    /// (when they changed), then reads the counts. A device qualifies with a table whose
+    /// size is a power of two and a driver whose hash-to-entry rule is cited
+    /// (sources::toeplitz::driver_rule: the low bits of the hash); the hash itself is
+    /// whatever the NIC computed, so the hash function does not matter here.
+    fn entry_counts(
+        &mut self,
+        s: &mut Sources,
+        devices: &[DeviceFacts],
+        host_netns: Option<u64>,
+    ) -> Option<Vec<skewscope_probes::EntryCount>> {
+        let wanted: Vec<skewscope_probes::EntryDevice> = devices
+            .iter()
+            .filter_map(|d| {
+                let size = d.rss.as_ref()?.indirection.len();
+                crate::sources::toeplitz::driver_rule(d.sys.driver.as_deref()?)?;
+                crate::sources::toeplitz::entry_of(0, size)?;
+                Some(skewscope_probes::EntryDevice {
+                    netns: host_netns?,
+                    ifindex: d.sys.ifindex?,
+                    table_size: u32::try_from(size).ok()?,
+                })
+            })
+            .collect();
+        if wanted != self.entry_devices {
+            if let Ok(p) = &mut self.rx_probe {
+                match p.set_entry_devices(&wanted) {
+                    Ok(left_out) => {
+                        if !left_out.is_empty() {
+                            log::warn!(
+                                "rx probe: no per-entry RSS counts for {left_out:?} (slot taken or no room)"
+                            );
+                        }
+                        self.entry_devices = wanted;
+                    }
+                    // Tried again next cycle.
+                    Err(e) => log::warn!("{e}"),
+                }
+            }
+        }
+        // Recorded only while the probe runs: its absence is ebpf_rx_queues' to report.
+        let probe = self.rx_probe.as_ref().ok()?;
+        probe_read(s, "ebpf_rx_entries", &Ok(probe), |p| p.read_entries())
     }
 
     /// IRQ rows: only the network devices' from /sys/kernel/irq where the root has that

@@ -502,13 +502,14 @@ fn reload_applies_model_and_limits_and_names_what_needs_a_restart() {
     let path = reload_file(
         "valid",
         "interval_secs = 2\n[prometheus]\nlisten = \"127.0.0.1:9465\"\n\
-         [limits]\nmax_cpus = 4\n[model]\nhot_queue_factor = 2.5\n\
+         [limits]\nmax_cpus = 4\n[model]\nhot_queue_factor = 2.5\ntop_flows = 64\n\
          [model.regimes.group.orange]\nlsi = { enter = 0.6, exit = 0.4 }\n",
     );
     let r = reload(&path, &running, &Overrides::default(), &|_| None).unwrap();
     assert_eq!(r.limits.max_cpus, 4);
     assert_eq!(r.limits.max_groups, Limits::default().max_groups);
     assert_eq!(r.model.hot_queue_factor, 2.5);
+    assert_eq!(r.model.listener.top_flows, 64);
     assert_ne!(r.model, crate::model::ModelConfig::default());
     assert_eq!(r.needs_restart, vec!["interval_secs", "prometheus.listen"]);
 
@@ -540,6 +541,7 @@ fn reload_refuses_an_invalid_file_naming_file_and_key() {
         // A value the key does not take.
         ("[model]\nhot_queue_factor = -1\n", "model.hot_queue_factor"),
         ("[limits]\nmax_cpus = 0\n", "max_cpus"),
+        ("[model]\ntop_flows = 0\n", "model.top_flows"),
         (
             "[model.regimes.group.orange]\nlsi = { enter = 0.3, exit = 0.4 }\n",
             "model.regimes",

@@ -248,6 +248,7 @@ fn group_flows(facts: &ListenerFacts, group: &sock_diag::ReuseportCandidate) -> 
             bytes: f.bytes,
             rx_cpu: Some(f.rx_cpu),
             rx_queue: f.rx_queue,
+            rx_hash: f.rx_hash,
         })
         .filter(|f| f.packets > 0)
         .collect();
@@ -339,6 +340,7 @@ mod tests {
             }),
             rx_queue_counts: None,
             rx_queue_ages: None,
+            rx_entry_counts: None,
             probe_coverage: None,
             sources: Vec::new(),
         }

@@ -227,7 +227,11 @@ pub(super) fn device_report(dev: &DeviceFacts, window: &Window, cfg: &ModelConfi
         None => (None, None),
     };
 
-    let entries = dev.rss.as_ref().and_then(|r| entry_packets(dev, r, window));
+    let measured = dev.rss.as_ref().and_then(|r| entry_packets(dev, r, window));
+    let (entries, measured_by) = match measured {
+        Some((e, by)) => (Some(e), Some(by)),
+        None => (None, None),
+    };
     DeviceReport {
         name: dev.sys.name.clone(),
         driver: dev.sys.driver.clone(),
@@ -244,7 +248,7 @@ pub(super) fn device_report(dev: &DeviceFacts, window: &Window, cfg: &ModelConfi
             key_hex: r.key_hex(),
             source: format!("{:?}", r.source).to_lowercase(),
             flow_hash: dev.flow_hash.as_ref().map(|f| f.letters()),
-            measured_by: entries.as_ref().map(|_| "toeplitz"),
+            measured_by,
             entry_packets: entries.clone(),
         }),
         indices: DeviceIndices {
@@ -254,7 +258,7 @@ pub(super) fn device_report(dev: &DeviceFacts, window: &Window, cfg: &ModelConfi
             table_qpi: table_shares.as_deref().and_then(indices::qpi),
             haf95_us: haf95_us(dev, &rx_queues, window, cfg),
         },
-        rss_shadow: rss_shadow_summary(dev, entries.as_deref(), ring_count),
+        rss_shadow: rss_shadow_summary(dev, entries.as_deref(), measured_by, ring_count),
         rx_queues,
         regime: Default::default(),
         advice: "",
@@ -266,10 +270,12 @@ pub(super) fn device_report(dev: &DeviceFacts, window: &Window, cfg: &ModelConfi
 fn rss_shadow_summary(
     dev: &DeviceFacts,
     entries: Option<&[u64]>,
+    measured_by: Option<&str>,
     ring_count: usize,
 ) -> Vec<crate::report::RssShadowSummary> {
     use crate::rss_shadow::{self, CandidateSpec, DeviceInput};
-    let (Some(entries), Some(rss)) = (entries, dev.rss.as_ref()) else {
+    let (Some(entries), Some(rss), Some(measured_by)) = (entries, dev.rss.as_ref(), measured_by)
+    else {
         return Vec::new();
     };
     let highest = rss
@@ -282,7 +288,7 @@ fn rss_shadow_summary(
         name: dev.sys.name.clone(),
         table: rss.indirection.clone(),
         entry_packets: entries.to_vec(),
-        measured_by: "toeplitz".into(),
+        measured_by: measured_by.into(),
         queues: ring_count.max(highest).max(1),
         numa_local: None,
     };
@@ -306,11 +312,44 @@ fn rss_shadow_summary(
         .collect()
 }
 
-/// Packets per indirection-table entry from the window's sampled flows received on this
-/// device, each hashed with the device's Toeplitz key (sources::toeplitz). None without
-/// flow samples, a key, a Toeplitz hfunc, or a driver whose entry rule is cited there.
-/// Covers only the flows to watched ports the probe sampled.
+/// Packets per indirection-table entry over the window, and how they were measured:
+/// - "skb_hash": the rx probe counted every packet of the device by the hash its driver
+///   stored in the skb, reduced by the driver's rule (collect::cycle lists the devices);
+///   used when those counts cover this table and saw packets;
+/// - "toeplitz": else, the window's sampled flows received on this device, each hashed
+///   with the device's Toeplitz key (sources::toeplitz); only the flows to watched ports.
+///
+/// None without either: no counts and no flow samples, key, Toeplitz hfunc or driver
+/// whose entry rule is cited there.
 fn entry_packets(
+    dev: &DeviceFacts,
+    rss: &crate::sources::ethtool_rss::RssConfig,
+    window: &Window,
+) -> Option<(Vec<u64>, &'static str)> {
+    if let Some(entries) = skb_hash_entries(dev, rss, window) {
+        return Some((entries, "skb_hash"));
+    }
+    toeplitz_entries(dev, rss, window).map(|e| (e, "toeplitz"))
+}
+
+/// The probe's per-entry counts of this device, when they were taken under a table of
+/// this size and counted packets (a device whose packets carry no driver hash, e.g.
+/// RXHASH off or RPS rehashing an L3-typed hash, counts none).
+fn skb_hash_entries(
+    dev: &DeviceFacts,
+    rss: &crate::sources::ethtool_rss::RssConfig,
+    window: &Window,
+) -> Option<Vec<u64>> {
+    let (netns, ifindex) = (window.host_netns?, dev.sys.ifindex?);
+    let counts = window.rx_entry_counts.as_ref()?.iter().find(|c| {
+        c.device.netns == netns
+            && c.device.ifindex == ifindex
+            && c.packets.len() == rss.indirection.len()
+    })?;
+    (counts.packets.iter().sum::<u64>() > 0).then(|| counts.packets.clone())
+}
+
+fn toeplitz_entries(
     dev: &DeviceFacts,
     rss: &crate::sources::ethtool_rss::RssConfig,
     window: &Window,

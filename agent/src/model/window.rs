@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use skewscope_probes::{CpuSoftirqTime, FlowSample, QueueAge, QueueCount, SocketAge};
+use skewscope_probes::{CpuSoftirqTime, EntryCount, FlowSample, QueueAge, QueueCount, SocketAge};
 
 use crate::counters::{
     counter_delta, counter_delta_u32, delta_columns, delta_histogram, delta_opt, delta_opt_u32,
@@ -42,6 +42,8 @@ pub struct Window {
     pub rx_queue_counts: Option<Vec<QueueCount>>,
     /// Ingress-age histograms per RX queue (eBPF).
     pub rx_queue_ages: Option<Vec<QueueAge>>,
+    /// Packets per RSS indirection-table entry from the skb hash (eBPF).
+    pub rx_entry_counts: Option<Vec<EntryCount>>,
     /// How long the per-packet probes were attached: during the window (their counts
     /// are already scaled up to the whole window), or since they loaded.
     pub probe_coverage: Option<ProbeCoverage>,
@@ -91,6 +93,7 @@ impl Window {
             listeners,
             rx_queue_counts,
             rx_queue_ages,
+            rx_entry_counts,
             probe_coverage,
             sources,
         } = snap;
@@ -109,6 +112,7 @@ impl Window {
             listeners,
             rx_queue_counts,
             rx_queue_ages,
+            rx_entry_counts,
             probe_coverage,
             sources,
         }
@@ -228,6 +232,20 @@ impl Window {
             }
         }
 
+        if let (Some(p), Some(c)) = (&prev.rx_entry_counts, &mut self.rx_entry_counts) {
+            // Matched by device and table size: a device listed anew starts from zero.
+            for e in c.iter_mut() {
+                if let Some(b) = p.iter().find(|b| b.device == e.device) {
+                    for (cur, before) in e.packets.iter_mut().zip(&b.packets) {
+                        *cur = counter_delta(*before, *cur);
+                    }
+                    for (cur, before) in e.bytes.iter_mut().zip(&b.bytes) {
+                        *cur = counter_delta(*before, *cur);
+                    }
+                }
+            }
+        }
+
         for dev in self.devices.iter_mut() {
             let Some(before) = prev.devices.iter().find(|d| d.sys.name == dev.sys.name) else {
                 continue;
@@ -272,6 +290,10 @@ impl Window {
         for q in self.rx_queue_counts.iter_mut().flatten() {
             scale(&mut q.packets);
             scale(&mut q.bytes);
+        }
+        for e in self.rx_entry_counts.iter_mut().flatten() {
+            e.packets.iter_mut().for_each(scale);
+            e.bytes.iter_mut().for_each(scale);
         }
         for q in self
             .devices
@@ -319,6 +341,7 @@ mod tests {
             }),
             rx_queue_counts: None,
             rx_queue_ages: None,
+            rx_entry_counts: None,
             probe_coverage: Some(ProbeCoverage {
                 attached: std::time::Duration::from_millis(attached_ms),
                 duty: 0.25,
@@ -347,6 +370,40 @@ mod tests {
         let w = Window::between(&snapshot(t0, 1000, 50), &snapshot(t1, 1000, 50));
         assert_eq!(events(&w), 0);
         assert!(w.probe_coverage.unwrap().attached.is_zero());
+    }
+
+    #[test]
+    fn entry_counts_become_deltas_per_device_and_scale_with_the_share() {
+        let t0 = std::time::Instant::now();
+        let t1 = t0 + std::time::Duration::from_secs(2);
+        let device = |table_size| skewscope_probes::EntryDevice {
+            netns: 1,
+            ifindex: 2,
+            table_size,
+        };
+        let counts = |table_size, packets: Vec<u64>| EntryCount {
+            device: device(table_size),
+            bytes: packets.iter().map(|p| p * 64).collect(),
+            packets,
+        };
+        let with = |at, attached_ms, entries| Snapshot {
+            rx_entry_counts: Some(entries),
+            ..snapshot(at, attached_ms, 0)
+        };
+        // Attached 1 s of 2: the growth 4, 0, 10, 2 estimates 8, 0, 20, 4.
+        let w = Window::between(
+            &with(t0, 1000, vec![counts(4, vec![1, 5, 0, 3])]),
+            &with(t1, 2000, vec![counts(4, vec![5, 5, 10, 5])]),
+        );
+        let e = &w.rx_entry_counts.as_ref().unwrap()[0];
+        assert_eq!(e.packets, [8, 0, 20, 4]);
+        assert_eq!(e.bytes, [512, 0, 1280, 256]);
+        // Listed anew under another table size: counted since then, whole.
+        let w = Window::between(
+            &with(t0, 1000, vec![counts(4, vec![1, 5, 0, 3])]),
+            &with(t1, 3000, vec![counts(2, vec![7, 1])]),
+        );
+        assert_eq!(w.rx_entry_counts.as_ref().unwrap()[0].packets, [7, 1]);
     }
 
     #[test]

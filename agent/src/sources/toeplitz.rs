@@ -287,6 +287,37 @@ mod tests {
         }
     }
 
+    /// Real NIC hashes: the 6.1 VM guest (Debian 6.1 kernel, QEMU 10.0.2's emulated 82576,
+    /// `-device igb`) of scripts/vm/checks/rss_shadow. The key is the guest's
+    /// netdev_rss_key, which igb_setup_mrqc writes to RSSRK (read from /proc/kcore, since
+    /// igb gives ethtool no key); the hashes are the skb hashes igb stored for UDP flows
+    /// from these sources to 10.11.0.2 (rx probe flow records); UDP hashes addresses only.
+    #[test]
+    fn igb_guest_skb_hashes() {
+        const KEY: &str =
+            "65080cfcdb0832e2cc2f730ece8ecccc92cfb2bdd7406a6798ce563cfc06d56b29813f8926a33731";
+        let key: Vec<u8> = (0..KEY.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&KEY[i..i + 2], 16).unwrap())
+            .collect();
+        let daddr: IpAddr = "10.11.0.2".parse().unwrap();
+        for (saddr, skb_hash) in [
+            ("10.14.158.115", 0x74b1575a),
+            ("10.15.99.215", 0x8932989e),
+            ("10.14.98.181", 0xcd394d15),
+            ("10.12.198.65", 0xe52ad2ae),
+            ("10.13.50.164", 0x3d3b20e4),
+            ("10.15.132.152", 0x85253e6b),
+            ("10.12.69.195", 0x62944b39),
+            ("10.12.245.33", 0xfabe1074),
+        ] {
+            let saddr: IpAddr = saddr.parse().unwrap();
+            let rule = driver_rule("igb").unwrap();
+            let input = flow_input(saddr, daddr, 41000, 7000, rule.udp_fields).unwrap();
+            assert_eq!(hash(&key, &input), skb_hash, "{saddr}");
+        }
+    }
+
     #[test]
     fn entries_take_the_low_bits() {
         assert_eq!(entry_of(0x51ccc178, 128), Some(0x78));

@@ -201,3 +201,51 @@ fn a_shadow_replay_repeated_by_later_reports_counts_once() {
     assert_eq!(s.policies[0].lsi.unwrap().n, 2);
     assert_eq!(s.policies[1].lsi.unwrap().max, 0.4);
 }
+
+#[test]
+fn rss_shadow_current_and_balanced_are_kept_per_device() {
+    let mut r = Recorder::new(meta());
+    for (cycle, (current, balanced, moved)) in
+        [(2.0, 0.5, 9u64), (3.0, 0.25, 11)].into_iter().enumerate()
+    {
+        let mut view = report(&[Group::default()], 0.2);
+        if cycle == 1 {
+            // A cycle without entry loads counts for nothing here.
+            r.add(&view, &[]);
+        }
+        let policy = |name: &str, qpi: f64, moved: u64| crate::baseline::view::RssShadowView {
+            policy: name.into(),
+            qpi: Some(qpi),
+            max_share: Some((qpi + 1.0) / 4.0),
+            entries_moved: moved,
+        };
+        view.devices[0].rss_shadow = vec![
+            policy("current", current, 0),
+            policy("equal", 1.0, 3),
+            policy("balanced", balanced, moved),
+        ];
+        r.add(&view, &[]);
+    }
+    let b = r.finish(false, None);
+    let shadow = &b.devices[0].rss_shadow;
+    let names: Vec<&str> = shadow.iter().map(|p| p.policy.as_str()).collect();
+    assert_eq!(names, ["current", "balanced"], "equal is not kept");
+    assert_eq!(b.devices[0].cycles, 3);
+    assert_eq!(shadow[0].cycles, 2);
+    assert_eq!(shadow[0].qpi.unwrap().max, 3.0);
+    assert_eq!(shadow[1].qpi.unwrap().max, 0.5);
+    assert_eq!(shadow[1].entries_moved.unwrap().max, 11.0);
+    // The file keeps it, and an old file without it still reads.
+    let text = serde_json::to_string(&b.devices[0]).unwrap();
+    assert!(text.contains("\"rss_shadow\""));
+    let empty = serde_json::to_string(&DeviceBaseline::default()).unwrap();
+    assert!(!empty.contains("rss_shadow"), "{empty}");
+    let back: DeviceBaseline = serde_json::from_str(&empty).unwrap();
+    assert!(back.rss_shadow.is_empty());
+    let page = crate::baseline::html::record_page(&b, "b.json");
+    assert!(
+        page.contains("RSS in shadow"),
+        "the device section shows current vs balanced"
+    );
+    assert!(page.contains("<td>balanced</td><td>2</td>"));
+}
