@@ -97,18 +97,6 @@ static __always_inline int port_watched(__u16 port)
 	return bits && (*bits >> (port % 64)) & 1;
 }
 
-/* reuse->socks[index], or NULL when it cannot be read. */
-static __always_inline struct sock *reuseport_slot(const struct sock_reuseport *reuse,
-						   __u32 index)
-{
-	void *socks = (void *)reuse + bpf_core_field_offset(struct sock_reuseport, socks);
-	struct sock *member = NULL;
-
-	if (bpf_probe_read_kernel(&member, sizeof(member), socks + index * sizeof(struct sock *)))
-		return NULL;
-	return member;
-}
-
 /* Position of `sk` in reuse->socks[0..num_socks), bounded by
  * LISTENER_MAX_SCAN (include/net/sock_reuseport.h: live sockets occupy
  * the first num_socks slots; closed TCP listeners kept for migration sit at

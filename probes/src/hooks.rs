@@ -8,7 +8,8 @@
 //! tp_btf programs name their tracepoint at load, raw_tp programs at attach)
 //! and owned by its fd: closing it detaches at once (bpf_link_release() →
 //! bpf_link_put_direct(), kernel/bpf/syscall.c), and maps keep their
-//! contents across detach and attach.
+//! contents across detach and attach. kprobes are the exception: their link is
+//! a perf event fd of the kprobe PMU (see [`Target::Kprobe`]), closed the same way.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -29,6 +30,14 @@ pub(crate) enum Target {
     /// messages). BPF_RAW_TRACEPOINT_OPEN without a name attaches it through
     /// its trampoline (bpf_tracing_prog_attach(), Linux 5.5).
     Fentry(String),
+    /// An fexit program: attached like fentry, the trampoline runs it after the
+    /// function returns.
+    Fexit(String),
+    /// A kprobe (or, with `retprobe`, kretprobe) program: attached through a
+    /// perf event of the kprobe PMU (perf_event_open(2) with PERF_EVENT_IOC_SET_BPF,
+    /// Linux 4.17 for the PMU), whose fd is the link: closing it unregisters the
+    /// probe (perf_release() → perf_kprobe_destroy(), kernel/trace/trace_event_perf.c).
+    Kprobe { function: CString, retprobe: bool },
 }
 
 /// One loaded program and, while attached, its link.
@@ -46,11 +55,30 @@ impl Hook {
             Target::Raw(name) => format!("raw_tp/{}", name.to_string_lossy()),
             Target::Btf(name) => format!("tp_btf/{name}"),
             Target::Fentry(name) => format!("fentry/{name}"),
+            Target::Fexit(name) => format!("fexit/{name}"),
+            Target::Kprobe { function, retprobe } => format!(
+                "{}/{}",
+                if *retprobe { "kretprobe" } else { "kprobe" },
+                function.to_string_lossy()
+            ),
         }
     }
 
     fn attach(&mut self, probe: &'static str) -> Result<(), ProbeError> {
         if self.link.is_some() {
+            return Ok(());
+        }
+        if let Target::Kprobe { function, retprobe } = &self.target {
+            let link = kprobe_link(&self.fd, function, *retprobe).map_err(|(step, err)| {
+                ProbeError::Attach {
+                    probe,
+                    program: self.program,
+                    target: self.describe_target(),
+                    errno: err.raw_os_error(),
+                    detail: format!("{step}: {}", crate::error::io_error_text(&err)),
+                }
+            })?;
+            self.link = Some(link);
             return Ok(());
         }
         // union bpf_attr's raw_tracepoint member: { __u64 name; __u32 prog_fd; __u32 pad;
@@ -85,6 +113,94 @@ impl Hook {
         self.link = Some(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
         Ok(())
     }
+}
+
+/// The kprobe PMU (CONFIG_KPROBE_EVENTS): its perf type and the config bit that makes a
+/// probe a return probe (format/retprobe reads "config:0").
+const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe";
+
+/// Opens a kprobe (or kretprobe) perf event on `function` for every CPU and runs the
+/// program `fd` on it; the returned perf event fd is the attachment.
+fn kprobe_link(
+    fd: &ProgramFd,
+    function: &CString,
+    retprobe: bool,
+) -> Result<OwnedFd, (&'static str, std::io::Error)> {
+    let pmu_type = std::fs::read_to_string(format!("{KPROBE_PMU}/type"))
+        .map_err(|e| ("kprobe PMU absent (CONFIG_KPROBE_EVENTS)", e))?;
+    let pmu_type: u32 = pmu_type.trim().parse().map_err(|_| {
+        (
+            "kprobe PMU type",
+            std::io::Error::from(std::io::ErrorKind::InvalidData),
+        )
+    })?;
+    let mut config = 0u64;
+    if retprobe {
+        let format = std::fs::read_to_string(format!("{KPROBE_PMU}/format/retprobe"))
+            .map_err(|e| ("kprobe PMU format/retprobe", e))?;
+        config = 1u64
+            << parse_config_bit(&format).ok_or((
+                "kprobe PMU format/retprobe",
+                std::io::Error::from(std::io::ErrorKind::InvalidData),
+            ))?;
+    }
+    // struct perf_event_attr (include/uapi/linux/perf_event.h) up to config2:
+    // PERF_ATTR_SIZE_VER5 (112 bytes), which every kernel with the kprobe PMU takes.
+    // type u32 @0, size u32 @4, config @8, sample_period @16, sample_type @24,
+    // read_format @32, flags @40, wakeup_events u32 @48, bp_type u32 @52,
+    // kprobe_func (config1) @56, probe_offset (config2) @64.
+    let mut attr = [0u64; 14];
+    attr[0] = u64::from(pmu_type) | (112u64 << 32);
+    attr[1] = config;
+    attr[7] = function.as_ptr() as u64;
+    const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+    // SAFETY: perf_event_open(2) reads `attr` (its size inside) and the C string it
+    // points to, which outlive the call; pid -1 with cpu 0 is every task on every CPU
+    // for a kprobe event (the program runs wherever the probe hits).
+    let perf_fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr.as_ptr(),
+            -1 as libc::c_int,
+            0 as libc::c_int,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if perf_fd < 0 {
+        return Err(("perf_event_open", std::io::Error::last_os_error()));
+    }
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    let perf_fd = unsafe { OwnedFd::from_raw_fd(perf_fd as libc::c_int) };
+    // _IOW('$', 8, __u32) and _IO('$', 0) (include/uapi/linux/perf_event.h).
+    const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+    const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+    // SAFETY: ioctls on an owned perf fd with integer arguments.
+    if unsafe {
+        libc::ioctl(
+            perf_fd.as_raw_fd(),
+            PERF_EVENT_IOC_SET_BPF as _,
+            fd.as_fd().as_raw_fd(),
+        )
+    } < 0
+    {
+        return Err(("PERF_EVENT_IOC_SET_BPF", std::io::Error::last_os_error()));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::ioctl(perf_fd.as_raw_fd(), PERF_EVENT_IOC_ENABLE as _, 0) } < 0 {
+        return Err(("PERF_EVENT_IOC_ENABLE", std::io::Error::last_os_error()));
+    }
+    Ok(perf_fd)
+}
+
+/// The bit of "config:N" (a PMU format file).
+pub(crate) fn parse_config_bit(format: &str) -> Option<u32> {
+    format
+        .trim()
+        .strip_prefix("config:")?
+        .parse()
+        .ok()
+        .filter(|bit| *bit < 64)
 }
 
 /// The programs of one probe and their links; dropping it detaches them and
@@ -224,4 +340,20 @@ fn run_stats(fd: &ProgramFd) -> std::io::Result<(u64, u64)> {
         ));
     }
     Ok((info[RUN_CNT], info[RUN_TIME_NS]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pmu_format_bits() {
+        // /sys/bus/event_source/devices/kprobe/format/retprobe on x86_64.
+        assert_eq!(parse_config_bit("config:0\n"), Some(0));
+        assert_eq!(parse_config_bit("config:63"), Some(63));
+        assert_eq!(parse_config_bit("config:64"), None);
+        assert_eq!(parse_config_bit("config1:0"), None);
+        assert_eq!(parse_config_bit("config:0-3"), None);
+        assert_eq!(parse_config_bit(""), None);
+    }
 }

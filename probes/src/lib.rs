@@ -15,6 +15,9 @@
 //!   instance (napi:napi_poll).
 //! - [`DropsProbe`]: drops with their reason and TCP resets sent, for
 //!   watched ports (skb:kfree_skb, tcp:tcp_send_reset).
+//! - [`SelectionProbe`]: exact SO_REUSEPORT selections per socket and hash
+//!   (fexit, else kprobe + kretprobe, on reuseport_select_sock; opt-in in the
+//!   agent).
 //! - [`caps`]: kernel facts and which attach methods work on this host.
 //!
 //! All tracepoint programs attach as raw tracepoints (no tracefs needed; see
@@ -46,6 +49,7 @@ mod listener_events;
 mod loader;
 mod napi;
 mod rx;
+mod selection;
 mod softirq_time;
 mod stats;
 
@@ -61,6 +65,10 @@ pub use napi::{NapiProbe, NapiStats};
 pub use rx::{
     log2_bucket_bounds_ns, FlowSample, QueueAge, QueueCount, RxConfig, RxProbe, SocketAge,
     AGE_BUCKETS, MAX_WATCHED_RX,
+};
+pub use selection::{
+    reciprocal_scale, HashSelections, SelectionChoice, SelectionHook, SelectionProbe, Selections,
+    SocketSelections,
 };
 pub use softirq_time::{CpuSoftirqTime, SoftirqTimeProbe};
 pub use stats::ProgramStats;

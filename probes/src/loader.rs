@@ -24,7 +24,7 @@
 //! tracepoint is missing from older kernels.
 
 use aya::maps::{Map, MapError};
-use aya::programs::{BtfTracePoint, FEntry, RawTracePoint};
+use aya::programs::{BtfTracePoint, FEntry, FExit, KProbe, RawTracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use std::ffi::CString;
 
@@ -125,6 +125,64 @@ pub(crate) fn attach_fentries(
             program,
             fentry.fd(),
             Target::Fentry((*function).to_owned()),
+        )?);
+    }
+    hooks.attach()?;
+    Ok(hooks)
+}
+
+/// Loads fexit programs, each against its kernel function's BTF, and attaches
+/// them all or none.
+pub(crate) fn attach_fexits(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    probe: &'static str,
+    programs: &[(&'static str, &str)],
+) -> Result<Hooks, ProbeError> {
+    let mut hooks = Hooks::new(probe);
+    for (program, function) in programs {
+        let fexit: &mut FExit = program_mut(ebpf, probe, program)?
+            .try_into()
+            .map_err(load_error(probe, program))?;
+        fexit
+            .load(function, btf)
+            .map_err(load_error(probe, program))?;
+        hooks.push(hook(
+            probe,
+            program,
+            fexit.fd(),
+            Target::Fexit((*function).to_owned()),
+        )?);
+    }
+    hooks.attach()?;
+    Ok(hooks)
+}
+
+/// Loads kprobe programs (`retprobe`: kretprobe), each for its kernel function, and
+/// attaches them all or none through the kprobe PMU.
+pub(crate) fn attach_kprobes(
+    ebpf: &mut Ebpf,
+    probe: &'static str,
+    programs: &[(&'static str, &str, bool)],
+) -> Result<Hooks, ProbeError> {
+    let mut hooks = Hooks::new(probe);
+    for (program, function, retprobe) in programs {
+        let kprobe: &mut KProbe = program_mut(ebpf, probe, program)?
+            .try_into()
+            .map_err(load_error(probe, program))?;
+        kprobe.load().map_err(load_error(probe, program))?;
+        let target = CString::new(*function).map_err(|_| ProbeError::Config {
+            probe,
+            detail: format!("function name {function:?} has a NUL byte"),
+        })?;
+        hooks.push(hook(
+            probe,
+            program,
+            kprobe.fd(),
+            Target::Kprobe {
+                function: target,
+                retprobe: *retprobe,
+            },
         )?);
     }
     hooks.attach()?;
