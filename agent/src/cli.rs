@@ -102,6 +102,11 @@ pub struct SourceArgs {
     /// their counts are estimates. `off`: attached all the time, exact at any cost.
     #[arg(long, value_name = "FRACTION|off")]
     pub probe_budget: Option<crate::config::ProbeBudgetFlag>,
+    /// Count exact SO_REUSEPORT selections and their hashes (per-listener
+    /// `selections`): auto (fexit, else kprobe + kretprobe on reuseport_select_sock),
+    /// fexit, kprobe, or off [default: off, or `[probes] selection_hook` in --config].
+    #[arg(long, value_name = "auto|fexit|kprobe|off")]
+    pub selection_hook: Option<crate::config::SelectionHookSetting>,
     /// Read captured `ethtool -S`/`ethtool -x` outputs from DIR (files named like a
     /// sosreport's: ethtool_-S_DEV, ethtool_-x_DEV) instead of asking the kernel.
     #[arg(long, value_name = "DIR")]

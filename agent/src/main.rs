@@ -66,6 +66,11 @@ fn collect_options(
     opts.probes = !args.no_probes;
     opts.ethtool_dir = args.ethtool_dir.clone();
     opts.probe_sampling = config::resolve_probe_sampling(args.probe_budget, probes)?;
+    opts.selection = args
+        .selection_hook
+        .or(probes.selection_hook)
+        .unwrap_or_default()
+        .choice();
     opts.probe_period = Duration::from_secs_f64(window_secs.min(1.0));
     Ok(opts)
 }
@@ -377,6 +382,8 @@ fn baseline_loop(
         devices: live.devices.clone(),
         no_probes: live.no_probes,
         probe_budget: live.probe_budget,
+        // From `[probes] selection_hook` of --config.
+        selection_hook: None,
         ethtool_dir: live.ethtool_dir.clone(),
     };
     let shadow_cfg = config::resolve_shadow(&live.shadow_candidates, &file.shadow)?;
