@@ -159,6 +159,8 @@ pub struct HashSelections {
 /// Everything the probe counted, as of one read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Selections {
+    /// The hook that counted (None only in a default value).
+    pub hook: Option<SelectionHook>,
     /// Per socket, sorted by (netns, inode).
     pub sockets: Vec<SocketSelections>,
     /// Per (socket, hash), sorted by (netns, inode, hash). An LRU map: pairs unused
@@ -290,6 +292,7 @@ impl SelectionProbe {
             .get(&0, 0)
             .map_err(|err| map_read_error(PROBE, TOTALS_MAP, &err))?;
         Ok(Selections {
+            hook: Some(self.hook),
             sockets: per_socket
                 .iter()
                 .filter_map(|(key, values)| merge(key, values.iter()))
