@@ -288,6 +288,11 @@ pub struct SelectionReport {
     /// Calls that returned NULL with this socket as the argument: no selection; the
     /// caller kept this socket (its delivery shows in `events`).
     pub fallbacks: u64,
+    /// Of the selections, those for a TCP segment other than a SYN: a segment that found
+    /// no socket in ehash (a lookup racing with the swap of a request socket for its
+    /// child, or a connection that is gone); the listener answers it with a reset. The
+    /// connections steered here are `selections` − `non_syn`.
+    pub non_syn: u64,
     /// The slot the hash rule found this socket in at its latest by-hash selection.
     pub hash_index: Option<u32>,
     /// Live sockets in the group at the latest call.

@@ -22,6 +22,16 @@
  * which 6.1+ also steers by SO_INCOMING_CPU). `by_hash` counts the
  * selections that were exactly that slot, so the plain rule can be checked.
  *
+ * A TCP segment other than a SYN reaches the listener lookup only when
+ * ehash had no socket for it: a lookup racing with inet_ehash_insert()
+ * swapping a request socket for its child (delete, then add; fixed upstream
+ * in late 2025 by "inet: Avoid ehash lookup race in inet_ehash_insert()"),
+ * or a segment for a connection that is gone. The listener then answers
+ * with a reset. Such selections are counted in `non_syn` too, from the TCP
+ * flags at skb->head + transport_header (set by ip_rcv_core() /
+ * ipv6_rcv() before any lookup, so right for netfilter's socket lookups as
+ * well as tcp_v4_rcv()'s).
+ *
  * NULL means no choice (no sk_reuseport_cb yet, num_socks == 0, or every
  * socket connected); the caller then keeps the socket it was scoring
  * (udp4_lib_lookup2(): `result = result ? : sk`; inet_lhash2_lookup():
@@ -43,8 +53,9 @@
  * Observe-only: tracing programs read, the selection is never changed.
  *
  * Cost: once per UDP datagram / TCP SYN to a reuseport group. Per call: a
- * few loads, one bpf_probe_read_kernel() of socks[index], one per-CPU hash
- * update and one LRU hash update with an atomic add.
+ * few loads, one bpf_probe_read_kernel() of socks[index] (and, for TCP, of
+ * the flags byte), one per-CPU hash update and one LRU hash update with an
+ * atomic add.
  */
 #include "skewscope_core.h"
 #include <linux/ptrace.h>
@@ -86,6 +97,7 @@ struct {
 
 struct selection_call {
 	__u64 sk;
+	__u64 skb;
 	__u32 hash;
 	__u32 pad;
 };
@@ -114,7 +126,24 @@ struct call_facts {
 	__u8 protocol;
 	__u8 has_group;
 	__u8 by_hash;
+	__u8 non_syn;
 };
+
+/* TCP flags byte (struct tcphdr byte 13: CWR ECE URG ACK PSH RST SYN FIN). */
+#define TCP_FLAGS_OFFSET 13
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+
+/* Whether a TCP segment whose transport header starts at `th` is anything but
+ * a connection request (SYN without ACK). 0 when it cannot be read. */
+static __always_inline __u8 tcp_not_syn(const void *th)
+{
+	__u8 flags = 0;
+
+	if (!th || bpf_probe_read_kernel(&flags, sizeof(flags), th + TCP_FLAGS_OFFSET))
+		return 0;
+	return (flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN;
+}
 
 /* include/linux/kernel.h reciprocal_scale(): the slot the hash picks. */
 static __always_inline __u32 reciprocal_scale(__u32 val, __u32 ep_ro)
@@ -168,6 +197,8 @@ static __always_inline void record(const struct call_facts *f, __u32 hash, int s
 		return;
 	if (selected) {
 		value->selections++;
+		if (f->non_syn)
+			value->non_syn++;
 		if (f->by_hash) {
 			value->by_hash++;
 			value->index = f->index;
@@ -211,7 +242,8 @@ static __always_inline void group_facts(struct call_facts *f, const struct sock_
 }
 
 /* fexit: BTF-typed pointers, plain loads. */
-static __always_inline int on_fexit(const struct sock *sk, __u32 hash, const struct sock *chosen)
+static __always_inline int on_fexit(const struct sock *sk, __u32 hash, const struct sk_buff *skb,
+				    const struct sock *chosen)
 {
 	const struct sock *subject = chosen ? chosen : sk;
 	struct sock_reuseport *reuse;
@@ -224,6 +256,8 @@ static __always_inline int on_fexit(const struct sock *sk, __u32 hash, const str
 	f.port = subject->__sk_common.skc_num;
 	f.family = subject->__sk_common.skc_family;
 	f.protocol = subject->sk_protocol;
+	if (chosen && skb && f.protocol == IPPROTO_TCP)
+		f.non_syn = tcp_not_syn(skb->head + skb->transport_header);
 	reuse = sk->sk_reuseport_cb;
 	if (reuse)
 		group_facts(&f, reuse, reuse->num_socks, reuse->reuseport_id, hash, chosen);
@@ -235,7 +269,7 @@ SEC("fexit/reuseport_select_sock")
 int BPF_PROG(select_fexit, struct sock *sk, u32 hash, struct sk_buff *skb, int hdr_len,
 	     struct sock *chosen)
 {
-	return on_fexit(sk, hash, chosen);
+	return on_fexit(sk, hash, skb, chosen);
 }
 
 static __always_inline struct selection_totals *totals(void)
@@ -246,7 +280,7 @@ static __always_inline struct selection_totals *totals(void)
 }
 
 SEC("kprobe/reuseport_select_sock")
-int BPF_KPROBE(select_entry, struct sock *sk, __u32 hash)
+int BPF_KPROBE(select_entry, struct sock *sk, __u32 hash, struct sk_buff *skb)
 {
 	struct selection_stash *stash;
 	struct selection_totals *t;
@@ -265,6 +299,7 @@ int BPF_KPROBE(select_entry, struct sock *sk, __u32 hash)
 		depth = 0;
 	}
 	stash->calls[depth & (SELECTION_STASH_DEPTH - 1)].sk = (__u64)sk;
+	stash->calls[depth & (SELECTION_STASH_DEPTH - 1)].skb = (__u64)skb;
 	stash->calls[depth & (SELECTION_STASH_DEPTH - 1)].hash = hash;
 	stash->depth = depth + 1;
 	return 0;
@@ -275,6 +310,7 @@ int BPF_KRETPROBE(select_return, struct sock *chosen)
 {
 	struct sock_reuseport *reuse, *chosen_reuse;
 	const struct sock *sk, *subject;
+	const struct sk_buff *skb;
 	struct selection_stash *stash;
 	struct selection_totals *t;
 	struct call_facts f = {};
@@ -292,6 +328,7 @@ int BPF_KRETPROBE(select_return, struct sock *chosen)
 	stash->depth = depth;
 	sk = (const struct sock *)stash->calls[depth & (SELECTION_STASH_DEPTH - 1)].sk;
 	hash = stash->calls[depth & (SELECTION_STASH_DEPTH - 1)].hash;
+	skb = (const struct sk_buff *)stash->calls[depth & (SELECTION_STASH_DEPTH - 1)].skb;
 
 	reuse = BPF_CORE_READ(sk, sk_reuseport_cb);
 	if (chosen) {
@@ -308,6 +345,9 @@ int BPF_KRETPROBE(select_return, struct sock *chosen)
 	f.port = BPF_CORE_READ(subject, __sk_common.skc_num);
 	f.family = BPF_CORE_READ(subject, __sk_common.skc_family);
 	f.protocol = BPF_CORE_READ(subject, sk_protocol);
+	if (chosen && skb && f.protocol == IPPROTO_TCP)
+		f.non_syn = tcp_not_syn(BPF_CORE_READ(skb, head) +
+					BPF_CORE_READ(skb, transport_header));
 	if (reuse)
 		group_facts(&f, reuse, BPF_CORE_READ(reuse, num_socks),
 			    BPF_CORE_READ(reuse, reuseport_id), hash, chosen);

@@ -24,6 +24,8 @@ struct selection_value {
 	__u64 selections; /* reuseport_select_sock() returned this socket */
 	__u64 by_hash;    /* ... and it was socks[reciprocal_scale(hash, num_socks)] */
 	__u64 fallbacks;  /* it returned NULL with this socket as the argument */
+	__u64 non_syn;    /* selections for a TCP segment other than a SYN (see
+			   * selection.bpf.c), included in `selections` */
 	__u64 last_ns;    /* bpf_ktime_get_ns() at the latest of these calls */
 	__u32 reuseport_id; /* sock_reuseport.reuseport_id, if has_group */
 	__u32 index;      /* reciprocal_scale(hash, num_socks) of the latest

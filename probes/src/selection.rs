@@ -49,6 +49,7 @@ pub(crate) struct SelectionValue {
     selections: u64,
     by_hash: u64,
     fallbacks: u64,
+    non_syn: u64,
     last_ns: u64,
     reuseport_id: u32,
     index: u32,
@@ -84,7 +85,7 @@ unsafe impl aya::Pod for SelectionHashKey {}
 unsafe impl aya::Pod for SelectionTotals {}
 
 const _: () = assert!(std::mem::size_of::<SelectionKey>() == 16);
-const _: () = assert!(std::mem::size_of::<SelectionValue>() == 48);
+const _: () = assert!(std::mem::size_of::<SelectionValue>() == 56);
 const _: () = assert!(std::mem::size_of::<SelectionHashKey>() == 16);
 const _: () = assert!(std::mem::size_of::<SelectionTotals>() == 16);
 
@@ -131,6 +132,10 @@ pub struct SocketSelections {
     /// NULL returns with this socket as the argument: no selection, the caller kept
     /// the socket it was scoring.
     pub fallbacks: u64,
+    /// Of `selections`, those for a TCP segment other than a SYN: segments that found
+    /// no socket in ehash (a lookup racing with a request socket's swap for its child,
+    /// or a connection that is gone) and that the listener answers with a reset.
+    pub non_syn: u64,
     /// SO_REUSEPORT group id at the latest call; None without a group.
     pub reuseport_id: Option<u32>,
     /// The socket's slot as the hash rule found it (reciprocal_scale(hash,
@@ -330,7 +335,7 @@ fn merge<'a>(
     key: &SelectionKey,
     per_cpu: impl Iterator<Item = &'a SelectionValue>,
 ) -> Option<SocketSelections> {
-    let (mut selections, mut by_hash, mut fallbacks) = (0u64, 0u64, 0u64);
+    let (mut selections, mut by_hash, mut fallbacks, mut non_syn) = (0u64, 0u64, 0u64, 0u64);
     let mut latest: Option<&SelectionValue> = None;
     let mut indexed: Option<&SelectionValue> = None;
     for value in per_cpu {
@@ -340,6 +345,7 @@ fn merge<'a>(
         selections += value.selections;
         by_hash += value.by_hash;
         fallbacks += value.fallbacks;
+        non_syn += value.non_syn;
         if latest.is_none_or(|l| value.last_ns > l.last_ns) {
             latest = Some(value);
         }
@@ -358,6 +364,7 @@ fn merge<'a>(
         selections,
         by_hash,
         fallbacks,
+        non_syn,
         reuseport_id: group.then_some(latest.reuseport_id),
         index: indexed.map(|v| v.index),
         num_socks: group.then_some(u32::from(latest.num_socks)),
@@ -382,6 +389,7 @@ mod tests {
             selections,
             by_hash,
             fallbacks: 0,
+            non_syn: 0,
             last_ns,
             reuseport_id: 3,
             index,
@@ -403,10 +411,12 @@ mod tests {
         let mut fallback_only = value(0, 0, 50, NO_INDEX);
         fallback_only.fallbacks = 2;
         fallback_only.num_socks = 5;
+        let mut tcp_race = value(5, 4, 40, 2);
+        tcp_race.non_syn = 1;
         let values = [
             value(10, 10, 30, 2),
             value(0, 0, 0, 0), // a CPU that never counted
-            value(5, 4, 40, 2),
+            tcp_race,
             fallback_only,
         ];
         let merged = merge(&key, values.iter()).unwrap();
@@ -418,6 +428,7 @@ mod tests {
                 selections: 15,
                 by_hash: 14,
                 fallbacks: 2,
+                non_syn: 1,
                 reuseport_id: Some(3),
                 // From the latest CPU with a by-hash selection, not the fallback's.
                 index: Some(2),

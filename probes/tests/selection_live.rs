@@ -70,6 +70,7 @@ fn assert_exact(probe: &SelectionProbe) {
             continue;
         };
         assert_eq!(s.by_hash, s.selections, "no selector: every choice by hash");
+        assert_eq!(s.non_syn, 0, "UDP has no TCP segments");
         assert_eq!(s.index, Some(slot as u32), "slot of socket {inode}");
         assert_eq!(s.num_socks, Some(GROUP as u32));
         let hashes: Vec<_> = read.hashes.iter().filter(|h| h.inode == *inode).collect();

@@ -276,6 +276,7 @@ impl Window {
                     scale(&mut s.selections);
                     scale(&mut s.by_hash);
                     scale(&mut s.fallbacks);
+                    scale(&mut s.non_syn);
                 }
                 for h in sel.hashes.iter_mut() {
                     scale(&mut h.selections);
@@ -316,6 +317,7 @@ fn subtract_selections(
             s.selections = counter_delta(b.selections, s.selections);
             s.by_hash = counter_delta(b.by_hash, s.by_hash);
             s.fallbacks = counter_delta(b.fallbacks, s.fallbacks);
+            s.non_syn = counter_delta(b.non_syn, s.non_syn);
         }
     }
     let before: HashMap<(u64, u64, u32), u64> = prev
@@ -405,6 +407,7 @@ mod tests {
                 selections,
                 by_hash: selections,
                 fallbacks: 1,
+                non_syn: 0,
                 reuseport_id: Some(0),
                 index: Some(0),
                 num_socks: Some(2),
