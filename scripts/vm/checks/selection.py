@@ -22,6 +22,8 @@ must equal what the lab's socket received (UDP) or accepted (TCP), exactly:
 And every recorded hash must pick the socket's own slot by the kernel's rule:
 reciprocal_scale(hash, num_socks) == the socket's position in the group, which is the
 order the lab bound (UDP) or listened (TCP) it in: reuseport_add_sock() appends.
+Last, with `[probes] duty = 0.5` the probe budget detaches and re-attaches the kprobe pair
+every second: windows after a detach must count again.
 """
 import json
 import os
@@ -50,6 +52,11 @@ def out_rsts(text):
 
 
 def judge(c, out, snap):
+    judge_exact(c, out)
+    judge_duty(c, out)
+
+
+def judge_exact(c, out):
     doctor = read_json(out, "doctor", {})
     plan = next((p for p in doctor.get("plan", []) if p["name"].startswith("selection")), None)
     if plan:
@@ -111,3 +118,31 @@ def judge(c, out, snap):
         c.line(f"selection_{hook}_hashes", checked > 0 and not wrong and not by_hash_short,
                f"{checked} recorded hashes each pick their socket's slot (reciprocal_scale(hash, 4) == lab order)"
                + (f"; wrong: {wrong[:4]}" if wrong else "") + (f"; not by hash: {by_hash_short[:4]}" if by_hash_short else ""))
+
+
+def judge_duty(c, out):
+    """`[probes] duty = 0.5` with the kprobe pair: windows after the first detach count
+    again (the budget's re-attach works), and the estimates add up near the truth."""
+    reports = []
+    for line in (read(out, "selection_duty_run") or "").splitlines():
+        if line.startswith("{"):
+            try:
+                reports.append(json.loads(line))
+            except ValueError:
+                pass
+    truth = lab_counts(read(out, "selection_duty_lab"), "udp") or {}
+    log = read(out, "selection_duty_log") or ""
+    counted, shares, total = 0, [], 0
+    for r in reports:
+        share = (r.get("probe_sampling") or {}).get("attached_share")
+        group = next((g for g in r.get("reuseport_groups", []) if g["protocol"] == "udp" and g["port"] == PORTS["udp"]), {})
+        n = sum(l.get("selections") or 0 for l in group.get("listeners", []))
+        total += n
+        if share is not None:
+            shares.append(round(share, 2))
+            if n > 0 and share < 0.9:
+                counted += 1
+    refused = "probe budget: attaching selection" in log
+    c.line("selection_duty_reattach", counted >= 2 and not refused,
+           f"{counted} duty-cycled windows counted selections (attached shares {shares}); "
+           f"estimated {total} of {sum(truth.values())} datagrams; attach refusals logged: {refused}")

@@ -22,3 +22,21 @@ for hook in fexit kprobe; do
     section "selection_${hook}_snapshot" cat /tmp/sel.json
     section "selection_${hook}_log" cat /tmp/sel.err
 done
+
+# The probe budget switches the hooks off and on (Hooks::detach/attach; for the kprobe
+# pair, closing and reopening perf events of the kprobe PMU): attached half of every
+# 1 s period, the kprobe path must count again after each detach.
+printf '[probes]\nduty = 0.5\nselection_hook = "kprobe"\n' >/tmp/sel_duty.toml
+reuseport_lab serve "$ADDR" "$UDP_PORT" "$TCP_PORT" >/tmp/sel_lab.out 2>&1 &
+LAB=$!
+for _ in $(seq 50); do grep -q "lab ready" /tmp/sel_lab.out && break; sleep 0.2; done
+skewscope --log-level info run --output json --interval 1 --count 7 --config /tmp/sel_duty.toml \
+    >/tmp/sel_duty.json 2>/tmp/sel_duty.err &
+AGENT=$!
+for _ in $(seq 300); do [ "$(wc -l </tmp/sel_duty.json)" -ge 1 ] && break; sleep 0.1; done
+say "GO udp"
+wait $AGENT
+kill -TERM $LAB; wait $LAB
+section selection_duty_lab cat /tmp/sel_lab.out
+section selection_duty_run cat /tmp/sel_duty.json
+section selection_duty_log cat /tmp/sel_duty.err
