@@ -145,4 +145,5 @@ def judge_duty(c, out):
     refused = "probe budget: attaching selection" in log
     c.line("selection_duty_reattach", counted >= 2 and not refused,
            f"{counted} duty-cycled windows counted selections (attached shares {shares}); "
-           f"estimated {total} of {sum(truth.values())} datagrams; attach refusals logged: {refused}")
+           f"estimate {total} for {sum(truth.values())} datagrams (not asserted: docs/configuration.md); "
+           f"attach refusals logged: {refused}")
