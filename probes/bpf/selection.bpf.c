@@ -45,7 +45,7 @@
  * src/selection.rs):
  * - fexit (BPF trampoline, 5.5+): arguments and return value in one
  *   program, BTF-typed, so socket fields are plain loads.
- * - kprobe + kretprobe: the entry stashes (sk, hash) on a small per-CPU
+ * - kprobe + kretprobe: the entry stashes (sk, hash, skb) on a small per-CPU
  *   stack (the function does not sleep; a call in process context can be
  *   interrupted by a softirq's, which returns first); the return pops it and
  *   reads the chosen socket with CO-RE reads, checking that it belongs to
