@@ -114,6 +114,11 @@ pub struct SourceArgs {
     /// `[probes] age_sample_every`; 1: every one).
     #[arg(long, value_name = "N")]
     pub age_sample_every: Option<u32>,
+    /// Count exact SO_REUSEPORT selections and their hashes (per-listener
+    /// `selections`): auto (fexit, else kprobe + kretprobe on reuseport_select_sock),
+    /// fexit, kprobe, or off [default: off, or `[probes] selection_hook` in --config].
+    #[arg(long, value_name = "auto|fexit|kprobe|off")]
+    pub selection_hook: Option<crate::config::SelectionHookSetting>,
     /// Read captured `ethtool -S`/`ethtool -x` outputs from DIR (files named like a
     /// sosreport's: ethtool_-S_DEV, ethtool_-x_DEV) instead of asking the kernel.
     #[arg(long, value_name = "DIR")]

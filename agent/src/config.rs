@@ -138,6 +138,11 @@ pub struct ProbesFile {
     /// Of the packets to watched ports, 1 in N on average is timestamped for ingress
     /// ages (default 16; 1: every one, `--age-sample-every`).
     pub age_sample_every: Option<u32>,
+    /// Exact SO_REUSEPORT selections (per-listener `selections` and their hashes):
+    /// "off" (default), "auto" (fexit, else kprobe + kretprobe on
+    /// reuseport_select_sock), "fexit" or "kprobe" (only that hook). Opt-in: it runs
+    /// once per datagram and SYN to a reuseport group (docs/configuration.md).
+    pub selection_hook: Option<SelectionHookSetting>,
 }
 
 /// The probes' hooks and age sampling, resolved (`None`: the probe picks).
@@ -154,6 +159,31 @@ impl Default for ProbeChoices {
             listener_hook: None,
             rx_read_hook: None,
             age_sample_every: skewscope_probes::RxConfig::default().age_sample_every,
+        }
+    }
+}
+
+/// `[probes] selection_hook` / `--selection-hook`: which hook counts exact reuseport
+/// selections, if any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelectionHookSetting {
+    #[default]
+    Off,
+    Auto,
+    Fexit,
+    Kprobe,
+}
+
+impl SelectionHookSetting {
+    /// What the probe is asked to try; None when off.
+    pub fn choice(self) -> Option<skewscope_probes::SelectionChoice> {
+        use skewscope_probes::{SelectionChoice, SelectionHook};
+        match self {
+            Self::Off => None,
+            Self::Auto => Some(SelectionChoice::Auto),
+            Self::Fexit => Some(SelectionChoice::Only(SelectionHook::Fexit)),
+            Self::Kprobe => Some(SelectionChoice::Only(SelectionHook::Kprobe)),
         }
     }
 }
@@ -224,6 +254,19 @@ pub fn resolve_probe_choices(
         )?,
         age_sample_every,
     })
+}
+
+impl std::str::FromStr for SelectionHookSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Self::Off),
+            "auto" => Ok(Self::Auto),
+            "fexit" => Ok(Self::Fexit),
+            "kprobe" => Ok(Self::Kprobe),
+            _ => Err(format!("{s:?} is not one of off, auto, fexit, kprobe")),
+        }
+    }
 }
 
 /// The probe sampling from `--probe-budget` (a fraction, or "off"), else `[probes]`.

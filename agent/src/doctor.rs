@@ -241,27 +241,7 @@ pub fn gather(root: &HostRoot) -> DoctorReport {
             why,
         });
     }
-    // Exact reuseport selection needs fentry or a kprobe on reuseport_select_sock.
-    let (will_run, why) = if fentry.available {
-        (true, "fentry/fexit on reuseport_select_sock".to_string())
-    } else if kprobe.available {
-        (
-            true,
-            "kprobe/kretprobe on reuseport_select_sock (fentry refused)".to_string(),
-        )
-    } else {
-        (
-            false,
-            format!("fentry: {}; kprobe: {}", fentry.detail, kprobe.detail),
-        )
-    };
-    plan.push(Plan {
-        kind: "probe",
-        name: "reuseport_select (exact hash and choice)".into(),
-        will_run,
-        why,
-    });
-
+    plan.push(selection_plan(live));
     plan.push(listener_events_plan(live));
     plan.push(rx_plan(live));
 
@@ -406,6 +386,68 @@ fn refusals<'a>(refused: impl Iterator<Item = (&'a str, &'a str)>) -> String {
         String::new()
     } else {
         format!(" (refused: {})", parts.join("; "))
+    }
+}
+
+/// Which hook exact selections get here, found the way the agent finds it: each hook
+/// of the selection probe is loaded and attached on its own (fexit, then kprobe +
+/// kretprobe) and dropped again, so the plan names the one `auto` takes and what the
+/// kernel answered for the other.
+fn selection_plan(live: bool) -> Plan {
+    use skewscope_probes::{SelectionChoice, SelectionHook, SelectionProbe};
+    let (will_run, why) = if !live {
+        (false, NOT_LIVE.to_string())
+    } else if !skewscope_probes::probes_built() {
+        (false, "built without clang: no BPF objects embedded".into())
+    } else {
+        let outcomes: Vec<(SelectionHook, Result<(), String>)> =
+            [SelectionHook::Fexit, SelectionHook::Kprobe]
+                .into_iter()
+                .map(|hook| {
+                    let outcome = SelectionProbe::load(SelectionChoice::Only(hook))
+                        .map(drop)
+                        .map_err(|e| match e {
+                            // "probe selection unavailable on this kernel: HOOK: why"
+                            skewscope_probes::ProbeError::Unavailable { detail, .. } => detail,
+                            e => format!("{}: {e}", hook.name()),
+                        });
+                    (hook, outcome)
+                })
+                .collect();
+        selection_why(&outcomes)
+    };
+    Plan {
+        kind: "probe",
+        name: "selection (exact reuseport choice and hash)".into(),
+        will_run,
+        why,
+    }
+}
+
+/// The plan's verdict from each hook's own load: the first that attached is the one
+/// `auto` takes; the others are named with the kernel's answer.
+fn selection_why(
+    outcomes: &[(skewscope_probes::SelectionHook, Result<(), String>)],
+) -> (bool, String) {
+    let chosen = outcomes.iter().find(|(_, o)| o.is_ok()).map(|(h, _)| *h);
+    let others: Vec<String> = outcomes
+        .iter()
+        .filter(|(h, _)| Some(*h) != chosen)
+        .map(|(h, o)| match o {
+            Ok(()) => format!("{} attaches too", h.name()),
+            Err(why) => format!("refused: {why}"),
+        })
+        .collect();
+    match chosen {
+        Some(hook) => (
+            true,
+            format!(
+                "opt-in (--selection-hook): auto uses {}; {}",
+                hook.name(),
+                others.join("; ")
+            ),
+        ),
+        None => (false, others.join("; ")),
     }
 }
 
@@ -558,4 +600,45 @@ pub fn main(root: &HostRoot, json: bool) -> anyhow::Result<()> {
     };
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skewscope_probes::SelectionHook::{Fexit, Kprobe};
+
+    #[test]
+    fn selection_plan_names_the_hook_auto_takes_and_the_refusals() {
+        let (run, why) = selection_why(&[(Fexit, Ok(())), (Kprobe, Ok(()))]);
+        assert!(run);
+        assert_eq!(
+            why,
+            "opt-in (--selection-hook): auto uses fexit/reuseport_select_sock; \
+             kprobe+kretprobe/reuseport_select_sock attaches too"
+        );
+        let fexit_refused = "fexit/reuseport_select_sock: probe selection: attaching ... EPERM";
+        let (run, why) = selection_why(&[(Fexit, Err(fexit_refused.into())), (Kprobe, Ok(()))]);
+        assert!(run);
+        assert!(
+            why.ends_with(&format!(
+                "auto uses kprobe+kretprobe/reuseport_select_sock; refused: {fexit_refused}"
+            )),
+            "{why}"
+        );
+        let (run, why) = selection_why(&[
+            (Fexit, Err(fexit_refused.into())),
+            (
+                Kprobe,
+                Err("kprobe+kretprobe/reuseport_select_sock: kprobe PMU absent".into()),
+            ),
+        ]);
+        assert!(!run);
+        assert_eq!(
+            why,
+            format!(
+                "refused: {fexit_refused}; refused: \
+                 kprobe+kretprobe/reuseport_select_sock: kprobe PMU absent"
+            )
+        );
+    }
 }

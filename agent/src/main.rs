@@ -74,6 +74,11 @@ fn collect_options(
         },
         probes,
     )?;
+    opts.selection = args
+        .selection_hook
+        .or(probes.selection_hook)
+        .unwrap_or_default()
+        .choice();
     opts.probe_period = Duration::from_secs_f64(window_secs.min(1.0));
     Ok(opts)
 }
@@ -417,6 +422,8 @@ fn baseline_loop(
         devices: live.devices.clone(),
         no_probes: live.no_probes,
         probe_budget: live.probe_budget,
+        // From `[probes] selection_hook` of --config.
+        selection_hook: None,
         ethtool_dir: live.ethtool_dir.clone(),
         // From --config's [probes] (baseline has no flags for them).
         ..SourceArgs::default()

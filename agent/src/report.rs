@@ -268,6 +268,14 @@ pub struct ListenerReport {
     /// this kernel, --no-probes, or not read): not measured is not 0; the `sources`
     /// entry `ebpf_listener_events` says why and the group's regime is UNKNOWN.
     pub events: Option<u64>,
+    /// Times reuseport_select_sock() chose this socket: one per UDP datagram or TCP SYN
+    /// the kernel steered here (the opt-in selection probe, `--selection-hook`). None
+    /// when that probe did not run this window; the `sources` entry `ebpf_selection`
+    /// says why.
+    pub selections: Option<u64>,
+    /// How those selections were made, when measured (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionReport>,
     /// Accept-queue length (TCP LISTEN) or receive-queue bytes (UDP).
     pub queue_depth: u64,
     /// Accept backlog limit (TCP LISTEN).
@@ -283,6 +291,44 @@ pub struct ListenerReport {
     pub ingress_age_other_cpu: Option<u64>,
     /// Smoothed ingress state (rate, queue depth, service rate, staleness).
     pub state: Option<ListenerState>,
+}
+
+/// One listener's selections in the window, from reuseport_select_sock()'s arguments
+/// and return value (docs/json.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SelectionReport {
+    /// The hook that counted: "fexit/reuseport_select_sock" or
+    /// "kprobe+kretprobe/reuseport_select_sock".
+    pub hook: &'static str,
+    /// Selections where this socket was socks[reciprocal_scale(hash, num_socks)]: the
+    /// kernel's plain hash rule (no BPF selector, no connected socket skipped).
+    pub by_hash: u64,
+    /// Calls that returned NULL with this socket as the argument: no selection; the
+    /// caller kept this socket (its delivery shows in `events`).
+    pub fallbacks: u64,
+    /// Of the selections, those for a TCP segment other than a SYN: a segment that found
+    /// no socket in ehash (a lookup racing with the swap of a request socket for its
+    /// child, or a connection that is gone); the listener answers it with a reset. The
+    /// connections steered here are `selections` − `non_syn`.
+    pub non_syn: u64,
+    /// The slot the hash rule found this socket in at its latest by-hash selection.
+    pub hash_index: Option<u32>,
+    /// Live sockets in the group at the latest call.
+    pub num_socks: Option<u32>,
+    /// Distinct selection hashes that chose this socket in the window.
+    pub distinct_hashes: usize,
+    /// The hashes that chose it most (udp_ehashfn()/inet_ehashfn() values), heaviest
+    /// first, at most [`TOP_SELECTION_HASHES`].
+    pub top_hashes: Vec<HashCount>,
+}
+
+/// Most hashes listed per listener.
+pub const TOP_SELECTION_HASHES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HashCount {
+    pub hash: u32,
+    pub selections: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

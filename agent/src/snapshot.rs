@@ -79,6 +79,9 @@ pub struct ListenerFacts {
     pub owners: HashMap<u64, Owner>,
     /// sk_data_ready events per socket; None when the probe is not running.
     pub events: Option<Vec<ListenerEvents>>,
+    /// Exact reuseport selections per socket and hash; None when the (opt-in) selection
+    /// probe is not running.
+    pub selections: Option<skewscope_probes::Selections>,
     /// Sampled flows to watched ports; None when the probe is not running.
     pub flows: Option<Vec<FlowSample>>,
     /// Ingress-age histograms and locality per receiving socket.

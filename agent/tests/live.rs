@@ -494,3 +494,78 @@ fn observe_only_changes_nothing_and_leaves_no_programs() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The opt-in selection probe: where the kernel refuses both of its hooks (this lab's
+/// 6.18: BPF trampolines refused with EPERM, kprobes compiled out) the source is
+/// skipped, naming both refusals, and the other probes still run; where a hook attaches
+/// (caps' own checks are the oracle) it is ok. Without the flag it is skipped as opt-in
+/// and every listener's `selections` is null.
+#[test]
+fn selection_source_is_skipped_with_both_reasons_where_no_hook_attaches() {
+    if !privileged("selection_source_is_skipped_with_both_reasons_where_no_hook_attaches") {
+        return;
+    }
+    // A group so listeners are reported.
+    let group: Vec<UdpSocket> = {
+        use skewscope_test_support::sockets::reuseport_bound;
+        let first = UdpSocket::from(
+            reuseport_bound(socket2::Type::DGRAM, "127.0.0.1:0".parse().unwrap()).unwrap(),
+        );
+        let addr = first.local_addr().unwrap();
+        let second = UdpSocket::from(reuseport_bound(socket2::Type::DGRAM, addr).unwrap());
+        vec![first, second]
+    };
+    let port = group[0].local_addr().unwrap().port();
+    let listeners = |r: &serde_json::Value| -> Vec<serde_json::Value> {
+        r["reuseport_groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["port"] == port)
+            .flat_map(|g| g["listeners"].as_array().unwrap().clone())
+            .collect()
+    };
+
+    let (code, out) = skewscope(&[
+        "snapshot",
+        "--json",
+        "--duration",
+        "0.5",
+        "--selection-hook",
+        "auto",
+    ]);
+    assert_eq!(code, 0);
+    let r = json(&out);
+    let status = source(&r, "ebpf_selection");
+    let fexit = skewscope_probes::check_fentry("reuseport_select_sock").available;
+    let kprobe = skewscope_probes::check_kprobe().available;
+    if fexit || kprobe {
+        assert_eq!(status["status"], "ok", "{status}");
+        assert!(listeners(&r).iter().all(|l| l["selections"].is_u64()));
+    } else {
+        assert_eq!(status["status"], "skipped", "{status}");
+        let why = status["error"].as_str().unwrap();
+        assert!(
+            why.contains("fexit/reuseport_select_sock: ")
+                && why.contains("; kprobe+kretprobe/reuseport_select_sock: "),
+            "{why}"
+        );
+        let ls = listeners(&r);
+        assert_eq!(ls.len(), 2);
+        assert!(ls.iter().all(|l| l["selections"].is_null()), "{ls:?}");
+    }
+    // The refusal breaks no other probe.
+    assert_eq!(source(&r, "ebpf_listener_events")["status"], "ok");
+
+    let (code, out) = skewscope(&["snapshot", "--json", "--duration", "0.5"]);
+    assert_eq!(code, 0);
+    let r = json(&out);
+    let status = source(&r, "ebpf_selection");
+    assert_eq!(status["status"], "skipped");
+    assert!(
+        status["error"].as_str().unwrap().contains("opt-in"),
+        "{status}"
+    );
+    assert!(listeners(&r).iter().all(|l| l["selections"].is_null()));
+    drop(group);
+}

@@ -111,18 +111,6 @@ static __always_inline int port_watched(__u16 port)
 	return bits && (*bits >> (port % 64)) & 1;
 }
 
-/* reuse->socks[index], or NULL when it cannot be read. */
-static __always_inline struct sock *reuseport_slot(const struct sock_reuseport *reuse,
-						   __u32 index)
-{
-	void *socks = (void *)reuse + bpf_core_field_offset(struct sock_reuseport, socks);
-	struct sock *member = NULL;
-
-	if (bpf_probe_read_kernel(&member, sizeof(member), socks + index * sizeof(struct sock *)))
-		return NULL;
-	return member;
-}
-
 /* `value`, with its value hidden from the verifier: a copy through
  * bpf_probe_read_kernel() reads as any u32. The scan below returns one of
  * 257 constants; in the kprobe program (scalar socket pointers) the verifier

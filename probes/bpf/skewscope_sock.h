@@ -98,4 +98,19 @@ static __always_inline __u32 sock_netns_of(const struct sock *sk, const int type
 	return typed ? sock_netns_btf(sk) : sock_netns(sk);
 }
 
+/* reuse->socks[index], or NULL when it cannot be read. socks[] is a
+ * flexible array outside the typed struct, so it is read with
+ * bpf_probe_read_kernel() from BTF-enabled programs too; a stale `reuse`
+ * (RCU) yields a stale or NULL member, never a fault. */
+static __always_inline struct sock *reuseport_slot(const struct sock_reuseport *reuse,
+						   __u32 index)
+{
+	void *socks = (void *)reuse + bpf_core_field_offset(struct sock_reuseport, socks);
+	struct sock *member = NULL;
+
+	if (bpf_probe_read_kernel(&member, sizeof(member), socks + index * sizeof(struct sock *)))
+		return NULL;
+	return member;
+}
+
 #endif /* __SKEWSCOPE_SOCK_H */

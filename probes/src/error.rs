@@ -68,6 +68,11 @@ pub enum ProbeError {
         detail: String,
     },
 
+    /// Every hook the probe can use was refused by this kernel (each reason in
+    /// `detail`): a fact of the kernel, not a fault of the probe.
+    #[error("probe {probe} unavailable on this kernel: {detail}")]
+    Unavailable { probe: &'static str, detail: String },
+
     /// A load-time setting was out of range (e.g. a zero map size).
     #[error("probe {probe}: invalid configuration: {detail}")]
     Config { probe: &'static str, detail: String },

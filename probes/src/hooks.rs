@@ -4,16 +4,12 @@
 //!
 //! A [`Hooks`] holds its own duplicate of every program fd, so the programs
 //! stay loaded as long as it lives even when the probe is dropped first. Each
-//! tracepoint or fentry attachment is a bpf_link made with
-//! BPF_RAW_TRACEPOINT_OPEN (Linux 4.17; tp_btf programs name their
-//! tracepoint at load, raw_tp programs at attach) and owned by its fd:
-//! closing it detaches at once (bpf_link_release() → bpf_link_put_direct(),
-//! kernel/bpf/syscall.c), and maps keep their contents across detach and
-//! attach. A kprobe attachment is a perf event of the kprobe PMU with the
-//! program set on it (PERF_EVENT_IOC_SET_BPF, Linux 4.1), which works on
-//! every kernel the probes support (BPF links for perf events need 5.15);
-//! closing the event's fd detaches the program (perf_event_release_kernel()
-//! → _free_event() → perf_event_free_bpf_prog(), kernel/events/core.c).
+//! attachment is a bpf_link made with BPF_RAW_TRACEPOINT_OPEN (Linux 4.17;
+//! tp_btf programs name their tracepoint at load, raw_tp programs at attach)
+//! and owned by its fd: closing it detaches at once (bpf_link_release() →
+//! bpf_link_put_direct(), kernel/bpf/syscall.c), and maps keep their
+//! contents across detach and attach. kprobes are the exception: their link is
+//! a perf event fd of the kprobe PMU (see [`Target::Kprobe`]), closed the same way.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -34,8 +30,14 @@ pub(crate) enum Target {
     /// messages). BPF_RAW_TRACEPOINT_OPEN without a name attaches it through
     /// its trampoline (bpf_tracing_prog_attach(), Linux 5.5).
     Fentry(String),
-    /// A kprobe program: the kernel function is named at attach.
-    Kprobe(CString),
+    /// An fexit program: attached like fentry, the trampoline runs it after the
+    /// function returns.
+    Fexit(String),
+    /// A kprobe (or, with `retprobe`, kretprobe) program: attached through a
+    /// perf event of the kprobe PMU (perf_event_open(2) with PERF_EVENT_IOC_SET_BPF,
+    /// Linux 4.17 for the PMU), whose fd is the link: closing it unregisters the
+    /// probe (perf_release() → perf_kprobe_destroy(), kernel/trace/trace_event_perf.c).
+    Kprobe { function: CString, retprobe: bool },
 }
 
 /// One loaded program and, while attached, its link.
@@ -53,7 +55,12 @@ impl Hook {
             Target::Raw(name) => format!("raw_tp/{}", name.to_string_lossy()),
             Target::Btf(name) => format!("tp_btf/{name}"),
             Target::Fentry(name) => format!("fentry/{name}"),
-            Target::Kprobe(name) => format!("kprobe/{}", name.to_string_lossy()),
+            Target::Fexit(name) => format!("fexit/{name}"),
+            Target::Kprobe { function, retprobe } => format!(
+                "{}/{}",
+                if *retprobe { "kretprobe" } else { "kprobe" },
+                function.to_string_lossy()
+            ),
         }
     }
 
@@ -61,14 +68,14 @@ impl Hook {
         if self.link.is_some() {
             return Ok(());
         }
-        if let Target::Kprobe(function) = &self.target {
-            let link = attach_kprobe(&self.fd, function).map_err(|(errno, detail)| {
+        if let Target::Kprobe { function, retprobe } = &self.target {
+            let link = kprobe_link(&self.fd, function, *retprobe).map_err(|(step, err)| {
                 ProbeError::Attach {
                     probe,
                     program: self.program,
                     target: self.describe_target(),
-                    errno,
-                    detail,
+                    errno: err.raw_os_error(),
+                    detail: format!("{step}: {}", crate::error::io_error_text(&err)),
                 }
             })?;
             self.link = Some(link);
@@ -108,78 +115,92 @@ impl Hook {
     }
 }
 
-/// The kprobe PMU's perf event type (Linux 4.17, commit e12f03d7031a "perf/core:
-/// Implement the 'perf_kprobe' PMU").
-const KPROBE_PMU_TYPE: &str = "/sys/bus/event_source/devices/kprobe/type";
+/// The kprobe PMU (CONFIG_KPROBE_EVENTS): its perf type and the config bit that makes a
+/// probe a return probe (format/retprobe reads "config:0").
+const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe";
 
-/// Opens a kprobe perf event on `function` and runs program `fd` on it: the fd
-/// owns the attachment. Err carries the errno and what failed.
-fn attach_kprobe(fd: &ProgramFd, function: &CString) -> Result<OwnedFd, (Option<i32>, String)> {
-    let pmu_type: u32 = std::fs::read_to_string(KPROBE_PMU_TYPE)
-        .map_err(|err| {
-            (
-                err.raw_os_error(),
-                format!(
-                    "{KPROBE_PMU_TYPE}: {err} (no kprobe PMU: CONFIG_KPROBES/CONFIG_KPROBE_EVENTS \
-                     not set)"
-                ),
-            )
-        })?
-        .trim()
-        .parse()
-        .map_err(|err| (None, format!("{KPROBE_PMU_TYPE}: {err}")))?;
-    // struct perf_event_attr up to config2 (PERF_ATTR_SIZE_VER1, 72 bytes;
-    // include/uapi/linux/perf_event.h): type u32, size u32, config u64 (bit 0:
-    // retprobe), ..., config1 at byte 56 (kprobe_func), config2 at 64 (offset).
-    const ATTR_SIZE: usize = 72;
-    let mut attr = [0u64; ATTR_SIZE / 8];
-    attr[0] = u64::from(pmu_type) | ((ATTR_SIZE as u64) << 32);
-    attr[56 / 8] = function.as_ptr() as u64;
+/// Opens a kprobe (or kretprobe) perf event on `function` for every CPU and runs the
+/// program `fd` on it; the returned perf event fd is the attachment.
+fn kprobe_link(
+    fd: &ProgramFd,
+    function: &CString,
+    retprobe: bool,
+) -> Result<OwnedFd, (&'static str, std::io::Error)> {
+    let pmu_type = std::fs::read_to_string(format!("{KPROBE_PMU}/type"))
+        .map_err(|e| ("kprobe PMU absent (CONFIG_KPROBE_EVENTS)", e))?;
+    let pmu_type: u32 = pmu_type.trim().parse().map_err(|_| {
+        (
+            "kprobe PMU type",
+            std::io::Error::from(std::io::ErrorKind::InvalidData),
+        )
+    })?;
+    let mut config = 0u64;
+    if retprobe {
+        let format = std::fs::read_to_string(format!("{KPROBE_PMU}/format/retprobe"))
+            .map_err(|e| ("kprobe PMU format/retprobe", e))?;
+        config = 1u64
+            << parse_config_bit(&format).ok_or((
+                "kprobe PMU format/retprobe",
+                std::io::Error::from(std::io::ErrorKind::InvalidData),
+            ))?;
+    }
+    // struct perf_event_attr (include/uapi/linux/perf_event.h) up to config2:
+    // PERF_ATTR_SIZE_VER5 (112 bytes), which every kernel with the kprobe PMU takes.
+    // type u32 @0, size u32 @4, config @8, sample_period @16, sample_type @24,
+    // read_format @32, flags @40, wakeup_events u32 @48, bp_type u32 @52,
+    // kprobe_func (config1) @56, probe_offset (config2) @64.
+    let mut attr = [0u64; 14];
+    attr[0] = u64::from(pmu_type) | (112u64 << 32);
+    attr[1] = config;
+    attr[7] = function.as_ptr() as u64;
     const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
-    // SAFETY: perf_event_open(2) reads `attr` (its size in the struct) and the
-    // function name it points to, which outlive the call; it returns an fd or -1.
-    // pid -1 with cpu 0 is what a kprobe event needs: the program runs on every
-    // CPU the function runs on (kprobe_perf_func → trace_call_bpf).
-    let event = unsafe {
+    // SAFETY: perf_event_open(2) reads `attr` (its size inside) and the C string it
+    // points to, which outlive the call; pid -1 with cpu 0 is every task on every CPU
+    // for a kprobe event (the program runs wherever the probe hits).
+    let perf_fd = unsafe {
         libc::syscall(
             libc::SYS_perf_event_open,
-            attr.as_mut_ptr(),
-            -1 as libc::pid_t,
+            attr.as_ptr(),
+            -1 as libc::c_int,
             0 as libc::c_int,
             -1 as libc::c_int,
             PERF_FLAG_FD_CLOEXEC,
         )
     };
-    if event < 0 {
-        let err = std::io::Error::last_os_error();
-        return Err((
-            err.raw_os_error(),
-            format!("perf_event_open(kprobe {function:?}): {err}"),
-        ));
+    if perf_fd < 0 {
+        return Err(("perf_event_open", std::io::Error::last_os_error()));
     }
     // SAFETY: the kernel returned a new fd that nothing else owns.
-    let event = unsafe { OwnedFd::from_raw_fd(event as libc::c_int) };
+    let perf_fd = unsafe { OwnedFd::from_raw_fd(perf_fd as libc::c_int) };
     // _IOW('$', 8, __u32) and _IO('$', 0) (include/uapi/linux/perf_event.h).
     const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
     const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
-    for (request, arg, what) in [
-        (
-            PERF_EVENT_IOC_SET_BPF,
-            fd.as_fd().as_raw_fd() as libc::c_ulong,
-            "PERF_EVENT_IOC_SET_BPF",
-        ),
-        (PERF_EVENT_IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE"),
-    ] {
-        // SAFETY: an ioctl on the perf event fd owned above, with an integer argument.
-        if unsafe { libc::ioctl(event.as_raw_fd(), request as _, arg) } < 0 {
-            let err = std::io::Error::last_os_error();
-            return Err((
-                err.raw_os_error(),
-                format!("{what} (kprobe {function:?}): {err}"),
-            ));
-        }
+    // SAFETY: ioctls on an owned perf fd with integer arguments.
+    if unsafe {
+        libc::ioctl(
+            perf_fd.as_raw_fd(),
+            PERF_EVENT_IOC_SET_BPF as _,
+            fd.as_fd().as_raw_fd(),
+        )
+    } < 0
+    {
+        return Err(("PERF_EVENT_IOC_SET_BPF", std::io::Error::last_os_error()));
     }
-    Ok(event)
+    // SAFETY: as above.
+    if unsafe { libc::ioctl(perf_fd.as_raw_fd(), PERF_EVENT_IOC_ENABLE as _, 0) } < 0 {
+        return Err(("PERF_EVENT_IOC_ENABLE", std::io::Error::last_os_error()));
+    }
+    Ok(perf_fd)
+}
+
+/// The bit of "config:N" (a PMU format file).
+pub(crate) fn parse_config_bit(format: &str) -> Option<u32> {
+    format
+        .trim()
+        .strip_prefix("config:")?
+        .parse()
+        .ok()
+        .filter(|bit| *bit < 64)
 }
 
 /// The programs of one probe and their links; dropping it detaches them and
@@ -328,4 +349,20 @@ pub(crate) fn run_stats(fd: &ProgramFd) -> std::io::Result<ProgramStats> {
             0
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pmu_format_bits() {
+        // /sys/bus/event_source/devices/kprobe/format/retprobe on x86_64.
+        assert_eq!(parse_config_bit("config:0\n"), Some(0));
+        assert_eq!(parse_config_bit("config:63"), Some(63));
+        assert_eq!(parse_config_bit("config:64"), None);
+        assert_eq!(parse_config_bit("config1:0"), None);
+        assert_eq!(parse_config_bit("config:0-3"), None);
+        assert_eq!(parse_config_bit(""), None);
+    }
 }

@@ -16,6 +16,9 @@
 //!   instance (napi:napi_poll).
 //! - [`DropsProbe`]: drops with their reason and TCP resets sent, for
 //!   watched ports (skb:kfree_skb, tcp:tcp_send_reset).
+//! - [`SelectionProbe`]: exact SO_REUSEPORT selections per socket and hash
+//!   (fexit, else kprobe + kretprobe, on reuseport_select_sock; opt-in in the
+//!   agent).
 //! - [`caps`]: kernel facts and which attach methods work on this host.
 //!
 //! All tracepoint programs attach as raw tracepoints (no tracefs needed; see
@@ -47,6 +50,7 @@ mod listener_events;
 mod loader;
 mod napi;
 mod rx;
+mod selection;
 mod softirq_time;
 mod stats;
 
@@ -63,6 +67,10 @@ pub use rx::{
     log2_bucket_bounds_ns, EntryCount, EntryDevice, FlowSample, QueueAge, QueueCount, ReadHook,
     RxConfig, RxProbe, SocketAge, AGE_BUCKETS, MAX_ENTRY_COUNTERS, MAX_ENTRY_DEVICES,
     MAX_WATCHED_RX,
+};
+pub use selection::{
+    reciprocal_scale, HashSelections, SelectionChoice, SelectionHook, SelectionProbe, Selections,
+    SocketSelections,
 };
 pub use softirq_time::{CpuSoftirqTime, SoftirqTimeProbe};
 pub use stats::ProgramStats;

@@ -190,7 +190,7 @@ impl ListenerHook {
                 loader::attach_fentries(ebpf, btf, PROBE, &[(program, FUNCTION)])
             }
             Self::KprobeSockDefReadable => {
-                loader::attach_kprobes(ebpf, PROBE, &[(program, FUNCTION)])
+                loader::attach_kprobes(ebpf, PROBE, &[(program, FUNCTION, false)])
             }
         };
         if attached.is_err() {

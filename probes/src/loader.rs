@@ -24,7 +24,7 @@
 //! tracepoint is missing from older kernels.
 
 use aya::maps::{Map, MapError};
-use aya::programs::{BtfTracePoint, FEntry, KProbe, RawTracePoint};
+use aya::programs::{BtfTracePoint, FEntry, FExit, KProbe, RawTracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use std::ffi::CString;
 
@@ -131,15 +131,42 @@ pub(crate) fn attach_fentries(
     Ok(hooks)
 }
 
-/// Loads kprobe programs and attaches each to its kernel function (a kprobe
-/// perf event, see hooks.rs), all or none.
-pub(crate) fn attach_kprobes(
+/// Loads fexit programs, each against its kernel function's BTF, and attaches
+/// them all or none.
+pub(crate) fn attach_fexits(
     ebpf: &mut Ebpf,
+    btf: &Btf,
     probe: &'static str,
     programs: &[(&'static str, &str)],
 ) -> Result<Hooks, ProbeError> {
     let mut hooks = Hooks::new(probe);
     for (program, function) in programs {
+        let fexit: &mut FExit = program_mut(ebpf, probe, program)?
+            .try_into()
+            .map_err(load_error(probe, program))?;
+        fexit
+            .load(function, btf)
+            .map_err(load_error(probe, program))?;
+        hooks.push(hook(
+            probe,
+            program,
+            fexit.fd(),
+            Target::Fexit((*function).to_owned()),
+        )?);
+    }
+    hooks.attach()?;
+    Ok(hooks)
+}
+
+/// Loads kprobe programs (`retprobe`: kretprobe), each for its kernel function, and
+/// attaches them all or none through the kprobe PMU.
+pub(crate) fn attach_kprobes(
+    ebpf: &mut Ebpf,
+    probe: &'static str,
+    programs: &[(&'static str, &str, bool)],
+) -> Result<Hooks, ProbeError> {
+    let mut hooks = Hooks::new(probe);
+    for (program, function, retprobe) in programs {
         let kprobe: &mut KProbe = program_mut(ebpf, probe, program)?
             .try_into()
             .map_err(load_error(probe, program))?;
@@ -148,7 +175,15 @@ pub(crate) fn attach_kprobes(
             probe,
             detail: format!("function name {function:?} has a NUL byte"),
         })?;
-        hooks.push(hook(probe, program, kprobe.fd(), Target::Kprobe(target))?);
+        hooks.push(hook(
+            probe,
+            program,
+            kprobe.fd(),
+            Target::Kprobe {
+                function: target,
+                retprobe: *retprobe,
+            },
+        )?);
     }
     hooks.attach()?;
     Ok(hooks)
@@ -163,6 +198,7 @@ pub(crate) fn unload(ebpf: &mut Ebpf, name: &str) {
     let _ = match ebpf.program_mut(name) {
         Some(Program::KProbe(p)) => p.unload(),
         Some(Program::FEntry(p)) => p.unload(),
+        Some(Program::FExit(p)) => p.unload(),
         Some(Program::BtfTracePoint(p)) => p.unload(),
         _ => Ok(()),
     };

@@ -126,7 +126,10 @@ impl ReadHook {
     fn attach(self, ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<Hooks, ProbeError> {
         let attached = match self {
             Self::FentryConsumeUdp => loader::attach_fentries(ebpf, btf, PROBE, &[CONSUME_FENTRY]),
-            Self::KprobeConsumeUdp => loader::attach_kprobes(ebpf, PROBE, &[CONSUME_KPROBE]),
+            Self::KprobeConsumeUdp => {
+                let (program, function) = CONSUME_KPROBE;
+                loader::attach_kprobes(ebpf, PROBE, &[(program, function, false)])
+            }
             Self::Tracepoints => {
                 loader::attach_btf_tracepoints(ebpf, btf, PROBE, &READ_TRACEPOINTS)
             }
@@ -996,12 +999,13 @@ fn flow_sample(key: &RxFlowKey, value: &RxFlowValue) -> Option<FlowSample> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The `imm` of every BPF_STX|BPF_ATOMIC instruction (W or DW) in the
     /// executable sections of a little-endian ELF64 BPF object.
-    fn atomic_ops(object: &[u8]) -> Vec<i32> {
+    /// The imm of every BPF_STX|BPF_ATOMIC instruction of an object's code sections.
+    pub(crate) fn atomic_ops(object: &[u8]) -> Vec<i32> {
         let u16_at = |o: usize| u16::from_le_bytes([object[o], object[o + 1]]) as usize;
         let u64_at = |o: usize| u64::from_le_bytes(object[o..o + 8].try_into().unwrap()) as usize;
         let (shoff, shentsize, shnum) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c));

@@ -36,6 +36,8 @@ pub struct CollectOptions {
     pub probe_period: Duration,
     /// Forced hooks and the age sampling rate of the probes.
     pub probe_choices: crate::config::ProbeChoices,
+    /// The exact-selection probe's hooks; None: not loaded (opt-in).
+    pub selection: Option<skewscope_probes::SelectionChoice>,
 }
 
 impl CollectOptions {
@@ -49,6 +51,7 @@ impl CollectOptions {
             probe_sampling: ProbeSampling::default(),
             probe_period: Duration::from_secs(1),
             probe_choices: Default::default(),
+            selection: None,
         }
     }
 
@@ -66,6 +69,7 @@ pub struct Collector {
     softirq_probe: Result<skewscope_probes::SoftirqTimeProbe, String>,
     listener_probe: Result<skewscope_probes::ListenerEventsProbe, String>,
     rx_probe: Result<skewscope_probes::RxProbe, String>,
+    selection_probe: Result<skewscope_probes::SelectionProbe, String>,
     /// Switches the per-packet probes on and off under a budget; None while they are
     /// attached all the time.
     duty: Option<DutyCycler>,
@@ -116,12 +120,14 @@ impl Collector {
                 ..skewscope_probes::RxConfig::default()
             })
         });
+        let mut selection_probe = selection_probe(skip, opts.selection);
         let mut duty = None;
         if opts.probe_sampling != ProbeSampling::Continuous {
             let hooks: Vec<_> = [
                 softirq_probe.as_mut().ok().and_then(|p| p.take_hooks()),
                 listener_probe.as_mut().ok().and_then(|p| p.take_hooks()),
                 rx_probe.as_mut().ok().and_then(|p| p.take_hooks()),
+                selection_probe.as_mut().ok().and_then(|p| p.take_hooks()),
             ]
             .into_iter()
             .flatten()
@@ -139,6 +145,7 @@ impl Collector {
             softirq_probe,
             listener_probe,
             rx_probe,
+            selection_probe,
             duty,
             opts,
             watched: BTreeSet::new(),
@@ -182,6 +189,9 @@ impl Collector {
         }
         if let Ok(p) = &self.rx_probe {
             out.extend(named("rx", p.program_stats()));
+        }
+        if let Ok(p) = &self.selection_probe {
+            out.extend(named("selection", p.program_stats()));
         }
         out
     }
@@ -450,6 +460,7 @@ impl Collector {
                 }
                 events
             },
+            selections: probe_read(s, "ebpf_selection", &self.selection_probe, |p| p.read()),
             flows: probe_read(s, "ebpf_rx_flows", &self.rx_probe, |p| p.read_flows()),
             socket_ages: ages_read(s, "ebpf_rx_socket_ages", &self.rx_probe, |p| {
                 p.read_socket_ages()
@@ -540,6 +551,41 @@ impl Collector {
         }
     }
 }
+
+/// The exact-selection probe, when asked for (opt-in). A kernel that refuses every hook
+/// it may use makes it skipped, with each reason: a fact of the kernel, not a failure.
+fn selection_probe(
+    skip: Option<&str>,
+    choice: Option<skewscope_probes::SelectionChoice>,
+) -> Result<skewscope_probes::SelectionProbe, String> {
+    if let Some(why) = skip {
+        return Err(why.to_string());
+    }
+    let Some(choice) = choice else {
+        return Err(SELECTION_OFF.to_string());
+    };
+    match skewscope_probes::SelectionProbe::load(choice) {
+        Ok(p) => {
+            log::info!(
+                "probe selection: exact reuseport selections from {}",
+                p.hook().name()
+            );
+            Ok(p)
+        }
+        Err(e @ skewscope_probes::ProbeError::Unavailable { .. }) => {
+            log::warn!("{e}");
+            Err(format!("skipped: {e}"))
+        }
+        Err(e) => {
+            log::warn!("{e}");
+            Err(e.to_string())
+        }
+    }
+}
+
+/// The `ebpf_selection` source's reason while the probe is not asked for.
+pub const SELECTION_OFF: &str = "skipped: exact selection is opt-in (--selection-hook \
+     auto|fexit|kprobe, or [probes] selection_hook)";
 
 /// Read a probe's map, recording the outcome under `name`; a probe that did not load is
 /// reported with the reason it did not.

@@ -154,6 +154,32 @@ fn nothing_configured_exports_nothing() {
 }
 
 #[test]
+fn selection_hook_is_off_unless_asked_and_names_its_hooks() {
+    use skewscope_probes::{SelectionChoice, SelectionHook};
+    let hook = |text: &str| {
+        FileConfig::parse(text, Path::new("t.toml"))
+            .map(|f| f.probes.selection_hook.unwrap_or_default().choice())
+    };
+    assert_eq!(hook("").unwrap(), None);
+    assert_eq!(hook("[probes]\nselection_hook = \"off\"").unwrap(), None);
+    assert_eq!(
+        hook("[probes]\nselection_hook = \"auto\"").unwrap(),
+        Some(SelectionChoice::Auto)
+    );
+    assert_eq!(
+        hook("[probes]\nselection_hook = \"kprobe\"").unwrap(),
+        Some(SelectionChoice::Only(SelectionHook::Kprobe))
+    );
+    assert!(hook("[probes]\nselection_hook = \"fentry\"").is_err());
+    // The flag's spelling is the file's.
+    assert_eq!(
+        "fexit".parse::<SelectionHookSetting>(),
+        Ok(SelectionHookSetting::Fexit)
+    );
+    assert!("kretprobe".parse::<SelectionHookSetting>().is_err());
+}
+
+#[test]
 fn the_documented_example_parses() {
     let text = include_str!("../../../docs/configuration.md")
         .split("```toml\n")

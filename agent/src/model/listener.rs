@@ -6,7 +6,10 @@ use std::net::IpAddr;
 
 use super::indices;
 use super::Window;
-use crate::report::{FlowReport, GroupIndices, ListenerReport, ReuseportGroupReport};
+use crate::report::{
+    FlowReport, GroupIndices, HashCount, ListenerReport, ReuseportGroupReport, SelectionReport,
+    TOP_SELECTION_HASHES,
+};
 use crate::snapshot::ListenerFacts;
 use crate::sources::sock_diag::{self, Protocol};
 
@@ -68,6 +71,7 @@ pub fn group_reports(
         .flatten()
         .map(|e| ((e.netns, e.inode), e))
         .collect();
+    let selections = facts.selections.as_ref().map(selection_reports);
     let ages: HashMap<u64, &skewscope_probes::SocketAge> = facts
         .socket_ages
         .iter()
@@ -100,6 +104,14 @@ pub fn group_reports(
                     // A socket the probe saw no event for has no map entry: 0. No probe
                     // read at all: not measured.
                     events: facts.events.as_ref().map(|_| ev.map_or(0, |e| e.events)),
+                    // Likewise: measured and never chosen is 0, not measured is null.
+                    selections: selections
+                        .as_ref()
+                        .map(|by_socket| by_socket.get(&(m.netns, m.inode)).map_or(0, |(n, _)| *n)),
+                    selection: selections
+                        .as_ref()
+                        .and_then(|by_socket| by_socket.get(&(m.netns, m.inode)))
+                        .map(|(_, r)| r.clone()),
                     queue_depth: m.queue_depth,
                     backlog_limit: m.backlog_limit,
                     drops: m.drops,
@@ -207,6 +219,44 @@ pub fn group_reports(
         });
     }
     reports
+}
+
+/// Per socket (netns, inode): its selections and how they were made, with its heaviest
+/// hashes.
+fn selection_reports(
+    sel: &skewscope_probes::Selections,
+) -> HashMap<(u64, u64), (u64, SelectionReport)> {
+    let mut hashes: HashMap<(u64, u64), Vec<HashCount>> = HashMap::new();
+    for h in sel.hashes.iter().filter(|h| h.selections > 0) {
+        hashes
+            .entry((h.netns, h.inode))
+            .or_default()
+            .push(HashCount {
+                hash: h.hash,
+                selections: h.selections,
+            });
+    }
+    let hook = sel.hook.map_or("", |h| h.name());
+    sel.sockets
+        .iter()
+        .map(|s| {
+            let mut top = hashes.remove(&(s.netns, s.inode)).unwrap_or_default();
+            let distinct_hashes = top.len();
+            top.sort_by(|a, b| b.selections.cmp(&a.selections).then(a.hash.cmp(&b.hash)));
+            top.truncate(TOP_SELECTION_HASHES);
+            let report = SelectionReport {
+                hook,
+                by_hash: s.by_hash,
+                fallbacks: s.fallbacks,
+                non_syn: s.non_syn,
+                hash_index: s.index,
+                num_socks: s.num_socks,
+                distinct_hashes,
+                top_hashes: top,
+            };
+            ((s.netns, s.inode), (s.selections, report))
+        })
+        .collect()
 }
 
 /// One listener's BCI = p95 / median of its event rate over the kept windows; the group
@@ -380,6 +430,76 @@ mod tests {
             g.listeners.iter().map(|l| l.events).collect(),
             g.indices.lsi,
         )
+    }
+
+    fn selections_of(
+        sel: Option<skewscope_probes::Selections>,
+    ) -> Vec<(Option<u64>, Option<SelectionReport>)> {
+        let mut snap = snapshot(Instant::now(), None);
+        snap.listeners.as_mut().unwrap().selections = sel;
+        let groups = group_reports(
+            &Window::since_boot(snap),
+            &ListenerConfig::default(),
+            &mut ListenerHistory::default(),
+        );
+        groups[0]
+            .listeners
+            .iter()
+            .map(|l| (l.selections, l.selection.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn selections_join_by_socket_with_their_heaviest_hashes() {
+        use skewscope_probes::{HashSelections, SelectionHook, Selections, SocketSelections};
+        // Not measured: null, no details.
+        assert_eq!(selections_of(None), vec![(None, None), (None, None)]);
+        let hash = |hash, selections| HashSelections {
+            netns: 1,
+            inode: 7,
+            hash,
+            selections,
+        };
+        let mut hashes: Vec<HashSelections> = (0..40).map(|h| hash(h, 1)).collect();
+        hashes.push(hash(0xffff_0000, 9));
+        let sel = Selections {
+            hook: Some(SelectionHook::Kprobe),
+            sockets: vec![SocketSelections {
+                netns: 1,
+                inode: 7,
+                selections: 49,
+                by_hash: 49,
+                fallbacks: 0,
+                non_syn: 0,
+                reuseport_id: Some(2),
+                index: Some(1),
+                num_socks: Some(2),
+                port: 53,
+                protocol: 17,
+                family: 2,
+            }],
+            hashes,
+            unmatched: 0,
+        };
+        let got = selections_of(Some(sel));
+        // Socket 8 was never chosen: measured, 0.
+        assert_eq!((got[1].0, got[1].1.is_none()), (Some(0), true));
+        let (n, report) = &got[0];
+        let report = report.as_ref().unwrap();
+        assert_eq!(*n, Some(49));
+        assert_eq!(report.hook, "kprobe+kretprobe/reuseport_select_sock");
+        assert_eq!((report.hash_index, report.num_socks), (Some(1), Some(2)));
+        assert_eq!(report.distinct_hashes, 41);
+        assert_eq!(report.top_hashes.len(), TOP_SELECTION_HASHES);
+        assert_eq!(
+            report.top_hashes[0],
+            HashCount {
+                hash: 0xffff_0000,
+                selections: 9
+            }
+        );
+        // Ties by hash value.
+        assert_eq!(report.top_hashes[1].hash, 0);
     }
 
     /// Not measured is null, not 0: the 6.1 guest of issue 11 read 0 events on

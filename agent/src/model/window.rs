@@ -182,6 +182,9 @@ impl Window {
                     }
                 }
             }
+            if let (Some(ps), Some(cs)) = (&p.selections, &mut c.selections) {
+                subtract_selections(ps, cs);
+            }
             if let (Some(pf), Some(cf)) = (&p.flows, &mut c.flows) {
                 let key =
                     |f: &FlowSample| (f.netns, f.protocol, f.saddr, f.sport, f.daddr, f.dport);
@@ -286,6 +289,17 @@ impl Window {
                 scale(&mut f.packets);
                 scale(&mut f.bytes);
             }
+            if let Some(sel) = &mut l.selections {
+                for s in sel.sockets.iter_mut() {
+                    scale(&mut s.selections);
+                    scale(&mut s.by_hash);
+                    scale(&mut s.fallbacks);
+                    scale(&mut s.non_syn);
+                }
+                for h in sel.hashes.iter_mut() {
+                    scale(&mut h.selections);
+                }
+            }
         }
         for q in self.rx_queue_counts.iter_mut().flatten() {
             scale(&mut q.packets);
@@ -306,6 +320,39 @@ impl Window {
             }
         }
     }
+}
+
+/// The selection probe's counters minus their values in `prev`, per socket and per
+/// (socket, hash); what `prev` lacks counts whole (a pair the LRU map dropped and
+/// created again restarts, so its delta is what it counted since).
+fn subtract_selections(
+    prev: &skewscope_probes::Selections,
+    cur: &mut skewscope_probes::Selections,
+) {
+    let before: HashMap<(u64, u64), &skewscope_probes::SocketSelections> = prev
+        .sockets
+        .iter()
+        .map(|s| ((s.netns, s.inode), s))
+        .collect();
+    for s in cur.sockets.iter_mut() {
+        if let Some(b) = before.get(&(s.netns, s.inode)) {
+            s.selections = counter_delta(b.selections, s.selections);
+            s.by_hash = counter_delta(b.by_hash, s.by_hash);
+            s.fallbacks = counter_delta(b.fallbacks, s.fallbacks);
+            s.non_syn = counter_delta(b.non_syn, s.non_syn);
+        }
+    }
+    let before: HashMap<(u64, u64, u32), u64> = prev
+        .hashes
+        .iter()
+        .map(|h| ((h.netns, h.inode, h.hash), h.selections))
+        .collect();
+    for h in cur.hashes.iter_mut() {
+        if let Some(b) = before.get(&(h.netns, h.inode, h.hash)) {
+            h.selections = counter_delta(*b, h.selections);
+        }
+    }
+    cur.unmatched = counter_delta(prev.unmatched, cur.unmatched);
 }
 
 #[cfg(test)]
@@ -404,6 +451,62 @@ mod tests {
             &with(t1, 3000, vec![counts(2, vec![7, 1])]),
         );
         assert_eq!(w.rx_entry_counts.as_ref().unwrap()[0].packets, [7, 1]);
+    }
+
+    #[test]
+    fn selections_become_deltas_per_socket_and_hash_and_scale_with_coverage() {
+        use skewscope_probes::{HashSelections, Selections, SocketSelections};
+        let sel = |selections, hashes: &[(u32, u64)]| Selections {
+            hook: None,
+            sockets: vec![SocketSelections {
+                netns: 1,
+                inode: 7,
+                selections,
+                by_hash: selections,
+                fallbacks: 1,
+                non_syn: 0,
+                reuseport_id: Some(0),
+                index: Some(0),
+                num_socks: Some(2),
+                port: 53,
+                protocol: 17,
+                family: 2,
+            }],
+            hashes: hashes
+                .iter()
+                .map(|&(hash, selections)| HashSelections {
+                    netns: 1,
+                    inode: 7,
+                    hash,
+                    selections,
+                })
+                .collect(),
+            unmatched: 0,
+        };
+        let t0 = std::time::Instant::now();
+        let t1 = t0 + std::time::Duration::from_secs(2);
+        let (mut a, mut b) = (snapshot(t0, 1000, 0), snapshot(t1, 3000, 0));
+        a.listeners.as_mut().unwrap().selections = Some(sel(10, &[(5, 4), (6, 6)]));
+        // Hash 6's pair was dropped by the LRU and made again (2 since); 9 is new.
+        b.listeners.as_mut().unwrap().selections = Some(sel(25, &[(5, 10), (6, 2), (9, 3)]));
+        let w = Window::between(&a, &b);
+        let got = w.listeners.as_ref().unwrap().selections.clone().unwrap();
+        assert_eq!(
+            (got.sockets[0].selections, got.sockets[0].fallbacks),
+            (15, 0)
+        );
+        let hashes: Vec<(u32, u64)> = got.hashes.iter().map(|h| (h.hash, h.selections)).collect();
+        assert_eq!(hashes, vec![(5, 6), (6, 2), (9, 3)]);
+        // Attached half the window: estimates for the whole of it.
+        let b = {
+            let mut b = b;
+            b.probe_coverage.as_mut().unwrap().attached = std::time::Duration::from_millis(2000);
+            b
+        };
+        let w = Window::between(&a, &b);
+        let got = w.listeners.as_ref().unwrap().selections.clone().unwrap();
+        assert_eq!(got.sockets[0].selections, 30);
+        assert_eq!(got.hashes[0].selections, 12);
     }
 
     #[test]

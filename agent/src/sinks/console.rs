@@ -407,6 +407,8 @@ mod tests {
                 comm: None,
                 container: None,
                 events: None,
+                selections: None,
+                selection: None,
                 queue_depth: 0,
                 backlog_limit: None,
                 drops: None,

@@ -556,6 +556,14 @@ pub static CATALOG: &[MetricDef] = &[
         key(&LISTENER, "events").rate(),
     ),
     gauge(
+        "skewscope.reuseport.listener.selections",
+        "{selection}/s",
+        "reuseport_select_sock() choices of this socket per second: datagrams (UDP) and \
+         SYNs (TCP) the kernel steered to it. Only with the opt-in selection probe \
+         (--selection-hook).",
+        key(&LISTENER, "selections").rate(),
+    ),
+    gauge(
         "skewscope.reuseport.listener.queue_depth",
         "{depth}",
         "Accept-queue length (TCP LISTEN) or receive-queue bytes (UDP).",
