@@ -285,15 +285,8 @@ impl Telemetry {
     /// Make `report` the one every instrument reads; `cycle` is how long collecting and
     /// modelling it took. Pure computation: never waits on an exporter.
     pub fn publish(&self, report: &Report, cycle: Duration) {
-        let json = match serde_json::to_value(report) {
-            Ok(v) => v,
-            Err(e) => {
-                log::error!("report not serializable: {e}");
-                return;
-            }
-        };
         let limits = *self.shared.limits.read().unwrap_or_else(|p| p.into_inner());
-        let eval = catalog::evaluate(&json, &limits);
+        let eval = catalog::evaluate(&catalog::report_json(report, &limits), &limits);
         let frame = Frame {
             points: eval
                 .points
