@@ -315,7 +315,7 @@ fn many_groups(groups: usize, listeners: usize) -> crate::report::Report {
     use crate::report::*;
     let group = |g: usize| ReuseportGroupReport {
         netns: 4026532000 + g as u64 % 3,
-        protocol: if g % 2 == 0 { "udp" } else { "tcp" },
+        protocol: if g.is_multiple_of(2) { "udp" } else { "tcp" },
         address: "10.0.0.1".into(),
         port: 7000 + g as u16,
         reuseport_id: Some(g as u32),
