@@ -14,7 +14,7 @@ use netlink_packet_core::{
     ParseableParametrized, NLA_TYPE_MASK, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP,
     NLM_F_REQUEST,
 };
-use netlink_packet_generic::constants::GENL_ID_CTRL;
+use netlink_packet_generic::constants::{CTRL_ATTR_OP_POLICY, CTRL_ATTR_POLICY, GENL_ID_CTRL};
 use netlink_packet_generic::ctrl::nlas::{GenlCtrlAttrs, OpAttrs};
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
@@ -161,10 +161,6 @@ impl GenlSocket {
 /// error here instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedCtrl(pub GenlCtrl);
-
-/// CTRL_ATTR_POLICY and CTRL_ATTR_OP_POLICY (include/uapi/linux/genetlink.h).
-const CTRL_ATTR_POLICY: u16 = 8;
-const CTRL_ATTR_OP_POLICY: u16 = 10;
 
 /// Whether every policy attribute among `attrs` holds the nested attributes the crate
 /// reads unchecked: one level for OP_POLICY, two for POLICY.

@@ -126,14 +126,18 @@ fn live_resolve_nlctrl_and_a_missing_family() {
     );
 }
 
-/// A CTRL_CMD_NEWFAMILY reply (seq 1): FAMILY_ID 0x15, then CTRL_ATTR_POLICY holding
-/// `policy` as its payload.
+/// A CTRL_CMD_NEWFAMILY reply (seq 1): FAMILY_ID 0x15, then CTRL_ATTR_POLICY (or
+/// `kind`) holding `policy` as its payload.
 fn family_reply_with_policy(policy: &[u8]) -> Vec<u8> {
+    family_reply_with(8, policy)
+}
+
+fn family_reply_with(kind: u16, policy: &[u8]) -> Vec<u8> {
     let mut genl = vec![1, 2, 0, 0]; // CTRL_CMD_NEWFAMILY, version 2
     genl.extend([6, 0, 1, 0, 0x15, 0, 0, 0]); // CTRL_ATTR_FAMILY_ID, padded
     let len = 4 + policy.len() as u16;
     genl.extend(len.to_ne_bytes());
-    genl.extend((8u16 | 0x8000).to_ne_bytes()); // CTRL_ATTR_POLICY | NLA_F_NESTED
+    genl.extend((kind | 0x8000).to_ne_bytes()); // | NLA_F_NESTED
     genl.extend(policy);
     let mut msg = ((16 + genl.len()) as u32).to_ne_bytes().to_vec();
     msg.extend([0x10, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]); // GENL_ID_CTRL, flags 0, seq 1
@@ -152,6 +156,12 @@ fn short_nested_policy_attribute_is_a_decode_error_not_a_panic() {
         decode_datagram::<CheckedCtrl>(&bad, 1),
         Err(GenlError::Decode(_))
     ));
+    // CTRL_ATTR_OP_POLICY (9) with the same short nested attribute: the fuzz target's
+    // second finding.
+    assert!(matches!(
+        decode_datagram::<CheckedCtrl>(&family_reply_with(9, &[2, 0, 1, 0]), 1),
+        Err(GenlError::Decode(_))
+    ));
     // Policy 1 > attribute 1 > NL_POLICY_TYPE_ATTR_TYPE (1) = NLA_U32 (3).
     let good = family_reply_with_policy(&[16, 0, 1, 0x80, 12, 0, 1, 0x80, 8, 0, 1, 0, 3, 0, 0, 0]);
     let batch = decode_datagram::<CheckedCtrl>(&good, 1).unwrap();
@@ -160,7 +170,11 @@ fn short_nested_policy_attribute_is_a_decode_error_not_a_panic() {
 }
 
 #[test]
-fn the_fuzz_finding_itself_decodes_without_panicking() {
-    let crash = include_bytes!("../../../fuzz/seeds/genl_ctrl/crash-82ce923c-short-policy.bin");
-    let _ = decode_datagram::<CheckedCtrl>(crash, 1);
+fn the_fuzz_findings_themselves_decode_without_panicking() {
+    for crash in [
+        &include_bytes!("../../../fuzz/seeds/genl_ctrl/crash-82ce923c-short-policy.bin")[..],
+        &include_bytes!("../../../fuzz/seeds/genl_ctrl/crash-939a7055-short-op-policy.bin")[..],
+    ] {
+        let _ = decode_datagram::<CheckedCtrl>(crash, 1);
+    }
 }
