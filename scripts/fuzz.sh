@@ -28,8 +28,12 @@ declare -A SEEDS=(
     [config]="$FUZZ/seeds/config"
     [trace]="$FUZZ/seeds/trace"
     [baseline]="$FUZZ/seeds/baseline"
+    [channels]="$FUZZ/seeds/channels"
+    [genl_ctrl]="$FUZZ/seeds/genl_ctrl"
+    [rtnl_link]="$FUZZ/seeds/rtnl_link"
+    [sysfs_text]="$FUZZ/seeds/sysfs_text"
 )
-TARGETS=${FUZZ_TARGETS:-"proc_interrupts proc_softirqs proc_softnet proc_stat proc_net ethtool_x ethtool_s sock_diag genl_qstats rss_get config trace baseline"}
+TARGETS=${FUZZ_TARGETS:-"proc_interrupts proc_softirqs proc_softnet proc_stat proc_net ethtool_x ethtool_s sock_diag genl_qstats rss_get config trace baseline channels genl_ctrl rtnl_link sysfs_text"}
 cargo "+$TOOLCHAIN" fuzz build --fuzz-dir "$FUZZ" -O
 summary=()
 failed=0

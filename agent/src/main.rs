@@ -375,22 +375,19 @@ fn run(root: HostRoot, args: RunArgs) -> anyhow::Result<()> {
             if let Some(t) = &telemetry {
                 t.publish(report, cycle_time);
             }
-            let text = match args.output {
-                OutputFormat::Json => sinks::to_json_line(report) + "\n",
+            let mut out = std::io::stdout().lock();
+            let written = match args.output {
+                OutputFormat::Json => sinks::write_json_line(report, &mut out),
                 // Clear the screen and home the cursor for a live view.
                 OutputFormat::Table => {
-                    format!(
+                    let text = format!(
                         "\x1b[2J\x1b[H{}",
                         sinks::console::render_with(report, color)
-                    )
+                    );
+                    out.write_all(text.as_bytes()).and_then(|_| out.flush())
                 }
             };
-            let mut out = std::io::stdout().lock();
-            if out
-                .write_all(text.as_bytes())
-                .and_then(|_| out.flush())
-                .is_err()
-            {
+            if written.is_err() {
                 return ControlFlow::Break(()); // stdout closed (e.g. piped into head): stop quietly
             }
             reports += 1;

@@ -1,6 +1,11 @@
-//! The one place that builds the OpenTelemetry MeterProvider: the resource, an OTLP
+//! The one place that builds the OpenTelemetry MeterProviders: the resource, an OTLP
 //! PeriodicReader (when an endpoint is configured), a manual reader behind the Prometheus
 //! endpoint (when `--prometheus-listen` is set), and one instrument per catalog entry.
+//! Each reader gets a provider of its own: an observable instrument's callback observes
+//! into the measures of every reader of its provider (opentelemetry_sdk 0.33
+//! `Observable::observe`), so with one shared provider each OTLP collection left its
+//! points in the Prometheus reader's gauges until the next scrape, which then showed
+//! series of objects already gone.
 //!
 //! The run loop hands every finished [`Report`] to [`Telemetry::publish`], which applies
 //! the catalog once and swaps the result into a shared slot. Observable callbacks only
@@ -150,12 +155,38 @@ pub fn resource(configured: &BTreeMap<String, String>) -> Resource {
 /// The running telemetry pipeline. Call [`Telemetry::shutdown`] at exit (outside any
 /// async context) to export the last report.
 pub struct Telemetry {
-    provider: SdkMeterProvider,
+    /// One per reader (OTLP, Prometheus), each with its own instruments.
+    pipelines: Vec<ReaderPipeline>,
     shared: Arc<Shared>,
-    cycle_duration: Histogram<f64>,
-    _instruments: Vec<Box<dyn Any + Send + Sync>>,
     runtime: Option<tokio::runtime::Runtime>,
     prometheus_addr: Option<SocketAddr>,
+}
+
+/// A provider with one reader and the instruments registered on it.
+struct ReaderPipeline {
+    provider: SdkMeterProvider,
+    cycle_duration: Histogram<f64>,
+    _instruments: Vec<Box<dyn Any + Send + Sync>>,
+}
+
+impl ReaderPipeline {
+    fn new(reader: impl MetricReader, resource: Resource, shared: &Arc<Shared>) -> Self {
+        let provider = SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_reader(reader)
+            .build();
+        let meter = provider.meter_with_scope(
+            InstrumentationScope::builder("skewscope")
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        );
+        let (instruments, cycle_duration) = register(&meter, shared);
+        Self {
+            provider,
+            cycle_duration,
+            _instruments: instruments,
+        }
+    }
 }
 
 impl Telemetry {
@@ -178,14 +209,15 @@ impl Telemetry {
             scrapes: Arc::new(AtomicU64::new(0)),
         });
 
-        let mut builder = SdkMeterProvider::builder().with_resource(resource(&cfg.resource));
+        let resource = resource(&cfg.resource);
+        let mut pipelines = Vec::new();
         if let Some(o) = &cfg.otlp {
             let exporter = otlp::build(o, runtime.handle())?;
             let exporter = otlp::CountingExporter::new(exporter, o.endpoint.clone(), export);
             let reader = PeriodicReader::builder(exporter)
                 .with_interval(cfg.export_interval)
                 .build();
-            builder = builder.with_reader(reader);
+            pipelines.push(ReaderPipeline::new(reader, resource.clone(), &shared));
             log::info!(
                 "exporting metrics over OTLP ({:?}) to {} every {:?}",
                 o.protocol,
@@ -201,15 +233,12 @@ impl Telemetry {
             )
         });
         if let Some(m) = &manual {
-            builder = builder.with_reader(SharedReader(m.clone()));
+            pipelines.push(ReaderPipeline::new(
+                SharedReader(m.clone()),
+                resource,
+                &shared,
+            ));
         }
-        let provider = builder.build();
-        let meter = provider.meter_with_scope(
-            InstrumentationScope::builder("skewscope")
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .build(),
-        );
-        let (instruments, cycle_duration) = register(&meter, &shared);
 
         let mut prometheus_addr = None;
         if let (Some(addr), Some(manual)) = (cfg.prometheus_listen, manual) {
@@ -241,10 +270,8 @@ impl Telemetry {
         }
 
         Ok(Self {
-            provider,
+            pipelines,
             shared,
-            cycle_duration,
-            _instruments: instruments,
             runtime: Some(runtime),
             prometheus_addr,
         })
@@ -258,15 +285,8 @@ impl Telemetry {
     /// Make `report` the one every instrument reads; `cycle` is how long collecting and
     /// modelling it took. Pure computation: never waits on an exporter.
     pub fn publish(&self, report: &Report, cycle: Duration) {
-        let json = match serde_json::to_value(report) {
-            Ok(v) => v,
-            Err(e) => {
-                log::error!("report not serializable: {e}");
-                return;
-            }
-        };
         let limits = *self.shared.limits.read().unwrap_or_else(|p| p.into_inner());
-        let eval = catalog::evaluate(&json, &limits);
+        let eval = catalog::evaluate(&catalog::report_json(report, &limits), &limits);
         let frame = Frame {
             points: eval
                 .points
@@ -302,7 +322,9 @@ impl Telemetry {
             }
         }
         self.shared.cycles.fetch_add(1, Ordering::Relaxed);
-        self.cycle_duration.record(cycle.as_secs_f64(), &[]);
+        for p in &self.pipelines {
+            p.cycle_duration.record(cycle.as_secs_f64(), &[]);
+        }
         *self.shared.frame.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(frame));
     }
 
@@ -319,8 +341,10 @@ impl Telemetry {
     /// Export the last report and stop. Bounded: the SDK waits at most 5 s for the final
     /// export, then the runtime gets 1 s to wind down.
     pub fn shutdown(mut self) {
-        if let Err(e) = self.provider.shutdown() {
-            log::warn!("telemetry shutdown: {e}");
+        for p in &self.pipelines {
+            if let Err(e) = p.provider.shutdown() {
+                log::warn!("telemetry shutdown: {e}");
+            }
         }
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(1));
@@ -435,3 +459,6 @@ fn observe_agent(
         AgentValue::CycleDuration => {}
     }
 }
+
+#[cfg(test)]
+mod tests;

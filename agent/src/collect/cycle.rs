@@ -78,7 +78,7 @@ pub struct Collector {
     /// Devices the rx probe counts per RSS table entry, as last pushed to it.
     entry_devices: Vec<skewscope_probes::EntryDevice>,
     /// Owners by socket inode, rescanned only when the set of group members changes.
-    owners: HashMap<u64, Owner>,
+    owners: std::sync::Arc<HashMap<u64, Owner>>,
     owned_inodes: BTreeSet<u64>,
     /// How the last owner scan fared, reported every cycle that has group members.
     owners_status: Result<(), String>,
@@ -150,7 +150,7 @@ impl Collector {
             opts,
             watched: BTreeSet::new(),
             entry_devices: Vec::new(),
-            owners: HashMap::new(),
+            owners: Default::default(),
             owned_inodes: BTreeSet::new(),
             owners_status: Ok(()),
         }
@@ -425,7 +425,7 @@ impl Collector {
         if members != self.owned_inodes {
             let start = Instant::now();
             let wanted: HashSet<u64> = members.iter().copied().collect();
-            self.owners = owners::scan_owners(root, &wanted);
+            self.owners = std::sync::Arc::new(owners::scan_owners(root, &wanted));
             let unowned = members
                 .iter()
                 .filter(|i| !self.owners.contains_key(i))

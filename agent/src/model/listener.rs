@@ -80,6 +80,7 @@ pub fn group_reports(
         .collect();
 
     let mut reports = Vec::new();
+    let mut seen: BTreeSet<GroupKey> = BTreeSet::new();
     for group in sock_diag::candidate_groups(&facts.sockets) {
         let key: GroupKey = (
             group.netns,
@@ -87,6 +88,7 @@ pub fn group_reports(
             group.local.ip(),
             group.local.port(),
         );
+        seen.insert(key);
         let hist = history.groups.entry(key).or_default();
 
         let listeners: Vec<ListenerReport> = group
@@ -218,6 +220,9 @@ pub fn group_reports(
             membership_changes: hist.membership_changes,
         });
     }
+    // Groups gone from this window (their namespace deleted, their service stopped) are
+    // forgotten, so churn cannot grow the history.
+    history.groups.retain(|k, _| seen.contains(k));
     reports
 }
 
@@ -500,6 +505,30 @@ mod tests {
         );
         // Ties by hash value.
         assert_eq!(report.top_hashes[1].hash, 0);
+    }
+
+    /// A group gone from the window leaves the history (namespaces come and go).
+    #[test]
+    fn gone_groups_leave_the_history() {
+        let t0 = Instant::now();
+        let mut history = ListenerHistory::default();
+        let at = |secs: u64, port: u16| {
+            let mut s = snapshot(t0 + Duration::from_secs(secs), None);
+            for l in &mut s.listeners.as_mut().unwrap().sockets {
+                l.local.set_port(port);
+            }
+            s
+        };
+        let (a, b, c) = (at(0, 53), at(1, 53), at(2, 54));
+        let cfg = ListenerConfig::default();
+        group_reports(&Window::between(&a, &b), &cfg, &mut history);
+        assert_eq!(history.groups.len(), 1);
+        let groups = group_reports(&Window::between(&b, &c), &cfg, &mut history);
+        assert_eq!(groups[0].port, 54);
+        assert_eq!(
+            history.groups.keys().map(|k| k.3).collect::<Vec<_>>(),
+            vec![54]
+        );
     }
 
     /// Not measured is null, not 0: the 6.1 guest of issue 11 read 0 events on

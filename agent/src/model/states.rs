@@ -64,7 +64,7 @@ pub fn apply(report: &mut Report, cfg: &ModelConfig, sm: &mut StateMachines) {
             },
             &states.hotspot,
         );
-        let key = format!("{}/{}/{}:{}", g.netns, g.protocol, g.address, g.port);
+        let key = group_key(g);
         let machine = sm.groups.entry(key.clone()).or_default();
         // listener::group_reports sets LSI exactly when the probe's events were read:
         // without them the group gets no colour rather than a GREEN from zeroes (issue 11:
@@ -146,14 +146,25 @@ pub fn apply(report: &mut Report, cfg: &ModelConfig, sm: &mut StateMachines) {
         d.regime_transitions = machine.transitions_total();
     }
 
-    // Forget listeners that left every group (restarts create new inodes).
+    // Forget listeners that left every group (restarts create new inodes), and groups and
+    // devices gone from the report (deleted namespaces, unplugged veths): churn must not
+    // grow these maps.
     let live: std::collections::HashSet<u64> = report
         .reuseport_groups
         .iter()
         .flat_map(|g| g.listeners.iter().map(|l| l.inode))
         .collect();
     sm.listeners.retain(|inode, _| live.contains(inode));
+    let groups: std::collections::HashSet<String> =
+        report.reuseport_groups.iter().map(group_key).collect();
+    sm.groups.retain(|k, _| groups.contains(k));
+    sm.devices
+        .retain(|name, _| report.devices.iter().any(|d| &d.name == name));
     report.transitions = transitions;
+}
+
+fn group_key(g: &crate::report::ReuseportGroupReport) -> String {
+    format!("{}/{}/{}:{}", g.netns, g.protocol, g.address, g.port)
 }
 
 #[cfg(test)]
@@ -198,6 +209,24 @@ mod tests {
             shadow: Vec::new(),
             probe_sampling: None,
         }
+    }
+
+    /// A group gone from the report leaves the machines (namespaces come and go).
+    #[test]
+    fn gone_groups_leave_the_machines() {
+        let cfg = ModelConfig::default();
+        let mut sm = StateMachines::default();
+        apply(
+            &mut report(vec![group(7000, Some(0.1)), group(7001, Some(0.1))]),
+            &cfg,
+            &mut sm,
+        );
+        assert_eq!(sm.groups.len(), 2);
+        apply(&mut report(vec![group(7001, Some(0.1))]), &cfg, &mut sm);
+        assert_eq!(
+            sm.groups.keys().collect::<Vec<_>>(),
+            vec!["1/udp/10.11.0.2:7001"]
+        );
     }
 
     /// The 6.1 guest of issue 11: events unmeasured must not read GREEN, while a group

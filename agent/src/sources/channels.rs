@@ -39,7 +39,7 @@ impl Channels {
 /// Pure: one CHANNELS_GET_REPLY's attributes -> (device name, channels). `None`
 /// when the reply names no device (the kernel always does; a reply without one
 /// cannot be attributed).
-fn channels_from_reply(nlas: &[EthtoolAttr]) -> Option<(String, Channels)> {
+pub fn channels_from_reply(nlas: &[EthtoolAttr]) -> Option<(String, Channels)> {
     let mut name = None;
     let mut ch = Channels::default();
     for nla in nlas {
@@ -66,6 +66,15 @@ fn channels_from_reply(nlas: &[EthtoolAttr]) -> Option<(String, Channels)> {
         }
     }
     name.map(|n| (n, ch))
+}
+
+/// Pure: one CHANNELS_GET_REPLY as the `ethtool` crate decodes it (genetlink header,
+/// then attributes) -> (device name, channels); `None` for bytes that do not decode.
+pub fn parse_channels_reply(genl: &[u8]) -> Option<(String, Channels)> {
+    use netlink_packet_core::ParseableParametrized;
+    let header = netlink_packet_generic::GenlHeader::parse(genl).ok()?;
+    let msg = EthtoolMessage::parse_with_param(genl.get(4..)?, header).ok()?;
+    channels_from_reply(&msg.nlas)
 }
 
 const WHAT: &str = "ETHTOOL_MSG_CHANNELS_GET dump";
@@ -161,8 +170,6 @@ pub fn read_all_blocking() -> Result<Vec<(String, Channels)>, SourceError> {
 mod tests {
     use super::*;
     use crate::sources::testns::{privileged, Netns};
-    use netlink_packet_core::ParseableParametrized;
-    use netlink_packet_generic::GenlHeader;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
     use std::process::Command;
@@ -182,9 +189,7 @@ mod tests {
     ];
 
     fn parse_reply(genl: &[u8]) -> Option<(String, Channels)> {
-        let header = GenlHeader::parse(genl).ok()?;
-        let msg = EthtoolMessage::parse_with_param(genl.get(4..)?, header).ok()?;
-        channels_from_reply(&msg.nlas)
+        parse_channels_reply(genl)
     }
 
     #[test]

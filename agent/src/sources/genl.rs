@@ -10,10 +10,11 @@ use std::fmt;
 use std::io;
 
 use netlink_packet_core::{
-    Emitable, NetlinkBuffer, NetlinkMessage, NetlinkPayload, NlasIterator, ParseableParametrized,
-    NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_REQUEST,
+    DecodeError, Emitable, NetlinkBuffer, NetlinkMessage, NetlinkPayload, NlaBuffer, NlasIterator,
+    ParseableParametrized, NLA_TYPE_MASK, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP,
+    NLM_F_REQUEST,
 };
-use netlink_packet_generic::constants::GENL_ID_CTRL;
+use netlink_packet_generic::constants::{CTRL_ATTR_OP_POLICY, CTRL_ATTR_POLICY, GENL_ID_CTRL};
 use netlink_packet_generic::ctrl::nlas::{GenlCtrlAttrs, OpAttrs};
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
@@ -97,10 +98,10 @@ impl GenlSocket {
 
     /// CTRL_CMD_GETFAMILY `name`; `None` when the family is not registered (ENOENT).
     pub fn resolve(&mut self, name: &str) -> Result<Option<Family>, GenlError> {
-        let request = GenlCtrl {
+        let request = CheckedCtrl(GenlCtrl {
             cmd: GenlCtrlCmd::GetFamily,
             nlas: vec![GenlCtrlAttrs::FamilyName(name.to_string())],
-        };
+        });
         let replies = match self.request(request, GENL_ID_CTRL, false) {
             Ok(replies) => replies,
             Err(GenlError::Errno {
@@ -109,27 +110,8 @@ impl GenlSocket {
             }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let mut id = None;
-        let mut ops = Vec::new();
-        for attr in replies.iter().flat_map(|r| &r.nlas) {
-            match attr {
-                GenlCtrlAttrs::FamilyId(v) => id = Some(*v),
-                GenlCtrlAttrs::Ops(list) => {
-                    for op in list.iter().flatten() {
-                        if let OpAttrs::Id(op_id) = op {
-                            ops.push(*op_id);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        match id {
-            Some(id) => Ok(Some(Family { id, ops })),
-            None => Err(GenlError::Decode(
-                "GETFAMILY reply without CTRL_ATTR_FAMILY_ID".to_string(),
-            )),
-        }
+        let replies: Vec<GenlCtrl> = replies.into_iter().map(|r| r.0).collect();
+        family_from_replies(&replies).map(Some)
     }
 
     /// Send one request to `family_id` and collect its replies: up to NLMSG_DONE when
@@ -168,6 +150,98 @@ impl GenlSocket {
                 return Ok(out);
             }
         }
+    }
+}
+
+/// A controller message whose replies are checked before netlink-packet-generic 0.5 parses
+/// them: it reads CTRL_ATTR_POLICY's payload, and the attribute inside it, and
+/// CTRL_ATTR_OP_POLICY's payload as attributes without checking their lengths
+/// (ctrl/nlas/mod.rs `NlaBuffer::new(payload)`, policy.rs, oppolicy.rs), so a length under
+/// 4 there panicked (the genl_ctrl fuzz target's first finding). Such a reply is a decode
+/// error here instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedCtrl(pub GenlCtrl);
+
+/// Whether every policy attribute among `attrs` holds the nested attributes the crate
+/// reads unchecked: one level for OP_POLICY, two for POLICY.
+fn policy_attrs_checked(attrs: &[u8]) -> bool {
+    NlasIterator::new(attrs).all(|nla| {
+        let Ok(nla) = nla else {
+            return true; // the crate reports a malformed top-level attribute itself
+        };
+        let levels = match nla.kind() & NLA_TYPE_MASK {
+            CTRL_ATTR_POLICY => 2,
+            CTRL_ATTR_OP_POLICY => 1,
+            _ => 0,
+        };
+        let mut value = nla.value();
+        for _ in 0..levels {
+            match NlaBuffer::new_checked(value) {
+                Ok(inner) => value = &value[4..inner.length() as usize],
+                Err(_) => return false,
+            }
+        }
+        true
+    })
+}
+
+impl GenlFamily for CheckedCtrl {
+    fn family_name() -> &'static str {
+        GenlCtrl::family_name()
+    }
+    fn family_id(&self) -> u16 {
+        self.0.family_id()
+    }
+    fn command(&self) -> u8 {
+        self.0.command()
+    }
+    fn version(&self) -> u8 {
+        self.0.version()
+    }
+}
+
+impl Emitable for CheckedCtrl {
+    fn buffer_len(&self) -> usize {
+        self.0.buffer_len()
+    }
+    fn emit(&self, buffer: &mut [u8]) {
+        self.0.emit(buffer)
+    }
+}
+
+impl ParseableParametrized<[u8], GenlHeader> for CheckedCtrl {
+    fn parse_with_param(buf: &[u8], header: GenlHeader) -> Result<Self, DecodeError> {
+        if !policy_attrs_checked(buf) {
+            return Err(DecodeError::from(
+                "CTRL_ATTR_POLICY or CTRL_ATTR_OP_POLICY with a malformed nested attribute",
+            ));
+        }
+        GenlCtrl::parse_with_param(buf, header).map(CheckedCtrl)
+    }
+}
+
+/// Pure: the family id and operations of CTRL_CMD_GETFAMILY replies.
+pub fn family_from_replies(replies: &[GenlCtrl]) -> Result<Family, GenlError> {
+    let mut id = None;
+    let mut ops = Vec::new();
+    for attr in replies.iter().flat_map(|r| &r.nlas) {
+        match attr {
+            GenlCtrlAttrs::FamilyId(v) => id = Some(*v),
+            GenlCtrlAttrs::Ops(list) => {
+                for op in list.iter().flatten() {
+                    if let OpAttrs::Id(op_id) = op {
+                        ops.push(*op_id);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    match id {
+        Some(id) => Ok(Family { id, ops }),
+        None => Err(GenlError::Decode(
+            "GETFAMILY reply without CTRL_ATTR_FAMILY_ID".to_string(),
+        )),
     }
 }
 

@@ -73,11 +73,15 @@ pub fn scan_owners(root: &HostRoot, inodes: &HashSet<u64>) -> HashMap<u64, Owner
         // An fd closed meanwhile is an Err (or absent): skipped.
         for fd in fds.flatten() {
             if let FDTarget::Socket(ino) = fd.target {
-                if inodes.contains(&ino) && !found.contains_key(&ino) && !hits.contains(&ino) {
+                if inodes.contains(&ino) && !found.contains_key(&ino) {
                     hits.push(ino);
                 }
             }
         }
+        // One process may hold a socket on several fds (dup, fork). Sorted rather than
+        // searched per fd: a server holding 10 000 group sockets made that quadratic.
+        hits.sort_unstable();
+        hits.dedup();
         if hits.is_empty() {
             continue;
         }

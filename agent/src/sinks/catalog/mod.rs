@@ -22,8 +22,8 @@ mod table;
 mod types;
 
 pub use eval::{
-    check_series_cap, evaluate, missing_keys, worst_case_series, AttrValue, Evaluation, Point,
-    SDK_SERIES_PER_METRIC,
+    check_series_cap, evaluate, missing_keys, report_json, worst_case_series, AttrValue,
+    Evaluation, Point, SDK_SERIES_PER_METRIC,
 };
 pub use table::{
     CATALOG, CPU, CYCLE_DURATION_BOUNDS, DEVICE, FLOW, GROUP, HOST, LISTENER, PROBE, QUEUE,

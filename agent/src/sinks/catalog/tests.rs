@@ -310,3 +310,92 @@ fn catalog_names_are_the_intended_ones() {
     all.dedup();
     assert_eq!(all.len(), n);
 }
+
+fn many_groups(groups: usize, listeners: usize) -> crate::report::Report {
+    use crate::report::*;
+    let group = |g: usize| ReuseportGroupReport {
+        netns: 4026532000 + g as u64 % 3,
+        protocol: if g.is_multiple_of(2) { "udp" } else { "tcp" },
+        address: "10.0.0.1".into(),
+        port: 7000 + g as u16,
+        reuseport_id: Some(g as u32),
+        listeners: (0..listeners)
+            .map(|l| ListenerReport {
+                inode: (g * 1000 + l) as u64,
+                index: Some(l as u32),
+                pid: Some(100),
+                comm: Some("srv".into()),
+                container: None,
+                events: Some((g + l) as u64),
+                selections: None,
+                selection: None,
+                queue_depth: l as u64,
+                backlog_limit: None,
+                drops: Some(1),
+                ingress_age_p95_us: Some(12.5),
+                ingress_age_samples: None,
+                ingress_age_other_cpu: None,
+                state: None,
+            })
+            .collect(),
+        top_flows: vec![FlowReport {
+            saddr: "10.0.0.2".into(),
+            sport: 40000,
+            daddr: "10.0.0.1".into(),
+            dport: 7000 + g as u16,
+            packets: 9,
+            bytes: 900,
+            rx_cpu: Some(1),
+            rx_queue: None,
+            rx_hash: None,
+        }],
+        indices: GroupIndices {
+            lsi: Some(0.5),
+            ..Default::default()
+        },
+        regime: Default::default(),
+        advice: "",
+        p_hot: Some(0.1),
+        regime_transitions: 2,
+        membership_changes: 3,
+    };
+    Report {
+        schema: SNAPSHOT_SCHEMA,
+        window_secs: Some(1.0),
+        cpus: Vec::new(),
+        devices: Vec::new(),
+        reuseport_groups: (0..groups).map(group).collect(),
+        host: HostReport {
+            indices: HostIndices::default(),
+            sysctls: None,
+        },
+        transitions: Vec::new(),
+        sources: Vec::new(),
+        shadow: Vec::new(),
+        probe_sampling: None,
+    }
+}
+
+/// The trimmed JSON form evaluates exactly as the whole report's: same points, same
+/// counts of what the bounds leave out; without bounds it is the whole JSON.
+#[test]
+fn report_json_evaluates_as_the_whole_report() {
+    let report = many_groups(40, 40);
+    let whole = serde_json::to_value(&report).unwrap();
+    let unbounded = Limits {
+        max_groups: usize::MAX,
+        max_listeners_per_group: usize::MAX,
+        ..Limits::default()
+    };
+    assert_eq!(report_json(&report, &unbounded), whole);
+    let small = Limits {
+        max_groups: 3,
+        max_listeners_per_group: 2,
+        ..Limits::default()
+    };
+    for limits in [Limits::default(), small] {
+        let trimmed = evaluate(&report_json(&report, &limits), &limits);
+        assert_eq!(trimmed, evaluate(&whole, &limits));
+        assert!(trimmed.capped.contains_key(&Limit::ListenersPerGroup));
+    }
+}

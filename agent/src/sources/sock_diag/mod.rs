@@ -40,7 +40,7 @@ use serde::Serialize;
 
 pub use netlink::{
     dump_all_namespaces, dump_listeners, dump_request, listen_socket_from_payload,
-    parse_dump_datagram, DumpError,
+    parse_dump_datagram, parse_sockstat_inuse, DumpError,
 };
 pub use proc_net::{parse_proc_net, read_proc_net, read_proc_net_dir};
 

@@ -389,6 +389,23 @@ fn dump_request_is_an_inet_diag_req_v2() {
     );
 }
 
+/// /proc/net/sockstat and sockstat6 of this VM (Linux 6.18).
+#[test]
+fn sockstat_inuse_counts() {
+    let v4 = "sockets: used 27\nTCP: inuse 1 orphan 0 tw 0 alloc 1 mem 0\n\
+              UDP: inuse 0 mem 179\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n";
+    let v6 = "TCP6: inuse 0\nUDP6: inuse 12\nUDPLITE6: inuse 0\nRAW6: inuse 0\n\
+              FRAG6: inuse 0 memory 0\n";
+    assert_eq!(parse_sockstat_inuse(v4, "TCP"), Some(1));
+    assert_eq!(parse_sockstat_inuse(v4, "UDP"), Some(0));
+    assert_eq!(parse_sockstat_inuse(v6, "UDP6"), Some(12));
+    assert_eq!(parse_sockstat_inuse(v6, "TCP6"), Some(0));
+    // "UDP" is not "UDPLITE"; absent or malformed lines are unknown, not zero.
+    assert_eq!(parse_sockstat_inuse("UDPLITE: inuse 0\n", "UDP"), None);
+    assert_eq!(parse_sockstat_inuse(v4, "TCP6"), None);
+    assert_eq!(parse_sockstat_inuse("UDP: inuse x\n", "UDP"), None);
+}
+
 #[test]
 fn datagram_with_listener_meminfo_and_done() {
     let mut datagram = nlmsg(
