@@ -71,11 +71,17 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
 }
 
 /// (name, status, error) of every source of a report.
+/// The report's sources as (name, status, error), without the opt-in ones a default
+/// deployment leaves off (exact selection: `--selection-hook`), which read "skipped".
 fn sources(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    const OPT_IN: &[&str] = &["ebpf_selection"];
     report["sources"]
         .as_array()
         .expect("sources")
         .iter()
+        .filter(|s| {
+            !(OPT_IN.contains(&s["name"].as_str().unwrap_or("")) && s["status"] == "skipped")
+        })
         .map(|s| {
             (
                 s["name"].as_str().unwrap().to_string(),
