@@ -330,8 +330,8 @@ fn split_actions(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// At most 40 characters of `s`, for error messages.
-fn clip(s: &str) -> &str {
+/// At most 40 characters of `s`, for error messages (sys_irq's too).
+pub(super) fn clip(s: &str) -> &str {
     match s.char_indices().nth(40) {
         Some((i, _)) => &s[..i],
         None => s,

@@ -15,7 +15,7 @@
 
 use std::path::Path;
 
-use super::interrupts::{Interrupts, IrqId, IrqLine};
+use super::interrupts::{clip, Interrupts, IrqId, IrqLine};
 use super::{cpus, irq_map, sysfs_net, HostRoot};
 use crate::error::{ParseError, SourceError};
 
@@ -227,13 +227,6 @@ pub fn parse_actions(text: &str) -> Vec<String> {
         .filter(|a| !a.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-fn clip(s: &str) -> &str {
-    match s.char_indices().nth(40) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 #[cfg(test)]
