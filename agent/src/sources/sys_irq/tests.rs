@@ -38,6 +38,19 @@ fn per_cpu_count_cut_at_a_page_is_truncated_not_garbage() {
     assert!(e.msg.contains("count 1 \"x\""), "{}", e.msg);
     assert!(parse_per_cpu_count("\n", 2).is_err());
     assert!(parse_per_cpu_count("1,,3\n", 3).is_err());
+    assert!(parse_per_cpu_count("1,2,\n", 3).is_err());
+    let e = parse_per_cpu_count("1,18446744073709551616,3\n", 3).unwrap_err();
+    assert!(
+        e.msg.contains("count 1 \"18446744073709551616\""),
+        "{}",
+        e.msg
+    );
+    let e = parse_per_cpu_count("1,2,3x\n", 3).unwrap_err();
+    assert!(e.msg.contains("count 2 \"3x\""), "{}", e.msg);
+    assert_eq!(
+        parse_per_cpu_count("18446744073709551615\n", 1).unwrap(),
+        vec![u64::MAX]
+    );
 }
 
 #[test]
