@@ -677,11 +677,24 @@ fn print_table(shape: &str, runs: &[Vec<Run>], arms: [&str; 2]) {
                 .collect::<Vec<_>>(),
         )
     };
+    // The spread of the rounds' ratios: on a shared 2-vCPU VM whole runs move by several
+    // percent, so the median is given with the range it comes from.
+    let range = |arm: &[Run]| {
+        let r: Vec<f64> = arm
+            .iter()
+            .zip(&runs[0])
+            .map(|(a, w)| a.received_pps / w.received_pps)
+            .collect();
+        let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("{lo:.2}-{hi:.2}")
+    };
     println!(
-        "{:<26} {:>10} {:>8} {:>7} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10}",
+        "{:<26} {:>10} {:>8} {:>10} {:>7} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10}",
         format!("[{shape}] overhead (medians)"),
         "pps",
         "ratio",
+        "rounds",
         "target",
         "ns/dgram",
         "added ns",
@@ -703,10 +716,11 @@ fn print_table(shape: &str, runs: &[Vec<Run>], arms: [&str; 2]) {
             .collect();
         let cpu_shares: Vec<f64> = arm.iter().filter_map(|r| r.cpu_share).collect();
         println!(
-            "{:<26} {:>10.0} {:>8.3} {:>7} {:>10.0} {:>+9.0} {:>9.3} {:>7.0}% {:>9} {:>10}",
+            "{:<26} {:>10.0} {:>8.3} {:>10} {:>7} {:>10.0} {:>+9.0} {:>9.3} {:>7.0}% {:>9} {:>10}",
             label,
             pps(arm),
             paired(arm, &|a, w| a.received_pps / w.received_pps),
+            if i == 0 { String::new() } else { range(arm) },
             if i == 1 {
                 format!(">={TARGET_RATIO}")
             } else {
