@@ -368,6 +368,27 @@ struct Run {
     packet_cost: Option<(f64, bool)>,
     /// The probes' share of the busiest CPU as the budget computes it (cost x rate x duty).
     cpu_share: Option<f64>,
+    /// CPU time of the agent's duty-cycle thread (rates, attach, detach, calibration) as a
+    /// share of the timed flood: what the agent takes from the bench's busy CPUs itself.
+    duty_thread_share: Option<f64>,
+}
+
+/// User + system time of this process's thread named `name` (/proc/self/task/*/stat,
+/// fields 14 and 15, in clock ticks).
+fn thread_cpu(name: &str) -> Option<Duration> {
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+        if comm != name {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        return Some(Duration::from_secs_f64(ticks / tick));
+    }
+    None
 }
 
 /// What a run needs: the senders, the readers' counters and switch, the CPU to send on
@@ -394,8 +415,12 @@ fn measured_run(bench: &Bench, duration: Duration, mut agent: Option<&mut Collec
     flood(&bench.senders, bench.sender_cpu, WARMUP);
     let first = agent.as_mut().map(|a| a.collect());
     let before = total();
+    let duty_before = thread_cpu("probe-duty");
     let (sent, elapsed, cpu) = flood(&bench.senders, bench.sender_cpu, duration);
     let got = total() - before;
+    let duty_thread_share = duty_before
+        .zip(thread_cpu("probe-duty"))
+        .map(|(a, b)| b.saturating_sub(a).as_secs_f64() / elapsed.as_secs_f64());
     let last = agent.map(|a| a.collect());
     let end = last.as_ref().and_then(|b| b.probe_coverage);
     let attached_share = first.zip(last.as_ref()).and_then(|(a, b)| {
@@ -415,6 +440,7 @@ fn measured_run(bench: &Bench, duration: Duration, mut agent: Option<&mut Collec
         attached_share,
         packet_cost: end.map(|c| (c.packet_cost_ns, c.cost_measured)),
         cpu_share: end.map(|c| c.cpu_share),
+        duty_thread_share,
     }
 }
 
@@ -631,14 +657,20 @@ fn main() {
                 let r = measured_run(b, run, agent.as_mut());
                 drop(agent);
                 line += &format!(
-                    " {arm} {:>7.0} pps ({:>4.0} ns/dgram{}{})",
+                    " {arm} {:>7.0} pps ({:>4.0} ns/dgram{}{}{})",
                     r.received_pps,
                     r.sender_cpu_ns,
                     r.attached_share
                         .map_or(String::new(), |s| format!(", attached {:.0}%", 100.0 * s)),
                     r.cpu_share
                         .filter(|_| i == 1)
-                        .map_or(String::new(), |s| format!(", cpu {:.2}%", 100.0 * s))
+                        .map_or(String::new(), |s| format!(", cpu {:.2}%", 100.0 * s)),
+                    r.duty_thread_share
+                        .filter(|_| i == 1)
+                        .map_or(String::new(), |s| format!(
+                            ", duty thread {:.2}%",
+                            100.0 * s
+                        ))
                 );
                 if (r.received as f64) < 0.99 * r.sent as f64 {
                     line += " (readers fell behind)";
@@ -690,7 +722,7 @@ fn print_table(shape: &str, runs: &[Vec<Run>], arms: [&str; 2]) {
         format!("{lo:.2}-{hi:.2}")
     };
     println!(
-        "{:<26} {:>10} {:>8} {:>10} {:>7} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10}",
+        "{:<26} {:>10} {:>8} {:>10} {:>7} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10} {:>12}",
         format!("[{shape}] overhead (medians)"),
         "pps",
         "ratio",
@@ -701,7 +733,8 @@ fn print_table(shape: &str, runs: &[Vec<Run>], arms: [&str; 2]) {
         "cpu ratio",
         "attached",
         "cost ns",
-        "cpu share"
+        "cpu share",
+        "duty thread"
     );
     for (i, label) in ["without the agent", arms[0], arms[1]].iter().enumerate() {
         let arm = &runs[i];
@@ -715,8 +748,9 @@ fn print_table(shape: &str, runs: &[Vec<Run>], arms: [&str; 2]) {
             .filter_map(|r| r.packet_cost.filter(|c| c.1).map(|c| c.0))
             .collect();
         let cpu_shares: Vec<f64> = arm.iter().filter_map(|r| r.cpu_share).collect();
+        let duty_thread: Vec<f64> = arm.iter().filter_map(|r| r.duty_thread_share).collect();
         println!(
-            "{:<26} {:>10.0} {:>8.3} {:>10} {:>7} {:>10.0} {:>+9.0} {:>9.3} {:>7.0}% {:>9} {:>10}",
+            "{:<26} {:>10.0} {:>8.3} {:>10} {:>7} {:>10.0} {:>+9.0} {:>9.3} {:>7.0}% {:>9} {:>10} {:>12}",
             label,
             pps(arm),
             paired(arm, &|a, w| a.received_pps / w.received_pps),
@@ -740,6 +774,11 @@ fn print_table(shape: &str, runs: &[Vec<Run>], arms: [&str; 2]) {
             },
             if i == 1 && !cpu_shares.is_empty() {
                 format!("{:.2}%", 100.0 * median(&cpu_shares))
+            } else {
+                "-".to_owned()
+            },
+            if i == 1 && !duty_thread.is_empty() {
+                format!("{:.2}%", 100.0 * median(&duty_thread))
             } else {
                 "-".to_owned()
             },
