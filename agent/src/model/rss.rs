@@ -391,8 +391,6 @@ fn toeplitz_entries(
     )
 }
 
-/// CPUs targeted by the device's queue IRQs (effective affinity where known) that belong
-/// to another NUMA node than the device: their packets cross the interconnect.
 /// The CPUs of several CPU lists, ascending and once each. Kernel lists come sorted, so
 /// the common case (one IRQ per queue) is a copy: 1152-CPU masks made a set per queue
 /// the costliest part of a big host's report.
@@ -408,6 +406,8 @@ fn union_of<'a>(lists: impl Iterator<Item = &'a Vec<u32>>) -> Vec<u32> {
     out
 }
 
+/// CPUs targeted by the device's queue IRQs (effective affinity where known) that belong
+/// to another NUMA node than the device: their packets cross the interconnect.
 fn off_node_cpus(dev: &DeviceFacts, queues: &[RxQueueReport], window: &Window) -> Vec<u32> {
     let Some(node) = dev.sys.numa_node.filter(|n| *n >= 0) else {
         return Vec::new();

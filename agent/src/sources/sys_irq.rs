@@ -197,13 +197,17 @@ pub fn parse_per_cpu_count(text: &str, ncpus: usize) -> Result<Vec<u64>, ParseEr
             )
         };
         let (mut value, mut digits, mut start) = (0u64, 0usize, 0usize);
-        for (at, &b) in bytes.iter().enumerate() {
+        // The end of the line closes the last count as a comma closes the others.
+        for (at, b) in bytes.iter().copied().chain([b',']).enumerate() {
             if b == b',' {
                 if digits == 0 {
                     return Err(bad(counts.len(), start));
                 }
                 if counts.len() >= ncpus {
-                    return Err(too_many(ncpus));
+                    return Err(ParseError::new(
+                        1,
+                        format!("more than {ncpus} counts for {ncpus} possible CPUs"),
+                    ));
                 }
                 counts.push(value);
                 (value, digits, start) = (0, 0, at + 1);
@@ -219,13 +223,6 @@ pub fn parse_per_cpu_count(text: &str, ncpus: usize) -> Result<Vec<u64>, ParseEr
                 _ => return Err(bad(counts.len(), start)),
             };
         }
-        if digits == 0 {
-            return Err(bad(counts.len(), start));
-        }
-        if counts.len() >= ncpus {
-            return Err(too_many(ncpus));
-        }
-        counts.push(value);
     }
     if counts.len() != ncpus {
         return Err(ParseError::new(
@@ -237,13 +234,6 @@ pub fn parse_per_cpu_count(text: &str, ncpus: usize) -> Result<Vec<u64>, ParseEr
         ));
     }
     Ok(counts)
-}
-
-fn too_many(ncpus: usize) -> ParseError {
-    ParseError::new(
-        1,
-        format!("more than {ncpus} counts for {ncpus} possible CPUs"),
-    )
 }
 
 /// Parse `actions`: names joined by ",". An IRQ without a handler has an empty line.
